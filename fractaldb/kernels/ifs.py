@@ -1,0 +1,292 @@
+"""Chaos game, rescale and rasterisation kernels (CPU, numba).
+
+The semantics are those of the original FractalDB renderer (SPEC 1.1-1.3):
+
+* the chaos game starts at (0, 0), keeps it as the first point and uses one
+  uniform per step, picking the first map whose cumulative probability is
+  ``>= u``; if rounding leaves ``u`` above the last cumulative value no map
+  matches and the point repeats, as in the original loop;
+* NaN trimming deletes the 100 points before the first NaN (with NumPy's
+  wrap-around for negative indices) and every NaN, first along x, then y;
+* rescale is the original min-max formula with ``uint16`` truncation;
+* a pixel index that the original would not define (NaN, inf, out of the
+  image) is skipped rather than crashing: degenerate systems give a defined,
+  near-empty image that the fill-rate gate rejects.
+
+Every kernel here has a slow NumPy twin in ``tests/reference.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import kernel
+
+# splitmix64 constants (Steele, Lea & Flood 2014): a counter-based stream, so
+# draw ``i`` of a key is available without the ``i - 1`` before it and a GPU
+# thread can produce exactly the same value.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_INV53 = 1.0 / 9007199254740992.0
+
+
+@kernel
+def splitmix64(key, counter):
+    """Draw ``counter`` of the splitmix64 stream keyed by ``key``."""
+    z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@kernel
+def patch_mask(key, counter):
+    """A 9-bit patch mask in 1..511 from the keyed stream (multiply-shift)."""
+    hi = splitmix64(key, counter) >> np.uint64(32)
+    return np.int64(1) + np.int64((hi * np.uint64(511)) >> np.uint64(32))
+
+
+@kernel
+def fill_uniform(key, out):
+    """``out[i]`` = a uniform double in [0, 1) from the keyed stream."""
+    for i in range(out.shape[0]):
+        out[i] = np.float64(splitmix64(key, i) >> np.uint64(11)) * _INV53
+
+
+@kernel
+def select_maps(cum, u, idx):
+    """``idx[i]`` = the first ``j`` with ``u[i] <= cum[j]`` (``len(cum)`` if none).
+
+    ``cum`` is non-decreasing, so that index is the number of entries below
+    ``u``: counted branch-free over a fixed 8 slots (unused slots hold 2.0,
+    above every uniform) so the loop vectorises.
+    """
+    m = cum.shape[0]
+    if m > 8:
+        for i in range(idx.shape[0]):
+            ui = u[i]
+            j = 0
+            for k in range(m):
+                j += ui > cum[k]
+            idx[i] = j
+        return
+    c8 = np.full(8, 2.0)
+    for k in range(m):
+        c8[k] = cum[k]
+    for i in range(idx.shape[0]):
+        ui = u[i]
+        j = 0
+        for k in range(8):
+            j += ui > c8[k]
+        idx[i] = j
+
+
+@kernel
+def chaos_game(maps, idx, xs, ys):
+    """Iterate the IFS: ``xs[0] = ys[0] = 0``, then step ``i`` applies map ``idx[i]``.
+
+    ``maps`` is ``(N, 6)`` rows (a, b, c, d, e, f); an index ``>= N`` (no map
+    matched the uniform) repeats the previous point, as the original loop
+    does.  ``len(idx) >= len(xs) - 1``.
+    """
+    n = xs.shape[0]
+    m = maps.shape[0]
+    x = 0.0
+    y = 0.0
+    xs[0] = x
+    ys[0] = y
+    for i in range(n - 1):
+        j = idx[i]
+        if j < m:
+            # (x*a + y*b) + e: the original's evaluation order, no FMA.
+            nx = x * maps[j, 0] + y * maps[j, 1] + maps[j, 4]
+            ny = x * maps[j, 2] + y * maps[j, 3] + maps[j, 5]
+            x = nx
+            y = ny
+        xs[i + 1] = x
+        ys[i + 1] = y
+
+
+@kernel
+def has_nan(xs, ys, n):
+    """Whether any of the first ``n`` points is NaN.
+
+    A NaN coordinate makes both coordinates of every later point NaN
+    (``0 * nan`` is nan), so the last point tells.
+    """
+    return n > 0 and (np.isnan(xs[n - 1]) or np.isnan(ys[n - 1]))
+
+
+@kernel
+def _trim_axis(vals, xs, ys, n, keep):
+    first = -1
+    for i in range(n):
+        if np.isnan(vals[i]):
+            first = i
+            break
+    if first < 0:
+        return n
+    for i in range(n):
+        keep[i] = True
+    # range(first - 100, first): negative indices wrap like np.delete's.
+    for k in range(first - 100, first):
+        idx = k if k >= 0 else k + n
+        if idx >= 0:
+            keep[idx] = False
+    for i in range(first, n):
+        if np.isnan(vals[i]):
+            keep[i] = False
+    w = 0
+    for i in range(n):
+        if keep[i]:
+            xs[w] = xs[i]
+            ys[w] = ys[i]
+            w += 1
+    return w
+
+
+@kernel
+def trim_nan(xs, ys, keep):
+    """The original NaN trimming, in place; returns the new length."""
+    if not has_nan(xs, ys, xs.shape[0]):
+        return xs.shape[0]
+    n = _trim_axis(xs, xs, ys, xs.shape[0], keep)
+    return _trim_axis(ys, xs, ys, n, keep)
+
+
+@kernel
+def bounds(vals, n):
+    """(min, max) of ``vals[:n]``; four accumulators so the loop is not one long
+    dependency chain.  NaN-free input (after :func:`trim_nan`)."""
+    l0 = l1 = l2 = l3 = np.inf
+    h0 = h1 = h2 = h3 = -np.inf
+    m = n - n % 4
+    for i in range(0, m, 4):
+        v0 = vals[i]
+        v1 = vals[i + 1]
+        v2 = vals[i + 2]
+        v3 = vals[i + 3]
+        l0 = v0 if v0 < l0 else l0
+        h0 = v0 if v0 > h0 else h0
+        l1 = v1 if v1 < l1 else l1
+        h1 = v1 if v1 > h1 else h1
+        l2 = v2 if v2 < l2 else l2
+        h2 = v2 if v2 > h2 else h2
+        l3 = v3 if v3 < l3 else l3
+        h3 = v3 if v3 > h3 else h3
+    for i in range(m, n):
+        v0 = vals[i]
+        l0 = v0 if v0 < l0 else l0
+        h0 = v0 if v0 > h0 else h0
+    return min(min(l0, l1), min(l2, l3)), max(max(h0, h1), max(h2, h3))
+
+
+@kernel
+def axis_transform(vals, n):
+    """(shift, span) of the original min-max rescale along one axis.
+
+    ``xs -= min(xs)`` happens only when min < 0; the shifted minimum is then
+    exactly 0 and the shifted maximum ``hi - lo`` (rounding is monotone), so
+    the span is ``hi - lo`` either way.
+    """
+    lo, hi = bounds(vals, n)
+    return (lo if lo < 0.0 else 0.0), hi - lo
+
+
+@kernel
+def _rescale_axis(vals, n, size, pad, out):
+    shift, span = axis_transform(vals, n)
+    scale = np.float64(size - 2 * pad)
+    fpad = np.float64(pad)
+    if span == 0.0:
+        out[:n] = pad
+        return
+    for i in range(n):  # branch-free body: vectorises
+        p = (vals[i] - shift) / span * scale + fpad
+        ok = (p >= 0.0) & (p < 65536.0)
+        out[i] = np.int32(p if ok else -1.0)
+
+
+@kernel
+def rescale(xs, ys, n, width, height, pad, px, py):
+    """Original min-max rescale of the first ``n`` points to pixel indices."""
+    _rescale_axis(xs, n, width, pad, px)
+    _rescale_axis(ys, n, height, pad, py)
+
+
+@kernel
+def _popcount64(v):
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@kernel
+def count_filled(px, py, n, width, height, bits):
+    """Number of distinct pixels hit by the first ``n`` points.
+
+    ``bits`` is a zeroed ``uint64`` bitmap of at least ``width * height`` bits
+    (32 KiB at 512², so it stays in L1); it is zeroed again on return.
+    """
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        if x >= 0 and y >= 0 and x < width and y < height:
+            b = y * width + x
+            bits[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+    count = 0
+    for k in range(bits.shape[0]):
+        count += _popcount64(bits[k])
+        bits[k] = 0
+    return np.int64(count)
+
+
+@kernel
+def draw_points(px, py, n, colors, img):
+    """Point mode: ``img[py, px, :] = colors[i % len(colors)]`` (img is H, W, C)."""
+    h = img.shape[0]
+    w = img.shape[1]
+    nc = colors.shape[0]
+    ch = img.shape[2]
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        if x >= 0 and y >= 0 and x < w and y < h:
+            ci = i % nc
+            for c in range(ch):
+                img[y, x, c] = colors[ci, c]
+
+
+@kernel
+def draw_patches(px, py, n, colors, key, img):
+    """3x3 patch mode with the original overwrite semantics.
+
+    Point ``i`` pastes a 3x3 block whose top-left cell is at (x + 1, y + 1);
+    cell (r, c) takes the colour when bit ``8 - (3 r + c)`` of its mask is set
+    and black otherwise (zero cells overwrite too).  Cells outside the image
+    are clipped, as PIL's ``paste`` does.  Masks come from the keyed stream.
+    """
+    h = img.shape[0]
+    w = img.shape[1]
+    nc = colors.shape[0]
+    ch = img.shape[2]
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        if x < 0 or y < 0:
+            continue
+        mask = patch_mask(key, i)
+        ci = i % nc
+        for r in range(3):
+            yy = y + 1 + r
+            if yy >= h:
+                break
+            for c in range(3):
+                xx = x + 1 + c
+                if xx >= w:
+                    break
+                on = (mask >> (8 - (3 * r + c))) & 1
+                for k in range(ch):
+                    img[yy, xx, k] = colors[ci, k] if on else 0

@@ -1,0 +1,92 @@
+"""Kernels of the official category search (SPEC 1.1).
+
+The original loop draws, from one global legacy stream: ``randint(2, 8)``
+maps, ``uniform(-1, 1, 6)`` per map, then ``random(n_points)`` for the chaos
+game.  Whether a candidate is accepted never changes what it consumed, so the
+stream can be walked ahead cheaply (:func:`walk`), and every candidate then
+evaluated on its own from a snapshot of the generator (:func:`evaluate`), in
+any order and on any number of threads, with the same result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import kernel
+from . import mt19937 as mt
+from .ifs import chaos_game, count_filled, fill_uniform, rescale, select_maps, trim_nan
+
+MAX_MAPS = 7
+
+
+@kernel
+def walk(st, n_candidates, n_points, maps, nmaps, snapshots):
+    """Draw the parameters of the next ``n_candidates`` candidates.
+
+    Writes ``maps[c, :nmaps[c]]`` as rows ``a, b, c, d, e, f, p`` (p already
+    normalised, as the original writes it) and ``snapshots[c]``, the stream
+    state right before candidate ``c``'s ``random(n_points)`` draw, then skips
+    over those draws.
+    """
+    for c in range(n_candidates):
+        n = mt.randint_masked(st, 2, 8)
+        nmaps[c] = n
+        total = 0.0
+        for i in range(n):
+            for k in range(6):
+                maps[c, i, k] = -1.0 + 2.0 * mt.next_double(st)
+            a = maps[c, i, 0]
+            b = maps[c, i, 1]
+            cc = maps[c, i, 2]
+            d = maps[c, i, 3]
+            p = abs(a * d - b * cc)
+            maps[c, i, 6] = p
+            total += p
+        for i in range(n):
+            maps[c, i, 6] /= total
+        snapshots[c, :] = st
+        mt.skip(st, 2 * n_points)
+
+
+@kernel
+def evaluate(maps, nmaps, snapshots, lo, hi, n_points, size, pad, fills,
+             st, words, u, idx, xs, ys, keep, px, py, bits):
+    """Fill count (distinct pixels at ``size``², point mode) of candidates lo..hi.
+
+    The remaining arguments are per-thread scratch buffers.
+    """
+    cum = np.empty(MAX_MAPS, dtype=np.float64)
+    for c in range(lo, hi):
+        st[:] = snapshots[c]
+        mt.fill_words(st, words)
+        mt.words_to_doubles(words, u)
+        n = nmaps[c]
+        s = 0.0
+        for i in range(n):
+            s += maps[c, i, 6]
+            cum[i] = s
+        select_maps(cum[:n], u, idx)
+        chaos_game(maps[c, :n, :6], idx, xs, ys)
+        m = trim_nan(xs, ys, keep)
+        rescale(xs, ys, m, size, size, pad, px, py)
+        fills[c] = count_filled(px, py, m, size, size, bits)
+
+
+@kernel
+def evaluate_keyed(maps, nmaps, keys, lo, hi, n_points, size, pad, fills,
+                   u, idx, xs, ys, keep, px, py, bits):
+    """Like :func:`evaluate`, with each candidate's uniforms drawn from its own
+    counter-based stream ``keys[c]`` (the modern and svd samplers)."""
+    cum = np.empty(maps.shape[1], dtype=np.float64)
+    for c in range(lo, hi):
+        fill_uniform(keys[c], u)
+        n = nmaps[c]
+        s = 0.0
+        for i in range(n):
+            s += maps[c, i, 6]
+            cum[i] = s
+        select_maps(cum[:n], u, idx)
+        chaos_game(maps[c, :n, :6], idx, xs, ys)
+        m = trim_nan(xs, ys, keep)
+        rescale(xs, ys, m, size, size, pad, px, py)
+        fills[c] = count_filled(px, py, m, size, size, bits)

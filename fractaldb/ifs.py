@@ -20,7 +20,7 @@ import numpy as np
 from .constants import MAX_MAPS
 from .errors import InputError
 
-__all__ = ["IFS", "read_csv", "write_csv", "to_csv_bytes", "parse_csv"]
+__all__ = ["IFS", "read_csv", "write_csv", "to_csv_bytes", "parse_csv", "load_categories"]
 
 _PROB_TOLERANCE = 1e-6
 
@@ -161,3 +161,28 @@ def read_csv(path) -> IFS:
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text CSV file") from None
     return parse_csv(text, str(path))
+
+
+def load_categories(path) -> tuple:
+    """Categories from a category folder (``00000.csv ...``) or one CSV file.
+
+    Returns:
+        ``(ids, systems)``: category numbers (from numeric file names, else
+        the position in sorted order) and the :class:`IFS` of each.
+    """
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".csv" and not p.name.startswith("."))
+        if not files:
+            raise InputError(f"{path} contains no .csv category files; run 'fractaldb search --out {path}' first")
+    else:
+        raise InputError(f"{path} does not exist; pass a category folder or a .csv file")
+    systems = [read_csv(f) for f in files]
+    stems = [f.stem for f in files]
+    if all(s.isdigit() for s in stems) and len(set(int(s) for s in stems)) == len(stems):
+        ids = [int(s) for s in stems]
+    else:
+        ids = list(range(len(files)))
+    return ids, systems

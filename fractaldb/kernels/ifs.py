@@ -244,34 +244,67 @@ def count_filled(px, py, n, width, height, bits):
 
 
 @kernel
-def draw_points(px, py, n, colors, img):
-    """Point mode: ``img[py, px, :] = colors[i % len(colors)]`` (img is H, W, C)."""
-    h = img.shape[0]
-    w = img.shape[1]
+def _points_gray(px, py, n, g, img):
+    h, w = img.shape
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        if x >= 0 and y >= 0 and x < w and y < h:
+            img[y, x] = g
+
+
+@kernel
+def _points_rgb(px, py, n, colors, img):
+    h, w, _ = img.shape
     nc = colors.shape[0]
-    ch = img.shape[2]
     for i in range(n):
         x = px[i]
         y = py[i]
         if x >= 0 and y >= 0 and x < w and y < h:
             ci = i % nc
-            for c in range(ch):
-                img[y, x, c] = colors[ci, c]
+            img[y, x, 0] = colors[ci, 0]
+            img[y, x, 1] = colors[ci, 1]
+            img[y, x, 2] = colors[ci, 2]
 
 
 @kernel
-def draw_patches(px, py, n, colors, key, img):
-    """3x3 patch mode with the original overwrite semantics.
+def draw_points(px, py, n, colors, img):
+    """Point mode: ``img[py, px, :] = colors[i % len(colors)]``.
 
-    Point ``i`` pastes a 3x3 block whose top-left cell is at (x + 1, y + 1);
-    cell (r, c) takes the colour when bit ``8 - (3 r + c)`` of its mask is set
-    and black otherwise (zero cells overwrite too).  Cells outside the image
-    are clipped, as PIL's ``paste`` does.  Masks come from the keyed stream.
+    ``img`` is a C-contiguous ``(H, W, C)`` uint8 array, C = 1 (gray, one
+    colour) or 3.  The two cases are separate loops: a loop over a run-time
+    channel count stops LLVM unrolling the cell writes and costs ~6x.
     """
-    h = img.shape[0]
-    w = img.shape[1]
+    if img.shape[2] == 1:
+        _points_gray(px, py, n, colors[0, 0], img.reshape(img.shape[0], img.shape[1]))
+    else:
+        _points_rgb(px, py, n, colors, img)
+
+
+@kernel
+def _patches_gray(px, py, n, g, key, img):
+    h, w = img.shape
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        if x < 0 or y < 0:
+            continue
+        mask = patch_mask(key, i)
+        if x + 3 < w and y + 3 < h:  # interior: no clipping test per cell
+            for r in range(3):
+                for c in range(3):
+                    img[y + 1 + r, x + 1 + c] = g * np.uint8((mask >> (8 - (3 * r + c))) & 1)
+        else:
+            for r in range(3):
+                for c in range(3):
+                    if y + 1 + r < h and x + 1 + c < w:
+                        img[y + 1 + r, x + 1 + c] = g * np.uint8((mask >> (8 - (3 * r + c))) & 1)
+
+
+@kernel
+def _patches_rgb(px, py, n, colors, key, img):
+    h, w, _ = img.shape
     nc = colors.shape[0]
-    ch = img.shape[2]
     for i in range(n):
         x = px[i]
         y = py[i]
@@ -280,13 +313,26 @@ def draw_patches(px, py, n, colors, key, img):
         mask = patch_mask(key, i)
         ci = i % nc
         for r in range(3):
-            yy = y + 1 + r
-            if yy >= h:
-                break
             for c in range(3):
-                xx = x + 1 + c
-                if xx >= w:
-                    break
-                on = (mask >> (8 - (3 * r + c))) & 1
-                for k in range(ch):
-                    img[yy, xx, k] = colors[ci, k] if on else 0
+                if y + 1 + r < h and x + 1 + c < w:
+                    on = np.uint8((mask >> (8 - (3 * r + c))) & 1)
+                    img[y + 1 + r, x + 1 + c, 0] = colors[ci, 0] * on
+                    img[y + 1 + r, x + 1 + c, 1] = colors[ci, 1] * on
+                    img[y + 1 + r, x + 1 + c, 2] = colors[ci, 2] * on
+
+
+@kernel
+def draw_patches(px, py, n, colors, key, img):
+    """3x3 patch mode with the original overwrite semantics.
+
+    Point ``i`` pastes a 3x3 block whose top-left cell is at (x + 1, y + 1);
+    cell (r, c) takes colour ``colors[i % len(colors)]`` when bit
+    ``8 - (3 r + c)`` of its mask is set and black otherwise (zero cells
+    overwrite too, so later points erase earlier pixels).  Cells outside the
+    image are clipped, as PIL's ``paste`` does.  Masks come from the keyed
+    stream (:func:`patch_mask`).  ``img`` as in :func:`draw_points`.
+    """
+    if img.shape[2] == 1:
+        _patches_gray(px, py, n, colors[0, 0], key, img.reshape(img.shape[0], img.shape[1]))
+    else:
+        _patches_rgb(px, py, n, colors, key, img)

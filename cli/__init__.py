@@ -1,0 +1,1 @@
+"""The ``fractaldb`` command line (installed as ``fractaldb.cli``)."""

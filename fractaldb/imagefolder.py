@@ -1,0 +1,83 @@
+"""ImageFolder output with the original names (``fractaldb render``).
+
+``OUT/<cat>/<cat>_<ww>_count_<k>_flip<t>.png``: the layout existing training
+scripts (torchvision's ``ImageFolder``) read.  The folder is assembled under
+a temporary name beside ``OUT`` and renamed into place at the end, so an
+interrupted run never leaves a half-written dataset behind.  A
+``render.json`` beside the class folders records the settings and any
+degenerate weight variants (ImageFolder ignores plain files at the top).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from .encode import DEFLATE, encode_image
+from .errors import OutputError
+from .render import RenderConfig, render_blocks
+from .search import check_output_dir
+
+__all__ = ["write_imagefolder"]
+
+
+def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, overwrite: bool = False,
+                      image_format: str = "png", progress=None) -> dict:
+    """Render ``systems`` into an ImageFolder at ``out``; returns the summary.
+
+    Args:
+        ids: category numbers (names and seeds).
+        systems: one :class:`~fractaldb.ifs.IFS` per category.
+        cfg: render settings.
+        out: destination folder (must not exist, or be empty, unless ``overwrite``).
+        workers: render/encode threads.
+        overwrite: replace an existing non-empty ``out``.
+        image_format: ``png`` (default), ``jpg`` or ``webp``.
+        progress: optional ``progress(n_images)`` callback.
+    """
+    out = Path(out)
+    check_output_dir(out, overwrite)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    records = []
+    try:
+        tmp.mkdir(parents=True)
+        for cid in ids:
+            (tmp / f"{cid:05d}").mkdir()
+
+        def consume(block):
+            folder = tmp / f"{block.category:05d}"
+            for name, img in zip(block.names(cfg.flips), block.images):
+                (folder / f"{name}.{image_format}").write_bytes(encode_image(img, image_format))
+            return block.images.shape[0], block.record
+
+        total = 0
+        for n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume):
+            total += n
+            if record is not None:
+                records.append(record)
+            if progress is not None:
+                progress(n)
+        summary = {
+            "format": "fractaldb-imagefolder-v1",
+            "render": asdict(cfg),
+            "image_format": image_format,
+            "deflate": DEFLATE if image_format == "png" else None,
+            "categories": len(ids),
+            "images": total,
+            "degenerate_variants": records,
+        }
+        (tmp / "render.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary

@@ -1,0 +1,80 @@
+"""Contact sheets: a grid of images a person can look at (``fractaldb preview``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError, OutputError
+from .render import RenderConfig, create_renderer
+
+__all__ = ["contact_sheet", "preview_categories", "preview_folder", "save_sheet"]
+
+
+def contact_sheet(images, columns: int | None = None, gap: int = 2) -> np.ndarray:
+    """Tile equally sized ``(H, W, C)`` uint8 images into one RGB grid."""
+    images = [np.asarray(im) for im in images]
+    if not images:
+        raise InputError("nothing to preview: no images found")
+    h, w = images[0].shape[:2]
+    n = len(images)
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    sheet = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 40, dtype=np.uint8)
+    for i, im in enumerate(images):
+        if im.ndim == 2:
+            im = im[:, :, None]
+        if im.shape[2] == 1:
+            im = np.repeat(im, 3, axis=2)
+        r, c = divmod(i, cols)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        sheet[y:y + h, x:x + w] = im[:h, :w, :3]
+    return sheet
+
+
+def preview_categories(ids, systems, cfg: RenderConfig, per_category: int = 1, limit: int = 64) -> np.ndarray:
+    """Identity-weight renders of the first ``limit`` categories (first draw,
+    flip 0, plus ``per_category - 1`` more weights) as a sheet."""
+    renderer = create_renderer(cfg)
+    table = cfg.weight_table()
+    identity = int(np.argmax(np.all(table == 1.0, axis=1)))
+    weights = [identity] + [w for w in range(len(table)) if w != identity][: per_category - 1]
+    images = []
+    for cid, ifs in list(zip(ids, systems))[:limit]:
+        for w in weights:
+            images.append(renderer.render_block(cid, ifs, w).images[0].copy())
+    return contact_sheet(images, columns=per_category if per_category > 1 else None)
+
+
+def preview_folder(folder, limit: int = 64) -> np.ndarray:
+    """First image of each class folder of an ImageFolder (``fractaldb render`` output)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; pass a 'fractaldb render' output or --params")
+    images = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir())[:limit]:
+        files = sorted(f for f in sub.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        if files:
+            with Image.open(files[0]) as im:
+                images.append(np.array(im.convert("RGB")))
+    if not images:
+        raise InputError(f"{folder} holds no class folders with images; pass a 'fractaldb render' output")
+    size = images[0].shape[:2]
+    images = [im if im.shape[:2] == size else np.array(Image.fromarray(im).resize(size[::-1])) for im in images]
+    return contact_sheet(images)
+
+
+def save_sheet(sheet: np.ndarray, out) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise OutputError(f"--out {out} must end in .png, .jpg or .webp")
+    if not out.parent.exists():
+        raise OutputError(f"folder {out.parent} does not exist; create it or choose another --out")
+    try:
+        Image.fromarray(sheet).save(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
+    return out

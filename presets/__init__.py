@@ -1,0 +1,1 @@
+"""Built-in presets (YAML files), installed as ``fractaldb.presets``."""

@@ -178,6 +178,90 @@ def preview(folder, params, preset, out, limit, per_category, **options):
     click.echo(f"contact sheet {sheet.shape[1]}x{sheet.shape[0]} -> {out}")
 
 
+@cli.command()
+@click.option("--preset", required=True, help="A preset name (see 'fractaldb presets list') or a YAML file.")
+@click.option("--out", required=True, help="Output folder or fsspec URL (s3://bucket/path, file://...).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a preset key (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: keep shards that match, make the rest.")
+@_workers_option
+def generate(preset, out, overrides, resume, workers):
+    """Generate a dataset as WebDataset shards plus a manifest."""
+    from fractaldb import config as fconf
+    from fractaldb.dataset import generate as run_generate
+    from fractaldb.errors import ConfigError
+
+    if workers is not None and workers <= 0:
+        raise ConfigError(f"workers must be a positive integer, got {workers}")
+    cfg = fconf.resolve(preset, overrides)
+    start = time.perf_counter()
+    bars = {}
+
+    def search_progress(accepted, tried):
+        if "search" not in bars:
+            bars["search"] = _tqdm(total=cfg["categories"], unit="cat", desc="search")
+        bars["search"].update(accepted - bars["search"].n)
+
+    def progress(n):
+        if "gen" not in bars:
+            if "search" in bars:
+                bars["search"].close()
+            bars["gen"] = _tqdm(unit="img", desc="generate", unit_scale=True)
+        bars["gen"].update(n)
+
+    try:
+        manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=progress,
+                                search_progress=search_progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    dt = time.perf_counter() - start
+    plan = manifest["plan"]
+    click.echo(f"{plan['samples']} images of {plan['classes']} classes in {plan['shards']} shards "
+               f"in {dt:.1f} s ({plan['samples'] / dt:.0f} images/s) -> {out}")
+
+
+@cli.command()
+@click.argument("dataset")
+def verify(dataset):
+    """Re-hash every shard of DATASET against its manifest (exit 0 only if all match)."""
+    from fractaldb.dataset import verify as run_verify
+
+    problems = run_verify(dataset)
+    if problems:
+        for p in problems:
+            click.echo(f"error: {p}", err=True)
+        click.echo(f"error: {len(problems)} shard(s) do not match the manifest; "
+                   f"run 'fractaldb regenerate {dataset} --shard I' for each", err=True)
+        sys.exit(1)
+    click.echo(f"ok: every shard of {dataset} matches its manifest")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--shard", type=int, required=True, help="Shard index to rebuild.")
+def regenerate(dataset, shard):
+    """Rebuild shard I of DATASET from the manifest; it must hash to the recorded value."""
+    from fractaldb.dataset import regenerate as run_regenerate
+
+    entry = run_regenerate(dataset, shard)
+    click.echo(f"{entry['name']}: {entry['samples']} samples, sha256 {entry['sha256'][:16]}... matches the manifest")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--out", required=True, type=click.Path(), help="Destination ImageFolder.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
+def export(dataset, out, overwrite):
+    """Unpack DATASET's shards into an ImageFolder with the original file names."""
+    from fractaldb.dataset import export_imagefolder, load_manifest
+    from fractaldb.storage import Store
+
+    total = load_manifest(Store(dataset))["plan"]["samples"]
+    with _tqdm(total=total, unit="img", desc="export") as bar:
+        n = export_imagefolder(dataset, out, overwrite=overwrite, progress=bar.update)
+    click.echo(f"{n} images -> {out}")
+
+
 @cli.group()
 def presets():
     """List or show the built-in presets."""

@@ -30,9 +30,14 @@ def _unit(v):
     return 0.0 < v <= 1.0
 
 
+def _name(v):
+    return bool(v) and all(c.isalnum() or c in "-_" for c in v)
+
+
 #: key -> (type, check, allowed, default)
 KEYS = {
     "description": (str, None, "any text", ""),
+    "name": (str, _name, "letters, digits, - and _ (used in shard names)", "fractaldb"),
     "seed": (int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1),
     "sampler": (str, lambda v: v in SAMPLERS, " | ".join(SAMPLERS), "official"),
     "categories": (int, _positive, "an integer > 0", 1000),
@@ -49,6 +54,7 @@ KEYS = {
     "degenerate": (str, lambda v: v in ("replace", "record", "keep"), "replace | record | keep", "keep"),
     "shard_size": (int, _positive, "an integer > 0", 1000),
     "image_format": (str, lambda v: v in ("png", "jpg", "webp"), "png | jpg | webp", "png"),
+    "category_dir": (str, None, "a category folder to load instead of searching ('' to search)", ""),
 }
 
 

@@ -196,10 +196,11 @@ class Block:
     fill: float                              # point-raster fill of the variant drawn
     factors: np.ndarray                      # the 6 factors actually used
     record: dict | None = None               # set when the variant was degenerate
+    draws: list | None = None                # the draws rendered, in order
 
     def names(self, flips: int):
         for k in range(self.images.shape[0]):
-            yield image_name(self.category, self.weight, k // flips, k % flips)
+            yield image_name(self.category, self.weight, self.draws[k // flips], k % flips)
 
 
 class CPURenderer:
@@ -238,11 +239,17 @@ class CPURenderer:
         K.rescale(self.xs, self.ys, m, cfg.size, cfg.size, cfg.pad, self.px, self.py)
         return m
 
-    def render_block(self, category: int, ifs: IFS, weight: int, out: np.ndarray | None = None) -> Block:
-        """Render all draws and flips of ``(category, weight)`` into ``out``."""
+    def render_block(self, category: int, ifs: IFS, weight: int, out: np.ndarray | None = None,
+                     draws=None) -> Block:
+        """Render all flips of ``draws`` (default: every draw) of ``(category, weight)``.
+
+        Images land in ``out[k * flips + t]`` for the k-th requested draw; the
+        chaos game runs once whatever the number of draws.
+        """
         cfg = self.cfg
+        draws = range(cfg.draws) if draws is None else draws
         if out is None:
-            out = np.empty((cfg.images_per_block, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+            out = np.empty((len(draws) * cfg.flips, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
         factors = self.table[weight].copy()
         cum = ifs.cumulative()
         key = stream_key(cfg.seed, "render-points", category, weight)
@@ -262,7 +269,7 @@ class CPURenderer:
                     if fill >= cfg.min_fill:
                         break
                 record.update(replaced_by=factors.tolist(), replaced_fill=fill)
-        for d in range(cfg.draws):
+        for k, d in enumerate(draws):
             self.raster[:] = 0
             if cfg.mode == "patch":
                 mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
@@ -270,8 +277,8 @@ class CPURenderer:
             else:
                 K.draw_points(self.px, self.py, m, self.colors, self.raster)
             for t in range(cfg.flips):
-                out[d * cfg.flips + t] = flip(self.raster, t)
-        return Block(category, weight, out, fill, factors, record)
+                out[k * cfg.flips + t] = flip(self.raster, t)
+        return Block(category, weight, out, fill, factors, record, list(draws))
 
 
 def create_renderer(cfg: RenderConfig, device: str = "cpu"):

@@ -18,6 +18,8 @@ PURPOSES = {
     "search-points": 2,     # chaos-game uniforms of a search candidate
     "render-points": 3,     # chaos-game uniforms of a render (category, weight)
     "render-patches": 4,    # patch masks of a render (category, weight, draw)
+    "plan-blocks": 5,       # order of the (category, weight) blocks across shards
+    "plan-shard": 6,        # order of the samples inside one shard
 }
 
 

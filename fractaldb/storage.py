@@ -1,0 +1,97 @@
+"""Where outputs go: local folders or any fsspec URL (``s3://``, ``gs://``, ``file://``).
+
+Writes are atomic: on a local file system a file is written under a hidden
+temporary name and renamed; on object stores a single PUT is already atomic
+(an object is visible only once complete).  Either way a reader, or a run
+killed at any moment, never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+
+from .errors import InputError, OutputError
+
+__all__ = ["Store"]
+
+
+class Store:
+    """A folder (local path or fsspec URL) holding a dataset."""
+
+    def __init__(self, url: str):
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.url = str(url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            raise OutputError(f"cannot open {self.url}: {exc}") from None
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = self.root.rstrip("/") or "/"
+
+    def path(self, name: str) -> str:
+        return posixpath.join(self.root, name)
+
+    def exists(self, name: str = "") -> bool:
+        return self.fs.exists(self.path(name) if name else self.root)
+
+    def names(self) -> list:
+        """File names directly in the folder ([] if it does not exist)."""
+        if not self.fs.exists(self.root):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False))
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self.fs.cat_file(self.path(name))
+        except FileNotFoundError:
+            raise InputError(f"{self.path(name)} does not exist") from None
+
+    def size(self, name: str) -> int:
+        return int(self.fs.size(self.path(name)))
+
+    def makedirs(self) -> None:
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.url}: {exc.strerror or exc}; choose a writable --out") from None
+
+    def check_writable(self) -> None:
+        """Fail before any work when the folder cannot be written."""
+        if self.local:
+            probe = os.path.abspath(self.root)
+            while not os.path.exists(probe):
+                probe = os.path.dirname(probe)
+            if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+                raise OutputError(f"cannot write to {self.url}: {probe} is not a writable folder; choose another --out")
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write ``name`` atomically."""
+        target = self.path(name)
+        try:
+            if self.local:
+                folder, base = os.path.split(target)
+                os.makedirs(folder, exist_ok=True)
+                tmp = os.path.join(folder, f".{base}.tmp-{uuid.uuid4().hex[:12]}")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            else:
+                self.fs.pipe_file(target, data)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}; choose a writable --out") from None
+
+    def remove(self, name: str) -> None:
+        path = self.path(name)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def clean_temporaries(self) -> None:
+        """Remove temporary files left by a killed run (local folders only)."""
+        if self.local and os.path.isdir(self.root):
+            for n in os.listdir(self.root):
+                if n.startswith(".") and ".tmp-" in n:
+                    os.remove(os.path.join(self.root, n))

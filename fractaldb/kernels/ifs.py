@@ -33,7 +33,12 @@ _INV53 = 1.0 / 9007199254740992.0
 
 @kernel
 def splitmix64(key, counter):
-    """Draw ``counter`` of the splitmix64 stream keyed by ``key``."""
+    """Draw ``counter`` of the splitmix64 stream keyed by ``key``.
+
+    ``key`` must be a ``np.uint64`` (as :func:`fractaldb.seeds.stream_key`
+    returns): numba types a plain Python int as int64, and int64 + uint64
+    is a float there.
+    """
     z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2

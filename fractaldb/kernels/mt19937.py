@@ -82,6 +82,8 @@ def fill_doubles(st, out):
 def randint_masked(st, low, high):
     """``RandomState.randint(low, high)`` for a range below 2**32 (masked rejection)."""
     rng = np.uint32(high - 1 - low)
+    if rng == 0:
+        return np.int64(low)  # NumPy draws nothing for a one-value range
     mask = rng
     mask |= mask >> np.uint32(1)
     mask |= mask >> np.uint32(2)

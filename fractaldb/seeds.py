@@ -20,6 +20,7 @@ PURPOSES = {
     "render-patches": 4,    # patch masks of a render (category, weight, draw)
     "plan-blocks": 5,       # order of the (category, weight) blocks across shards
     "plan-shard": 6,        # order of the samples inside one shard
+    "stream-epoch": 7,      # block order of one epoch of the on-the-fly stream
 }
 
 

@@ -1,0 +1,247 @@
+"""Streaming into training loops (PyTorch).
+
+Two sources, one shape of sample: ``(image, label)``.
+
+* :func:`shard_dataset` / :func:`shard_loader` read the shards ``fractaldb
+  generate`` wrote (a folder, any fsspec/webdataset URL, or a list of shard
+  URLs) with webdataset.  ``resampled=True`` (the default, for training)
+  draws shards with replacement from a stream seeded per (seed, rank, worker,
+  epoch) and caps each worker's epoch with ``epoch_size``: every DDP rank and
+  DataLoader worker sees its own stream, none waits for another.
+  ``resampled=False`` visits each shard exactly once per epoch, split by node
+  (``split_by_node``) and then by worker.
+* :class:`FractalStream` renders samples inside the DataLoader workers, with
+  no disk at all: each (rank, worker) renders a disjoint share of the
+  (category, weight) blocks, in an order fixed by (seed, epoch), so streams
+  never overlap and a run is repeatable.
+
+Images come out as ``uint8`` tensors ``(3, H, W)`` unless a ``transform``
+(a callable on a PIL image) is given.  This module needs PyTorch
+(``pip install 'fractaldb[torch]'``); nothing else in fractaldb imports it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+try:
+    import torch
+    from torch.utils.data import IterableDataset
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError("fractaldb.data needs PyTorch: pip install 'fractaldb[torch]'") from exc
+
+import numpy as np
+from PIL import Image
+
+from . import config as fconfig
+from .dataset import Dataset, load_manifest
+from .keys import LABEL_EXT
+from .render import create_renderer
+from .seeds import generator
+from .storage import Store
+
+__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "worker_info", "to_tensor"]
+
+_IMAGE_EXTS = ("png", "jpg", "webp")
+
+
+def worker_info() -> tuple:
+    """``(rank, world_size, worker, num_workers)`` of the calling process."""
+    import os
+
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    elif "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    info = torch.utils.data.get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank, world, worker, workers
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image -> ``uint8`` tensor ``(3, H, W)`` (gray is repeated to 3 channels)."""
+    arr = np.asarray(img.convert("RGB"))
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def shard_urls(source) -> list:
+    """Shard URLs of a dataset folder/URL (via its manifest), or ``source`` as given."""
+    if isinstance(source, (list, tuple)):
+        return list(source)
+    source = str(source)
+    if source.endswith(".tar") or "{" in source:
+        return [source]
+    store = Store(source)
+    manifest = load_manifest(store)
+    return [store.path(e["name"]) if store.local else f"{source.rstrip('/')}/{e['name']}"
+            for e in manifest["shards"]]
+
+
+def _seed(*parts) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class _Epoch:
+    """A mutable epoch shared by the pipeline stages (``set_epoch``)."""
+
+    def __init__(self):
+        self.value = 0
+
+
+def _shuffled(samples, bufsize: int, seed: int, epoch: _Epoch):
+    rank, _, worker, _ = worker_info()
+    rng = random.Random(_seed(seed, epoch.value, rank, worker, 1))
+    buf = []
+    for s in samples:
+        buf.append(s)
+        if len(buf) >= bufsize:
+            k = rng.randrange(len(buf))
+            buf[k], buf[-1] = buf[-1], buf[k]
+            yield buf.pop()
+    rng.shuffle(buf)
+    yield from buf
+
+
+def _decode(sample: dict, transform):
+    ext = next((e for e in _IMAGE_EXTS if e in sample), None)
+    if ext is None or LABEL_EXT not in sample:
+        raise ValueError(f"sample {sample.get('__key__')} has no image or no .cls member")
+    img = Image.open(io.BytesIO(sample[ext]))
+    label = int(sample[LABEL_EXT])
+    return (transform or to_tensor)(img), label
+
+
+def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
+                  seed: int = 0, transform=None, batch_size: int | None = None):
+    """A webdataset pipeline of ``(image, label)`` over the shards of ``source``.
+
+    Args:
+        source: dataset folder or URL (reads ``manifest.json``), a shard URL
+            pattern (``data/tiny-{000000..000002}.tar``) or a list of URLs.
+        resampled: draw shards with replacement (training; infinite unless
+            ``epoch_size``) or visit each exactly once (split by node, then worker).
+        epoch_size: samples per worker per epoch (``with_epoch``).
+        shuffle: sample shuffle buffer (0 to disable); seeded per (seed, epoch, rank, worker).
+        seed: stream seed.
+        transform: callable on a PIL image (default: ``uint8`` tensor).
+        batch_size: collate into batches inside the pipeline (use with
+            ``DataLoader(batch_size=None)``).
+    """
+    import webdataset as wds
+
+    urls = shard_urls(source)
+    epoch = _Epoch()
+    if resampled:
+        def rank_worker_seed():
+            rank, _, worker, _ = worker_info()
+            return rank * 1000 + worker
+
+        stages = [wds.ResampledShards(urls, seed=seed, worker_seed=rank_worker_seed, deterministic=True)]
+    else:
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
+    stages.append(wds.tarfile_to_samples())
+    if shuffle:
+        stages.append(lambda src: _shuffled(src, shuffle, seed, epoch))
+    stages.append(wds.map(lambda s: _decode(s, transform)))
+    if batch_size:
+        stages.append(wds.batched(batch_size))
+    pipe = wds.DataPipeline(*stages)
+    if epoch_size:
+        pipe = pipe.with_epoch(epoch_size)
+
+    def set_epoch(e: int):
+        epoch.value = int(e)
+
+    pipe.set_epoch = set_epoch
+    return pipe
+
+
+def shard_loader(source, batch_size: int, num_workers: int = 2, **kwargs):
+    """A ``DataLoader`` over :func:`shard_dataset` (batching done in the pipeline)."""
+    ds = shard_dataset(source, batch_size=batch_size, **kwargs)
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=num_workers,
+                                       persistent_workers=False)
+
+
+class FractalStream(IterableDataset):
+    """Render samples on the fly in DataLoader workers (no disk).
+
+    Args:
+        preset: preset name, YAML path, or a resolved config dict.
+        overrides: ``key=value`` strings as for ``--set``.
+        transform: callable on a PIL image (default: ``uint8`` tensor ``(3, H, W)``).
+        shuffle: per-worker sample shuffle buffer (blocks hold one class).
+        epoch_size: cap on samples per (rank, worker) per epoch (default: its full share).
+        dataset: an already resolved :class:`fractaldb.dataset.Dataset` (skips the search).
+
+    Call :meth:`set_epoch` each epoch (as with ``DistributedSampler``).
+    """
+
+    def __init__(self, preset="tiny", overrides=(), transform=None, shuffle: int = 256,
+                 epoch_size: int | None = None, dataset: Dataset | None = None):
+        super().__init__()
+        if dataset is None:
+            cfg = preset if isinstance(preset, dict) else fconfig.resolve(preset, overrides)
+            dataset = Dataset.from_config(cfg)  # categories are searched once, in the main process
+        self.dataset = dataset
+        self.transform = transform
+        self.shuffle = shuffle
+        self.epoch_size = epoch_size
+        self.epoch = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.systems)
+
+    def __len__(self) -> int:
+        return self.dataset.plan.n_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def blocks(self) -> list:
+        """The (category, weight) blocks this (rank, worker) renders this epoch."""
+        plan = self.dataset.plan
+        rank, world, worker, workers = worker_info()
+        order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(plan.n_blocks)
+        mine = order[rank * workers + worker::world * workers]
+        return [divmod(int(b), plan.n_weights) for b in mine]
+
+    def _samples(self):
+        ds = self.dataset
+        renderer = create_renderer(ds.render_config)
+        for label, weight in self.blocks():
+            block = renderer.render_block(ds.category_ids[label], ds.systems[label], weight)
+            for img in block.images:
+                yield img, label
+
+    def __iter__(self):
+        rank, _, worker, _ = worker_info()
+        rng = random.Random(_seed(self.dataset.config["seed"], self.epoch, rank, worker, 2))
+        transform = self.transform or to_tensor
+        buf = []
+        count = 0
+        for item in self._samples():
+            buf.append(item)
+            if len(buf) < max(self.shuffle, 1):
+                continue
+            k = rng.randrange(len(buf))
+            buf[k], buf[-1] = buf[-1], buf[k]
+            img, label = buf.pop()
+            yield transform(Image.fromarray(_squeeze(img))), label
+            count += 1
+            if self.epoch_size is not None and count >= self.epoch_size:
+                return
+        rng.shuffle(buf)
+        for img, label in buf:
+            if self.epoch_size is not None and count >= self.epoch_size:
+                return
+            yield transform(Image.fromarray(_squeeze(img))), label
+            count += 1
+
+
+def _squeeze(img: np.ndarray) -> np.ndarray:
+    return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img

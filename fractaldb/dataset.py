@@ -16,6 +16,7 @@ progress folder is removed when the manifest is written, last.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -111,14 +112,33 @@ def load_manifest(store: Store) -> dict:
     return manifest
 
 
-def _make_shard(ds: Dataset, index: int, local) -> tuple:
-    if not hasattr(local, "renderer"):
-        local.renderer = create_renderer(ds.render_config)
-    data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, ds.render_config,
-                                   local.renderer, ds.config["image_format"])
+_LOCAL = threading.local()
+
+
+def _make_shard(ds: Dataset, index: int) -> tuple:
+    """Render and pack shard ``index``; one renderer per thread (and process)."""
+    rc = ds.render_config
+    renderer = getattr(_LOCAL, "renderers", {}).get(rc)
+    if renderer is None:
+        renderer = create_renderer(rc)
+        _LOCAL.renderers = {rc: renderer}
+    data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, rc, renderer,
+                                   ds.config["image_format"])
     entry = {"name": ds.shard_name(index), "samples": n, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     return data, entry, records
+
+
+def shard_task(ds: Dataset, store: Store, index: int) -> tuple:
+    """Make shard ``index``, write it atomically, record it as finished.
+
+    A pure function of its arguments (all picklable), so any executor can
+    run it anywhere, retry it, or run it twice: the bytes are the same.
+    """
+    data, entry, records = _make_shard(ds, index)
+    store.write(entry["name"], data)
+    store.write(f"{_PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
+    return entry, records
 
 
 def _finished(store: Store, ds: Dataset) -> dict:
@@ -190,16 +210,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         if progress is not None:
             progress(entry["samples"])
     todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
-    local = threading.local()
-
-    def task(i):
-        data, entry, recs = _make_shard(ds, i, local)
-        store.write(entry["name"], data)
-        store.write(f"{_PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": recs}))
-        return entry, recs
-
     run = executor or _thread_map(workers)
-    for entry, recs in run(task, todo):
+    for entry, recs in run(functools.partial(shard_task, ds, store), todo):
         entries[entry["name"]] = entry
         records[entry["name"]] = recs
         if progress is not None:
@@ -291,7 +303,7 @@ def regenerate(out: str, index: int) -> dict:
     n = len(manifest["shards"])
     if not 0 <= index < n:
         raise InputError(f"shard {index} is out of range; {out} has shards 0..{n - 1}")
-    data, entry, _ = _make_shard(ds, index, threading.local())
+    data, entry, _ = _make_shard(ds, index)
     expected = manifest["shards"][index]
     if entry["sha256"] != expected["sha256"]:
         raise InputError(

@@ -30,8 +30,16 @@ def cli():
     """Formula-driven pretraining data: FractalDB categories and instances."""
 
 
+def _check_workers(ctx, param, value):
+    if value is not None and value <= 0:
+        from fractaldb.errors import ConfigError
+
+        raise ConfigError(f"workers must be a positive integer, got {value}")
+    return value
+
+
 def _workers_option(f):
-    return click.option("--workers", type=int, default=None,
+    return click.option("--workers", type=int, default=None, callback=_check_workers,
                         help="Threads to use (default: all cores). Results do not depend on it.")(f)
 
 
@@ -121,8 +129,6 @@ def render(params, out, image_format, overwrite, workers, **options):
     create_renderer(cfg, options["device"])  # fails early on an unavailable device
     if image_format not in FORMATS:
         raise ConfigError(f"unknown format {image_format!r}; choose png, jpg or webp")
-    if workers is not None and workers <= 0:
-        raise ConfigError(f"workers must be a positive integer, got {workers}")
     check_output_dir(Path(out), overwrite)
     ids, systems = load_categories(params)
     total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block
@@ -148,8 +154,9 @@ def render(params, out, image_format, overwrite, workers, **options):
 def preview(folder, params, preset, out, limit, per_category, **options):
     """Write a contact sheet of categories (from --params, --preset, or an ImageFolder)."""
     from fractaldb.errors import ConfigError
-    from fractaldb.preview import preview_categories, preview_folder, save_sheet
+    from fractaldb.preview import check_sheet_path, preview_categories, preview_folder, save_sheet
 
+    check_sheet_path(out)
     given = [x for x in (folder, params, preset) if x]
     if len(given) != 1:
         raise ConfigError("give exactly one of FOLDER, --params or --preset")
@@ -188,10 +195,6 @@ def generate(preset, out, overrides, resume, workers):
     """Generate a dataset as WebDataset shards plus a manifest."""
     from fractaldb import config as fconf
     from fractaldb.dataset import generate as run_generate
-    from fractaldb.errors import ConfigError
-
-    if workers is not None and workers <= 0:
-        raise ConfigError(f"workers must be a positive integer, got {workers}")
     cfg = fconf.resolve(preset, overrides)
     start = time.perf_counter()
     bars = {}

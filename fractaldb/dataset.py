@@ -328,7 +328,7 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     from pathlib import Path
 
     from .render import image_name
-    from .search import check_output_dir
+    from .storage import check_output_dir
 
     store = Store(out)
     manifest = load_manifest(store)

@@ -19,7 +19,7 @@ from pathlib import Path
 from .encode import DEFLATE, encode_image
 from .errors import OutputError
 from .render import RenderConfig, render_blocks
-from .search import check_output_dir
+from .storage import check_output_dir
 
 __all__ = ["write_imagefolder"]
 

@@ -11,7 +11,7 @@ from PIL import Image
 from .errors import InputError, OutputError
 from .render import RenderConfig, create_renderer
 
-__all__ = ["contact_sheet", "preview_categories", "preview_folder", "save_sheet"]
+__all__ = ["contact_sheet", "preview_categories", "preview_folder", "save_sheet", "check_sheet_path"]
 
 
 def contact_sheet(images, columns: int | None = None, gap: int = 2) -> np.ndarray:
@@ -67,12 +67,18 @@ def preview_folder(folder, limit: int = 64) -> np.ndarray:
     return contact_sheet(images)
 
 
-def save_sheet(sheet: np.ndarray, out) -> Path:
+def check_sheet_path(out) -> Path:
+    """Fail before rendering when ``out`` is not a writable image path."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise OutputError(f"--out {out} must end in .png, .jpg or .webp")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise OutputError(f"folder {out.parent} does not exist; create it or choose another --out")
+    return out
+
+
+def save_sheet(sheet: np.ndarray, out) -> Path:
+    out = check_sheet_path(out)
     try:
         Image.fromarray(sheet).save(out)
     except OSError as exc:

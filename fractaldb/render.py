@@ -236,7 +236,7 @@ class CPURenderer:
         K.select_maps(cum, u, self.idx)
         K.chaos_game(maps, self.idx, self.xs, self.ys)
         m = K.trim_nan(self.xs, self.ys, self.keep)
-        K.rescale(self.xs, self.ys, m, cfg.size, cfg.size, cfg.pad, self.px, self.py)
+        K.rescale(self.xs, self.ys, m, cfg.size, cfg.size, cfg.pad, self.px, self.py, cfg.compat == "official")
         return m
 
     def render_block(self, category: int, ifs: IFS, weight: int, out: np.ndarray | None = None,

@@ -36,8 +36,10 @@ from .ifs import IFS, write_csv
 from .kernels import mt19937 as mt
 from .kernels import search as ks
 from .seeds import generator, stream_key
+from .storage import check_output_dir
 
-__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers"]
+__all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers",
+           "check_output_dir"]
 
 SAMPLERS = ("official", "modern", "svd")
 
@@ -300,19 +302,3 @@ def write_categories(result: SearchResult, out_dir, overwrite: bool = False) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
     return out
-
-
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Fail early, before any work, when ``out`` cannot be (re)written."""
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise OutputError(f"output {out} exists and is not a directory; choose another --out")
-        if any(out.iterdir()) and not overwrite:
-            raise OutputError(f"output {out} exists and is not empty; choose a new --out or pass --overwrite")
-    parent = out.absolute().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {parent}: permission denied; choose a writable --out")

@@ -14,7 +14,39 @@ import uuid
 
 from .errors import InputError, OutputError
 
-__all__ = ["Store"]
+__all__ = ["Store", "check_output_dir", "check_writable_folder"]
+
+
+def check_writable_folder(path) -> None:
+    """Fail early unless files can be created at ``path`` (its nearest existing
+    ancestor is a folder we can really write to: a probe file is created and
+    removed, which also catches read-only mounts and /proc, even as root)."""
+    import tempfile
+
+    probe = os.path.abspath(str(path))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise OutputError(f"cannot write to {path}: {probe} is a file, not a folder; choose another --out")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".fractaldb-probe-", dir=probe)
+        os.close(fd)
+        os.remove(name)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {path}: {exc.strerror or exc} in {probe}; choose a writable --out") from None
+
+
+def check_output_dir(out, overwrite: bool) -> None:
+    """Fail before any work when folder ``out`` cannot be (re)written."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"output {out} exists and is not a directory; choose another --out")
+        if any(out.iterdir()) and not overwrite:
+            raise OutputError(f"output {out} exists and is not empty; choose a new --out or pass --overwrite")
+    check_writable_folder(out)
 
 
 class Store:
@@ -62,11 +94,7 @@ class Store:
     def check_writable(self) -> None:
         """Fail before any work when the folder cannot be written."""
         if self.local:
-            probe = os.path.abspath(self.root)
-            while not os.path.exists(probe):
-                probe = os.path.dirname(probe)
-            if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
-                raise OutputError(f"cannot write to {self.url}: {probe} is not a writable folder; choose another --out")
+            check_writable_folder(self.root)
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``name`` atomically."""

@@ -20,6 +20,8 @@ shrink in that run because pure Python is about 100 times slower.
 from __future__ import annotations
 
 import os
+import platform
+import warnings
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -784,3 +786,33 @@ def test_kernels_without_jit() -> None:
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
+# --------------------------------------------------------------------------
+# Official mode: NumPy's own uint16 cast on x86-64 for undefined values
+# --------------------------------------------------------------------------
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the original's uint16 cast of NaN/inf is x86-64 behaviour")
+@pytest.mark.parametrize("xs", [
+    # span overflows to inf: the maximum maps to inf / inf = NaN (FractalDB-1k 00000, a x 1.8)
+    np.array([0.0, -1.7e308, 1.7e308, 3.0, 5e307]),
+    # all points equal (0 / 0) and a positive constant (c / 0 = inf)
+    np.zeros(5), np.full(5, 2.5),
+    # ordinary values, negative and positive
+    np.array([-3.0, 0.0, 1.0, 2.5, 7.0]),
+])
+def test_rescale_x86_cast_matches_numpy(xs):
+    """``rescale(..., x86_cast=True)`` equals the original formula with NumPy's uint16 cast."""
+    w, pad = 64, 6
+    v = xs.copy()
+    if v.min() < 0.0:
+        v -= v.min()
+    with np.errstate(all="ignore"):
+        want = np.uint16(v / (v.max() - v.min()) * float(w - 2 * pad) + float(pad)).astype(np.int32)
+    px = np.empty(len(xs), dtype=np.int32)
+    py = np.empty(len(xs), dtype=np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        K.rescale(xs.copy(), xs.copy(), len(xs), w, w, pad, px, py, True)
+    assert_same(px, want, "px")

@@ -9,9 +9,11 @@ The semantics are those of the original FractalDB renderer (SPEC 1.1-1.3):
 * NaN trimming deletes the 100 points before the first NaN (with NumPy's
   wrap-around for negative indices) and every NaN, first along x, then y;
 * rescale is the original min-max formula with ``uint16`` truncation;
-* a pixel index that the original would not define (NaN, inf, out of the
-  image) is skipped rather than crashing: degenerate systems give a defined,
-  near-empty image that the fill-rate gate rejects.
+* a pixel index that the original would not define (NaN, inf, out of range)
+  follows NumPy's x86-64 ``uint16`` cast in official mode and is skipped in
+  modern mode; an index past the image (the original raises IndexError) is
+  skipped: degenerate systems give a defined, near-empty image that the
+  fill-rate gate rejects.
 
 Every kernel here has a slow NumPy twin in ``tests/reference.py``.
 """
@@ -200,12 +202,23 @@ def axis_transform(vals, n):
 
 
 @kernel
-def _rescale_axis(vals, n, size, pad, out):
+def _rescale_axis(vals, n, size, pad, out, x86_cast):
     shift, span = axis_transform(vals, n)
     scale = np.float64(size - 2 * pad)
     fpad = np.float64(pad)
+    if x86_cast:
+        # The original's ``np.uint16(p)``: undefined in C for NaN, inf and
+        # out-of-range values; on x86-64 NumPy truncates to int32 (NaN, inf
+        # and |p| >= 2**31 give INT32_MIN) and keeps the low 16 bits.  The
+        # published renders were made there, so compat mode does the same
+        # (tests/test_kernels.py checks it against NumPy's own cast).
+        for i in range(n):
+            p = (vals[i] - shift) / span * scale + fpad
+            ok = (p > -2147483649.0) & (p < 2147483648.0)
+            out[i] = np.int32(np.int64(p if ok else 0.0) & 0xFFFF)
+        return
     if span == 0.0:
-        out[:n] = pad
+        out[:n] = pad  # all points equal: the original divides 0 by 0; we define the pad
         return
     for i in range(n):  # branch-free body: vectorises
         p = (vals[i] - shift) / span * scale + fpad
@@ -214,10 +227,18 @@ def _rescale_axis(vals, n, size, pad, out):
 
 
 @kernel
-def rescale(xs, ys, n, width, height, pad, px, py):
-    """Original min-max rescale of the first ``n`` points to pixel indices."""
-    _rescale_axis(xs, n, width, pad, px)
-    _rescale_axis(ys, n, height, pad, py)
+def rescale(xs, ys, n, width, height, pad, px, py, x86_cast=False):
+    """Original min-max rescale of the first ``n`` points to pixel indices.
+
+    ``x86_cast=False`` (modern mode) marks an index the original leaves
+    undefined (NaN, inf, outside 0..65535) as -1, skipped by the rasterisers,
+    and maps a zero span to the pad.  ``x86_cast=True`` (official mode)
+    reproduces NumPy's ``uint16`` cast on x86-64 for those values instead.
+    Indices past the image (where the original raises IndexError) are
+    skipped by the rasterisers either way.
+    """
+    _rescale_axis(xs, n, width, pad, px, x86_cast)
+    _rescale_axis(ys, n, height, pad, py, x86_cast)
 
 
 @kernel

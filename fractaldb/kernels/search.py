@@ -68,7 +68,7 @@ def evaluate(maps, nmaps, snapshots, lo, hi, n_points, size, pad, fills,
         select_maps(cum[:n], u, idx)
         chaos_game(maps[c, :n, :6], idx, xs, ys)
         m = trim_nan(xs, ys, keep)
-        rescale(xs, ys, m, size, size, pad, px, py)
+        rescale(xs, ys, m, size, size, pad, px, py, True)
         fills[c] = count_filled(px, py, m, size, size, bits)
 
 

@@ -190,8 +190,11 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--out", required=True, help="Output folder or fsspec URL (s3://bucket/path, file://...).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a preset key (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep shards that match, make the rest.")
+@click.option("--executor", default="local", show_default=True,
+              help="local (this machine's cores) or dask (a local cluster, or --scheduler).")
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @_workers_option
-def generate(preset, out, overrides, resume, workers):
+def generate(preset, out, overrides, resume, executor, scheduler, workers):
     """Generate a dataset as WebDataset shards plus a manifest."""
     from fractaldb import config as fconf
     from fractaldb.dataset import generate as run_generate
@@ -213,7 +216,7 @@ def generate(preset, out, overrides, resume, workers):
 
     try:
         manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=progress,
-                                search_progress=search_progress)
+                                search_progress=search_progress, executor=executor, scheduler=scheduler)
     finally:
         for bar in bars.values():
             bar.close()

@@ -20,11 +20,11 @@ import functools
 import hashlib
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import __version__
 from . import config as fconfig
+from . import executors
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
 from .ifs import IFS, load_categories
@@ -146,6 +146,9 @@ def _finished(store: Store, ds: Dataset) -> dict:
     known = {}
     if store.exists(MANIFEST):
         manifest = load_manifest(store)
+        if manifest.get("versions") != _versions():
+            raise ConfigError(f"{store.url} was made with other package versions ({manifest.get('versions')}); "
+                              "use a new --out")
         if Dataset.from_manifest(manifest).fingerprint() != ds.fingerprint():
             raise ConfigError(f"{store.url} holds a dataset made with other settings; use a new --out")
         known = {e["name"]: (e, manifest.get("degenerate_variants_by_shard", {}).get(e["name"], []))
@@ -171,7 +174,7 @@ def _finished(store: Store, ds: Dataset) -> dict:
 
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
-             progress=None, search_progress=None, executor=None) -> dict:
+             progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -181,8 +184,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         resume: skip shards an interrupted or finished run already wrote correctly.
         progress: optional ``progress(n_samples)`` callback per finished shard.
         search_progress: optional callback of the category search.
-        executor: optional ``executor(fn, indices)`` yielding ``fn(i)`` results
-            (the default runs a local thread pool).
+        executor: ``local`` (threads on this machine) or ``dask`` (see
+            :mod:`fractaldb.executors`); the output does not depend on it.
+        scheduler: address of an existing Dask scheduler (``dask`` only).
 
     Returns:
         The manifest.
@@ -195,27 +199,27 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     existing = [n for n in store.names() if n != _PROGRESS_DIR and not n.startswith(".")]
     if existing and not resume:
         raise OutputError(f"output {out} is not empty; use --resume to continue a run, or a new --out")
-    ds = Dataset.from_config(cfg, workers, progress=search_progress)
-    plan = ds.plan
-    store.makedirs()
-    store.clean_temporaries()
-    done = _finished(store, ds) if resume else {}
-    store.write(f"{_PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint()}))
-
-    entries = {}
-    records = {}
-    for name, (entry, recs) in done.items():
-        entries[name] = entry
-        records[name] = recs
-        if progress is not None:
-            progress(entry["samples"])
-    todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
-    run = executor or _thread_map(workers)
-    for entry, recs in run(functools.partial(shard_task, ds, store), todo):
-        entries[entry["name"]] = entry
-        records[entry["name"]] = recs
-        if progress is not None:
-            progress(entry["samples"])
+    # Start (or reach) the executor first: a wrong scheduler address fails
+    # before the search runs and before anything is written.
+    with executors.executor(executor, workers, scheduler) as run:
+        ds = Dataset.from_config(cfg, workers, progress=search_progress)
+        plan = ds.plan
+        store.makedirs()
+        store.clean_temporaries()
+        done = _finished(store, ds) if resume else {}
+        store.write(f"{_PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint()}))
+        entries, records = {}, {}
+        for name, (entry, recs) in done.items():
+            entries[name] = entry
+            records[name] = recs
+            if progress is not None:
+                progress(entry["samples"])
+        todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
+        for entry, recs in run(functools.partial(shard_task, ds, store), todo):
+            entries[entry["name"]] = entry
+            records[entry["name"]] = recs
+            if progress is not None:
+                progress(entry["samples"])
 
     names = [ds.shard_name(i) for i in range(plan.n_shards)]
     shards = [entries[n] for n in names]
@@ -254,18 +258,6 @@ def _dedupe(records):
             seen.add(k)
             out.append(r)
     return sorted(out, key=lambda r: (r["category"], r["weight"]))
-
-
-def _thread_map(workers: int):
-    def run(fn, items):
-        if workers == 1 or len(items) <= 1:
-            for i in items:
-                yield fn(i)
-            return
-        with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(fn, items)
-
-    return run
 
 
 def verify(out: str) -> list:

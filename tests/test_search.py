@@ -119,6 +119,10 @@ def test_official_full_fractaldb_1k():
     digests = _digests(res.categories)
     assert digests[:25] == PUBLISHED_SHA256
     assert digests[999] == PUBLISHED_00999_SHA256
+    # Regression pin of all 1000 files together (first measured 2026-11-22;
+    # the published ones we can check, 00000-00024 and 00999, match above).
+    everything = hashlib.sha256(b"".join(to_csv_bytes(c) for c in res.categories)).hexdigest()
+    assert everything == "733c2adaf05be32b89c9abb97de09eb42d9231df4ea025458452a3b931b69d09"
 
 
 # --------------------------------------------------------------------------- config

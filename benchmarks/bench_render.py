@@ -19,7 +19,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 
 from fractaldb.imagefolder import write_imagefolder
 from fractaldb.render import RenderConfig

@@ -45,7 +45,8 @@ def _workers_option(f):
 
 @cli.command()
 @click.option("--sampler", default="official", show_default=True,
-              help="official (replays the original loop), modern (seeded per candidate) or svd (sigma-factor).")
+              help="official (replays the original loop), modern (seeded per candidate) or svd "
+                   "(sigma-factor: every candidate accepted, --fill-rate not applied).")
 @click.option("--categories", type=int, default=1000, show_default=True, help="Categories to accept.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Search seed (1 gives the published FractalDB).")
 @click.option("--out", required=True, type=click.Path(), help="Output folder for 00000.csv ... and categories.json.")
@@ -89,7 +90,8 @@ def _render_options(f):
                      help="Weight table: a step (0.4), factors (0.2,0.6,1.4,1.8) or none."),
         click.option("--patches", type=int, default=10, show_default=True, help="Patch re-draws per weight."),
         click.option("--flips", type=int, default=4, show_default=True, help="Orientations per draw (1..4)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the point and mask streams."),
+        click.option("--seed", type=int, default=1, show_default=True,
+                     help="Seed of the point and mask streams (1, as the presets)."),
         click.option("--degenerate", default="replace", show_default=True,
                      help="Near-empty weight variants (modern mode): replace, record or keep."),
         click.option("--device", default="cpu", show_default=True, help="Render device."),
@@ -152,7 +154,10 @@ def render(params, out, image_format, overwrite, workers, **options):
 @click.option("--per-category", type=int, default=1, show_default=True, help="Weight variants per category (a row each).")
 @_render_options
 def preview(folder, params, preset, out, limit, per_category, **options):
-    """Write a contact sheet of categories (from --params, --preset, or an ImageFolder)."""
+    """Write a contact sheet of categories (from --params, --preset, or an ImageFolder).
+
+    Render options apply to --params; a preset brings its own settings.
+    """
     from fractaldb.errors import ConfigError
     from fractaldb.preview import check_sheet_path, preview_categories, preview_folder, save_sheet
 
@@ -172,13 +177,12 @@ def preview(folder, params, preset, out, limit, per_category, **options):
             ids, systems = load_categories(params)
         else:
             from fractaldb import config as fconf
-            from fractaldb.search import search as run_search
+            from fractaldb.dataset import Dataset
 
             resolved = fconf.resolve(preset)
             resolved["categories"] = min(resolved["categories"], limit)
-            result = run_search(fconf.search_config(resolved))
-            ids, systems = list(range(len(result.categories))), result.categories
-            cfg = fconf.render_config(resolved)
+            ds = Dataset.from_config(resolved)  # searches, or loads category_dir
+            ids, systems, cfg = ds.category_ids, ds.systems, ds.render_config
         cfg = dataclasses.replace(cfg, patches=1, flips=1)
         sheet = preview_categories(ids, systems, cfg, per_category=per_category, limit=limit)
     save_sheet(sheet, out)

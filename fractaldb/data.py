@@ -23,7 +23,6 @@ Images come out as ``uint8`` tensors ``(3, H, W)`` unless a ``transform``
 from __future__ import annotations
 
 import io
-import json
 import random
 
 try:
@@ -39,7 +38,7 @@ from . import config as fconfig
 from .dataset import Dataset, load_manifest
 from .keys import LABEL_EXT
 from .render import create_renderer
-from .seeds import generator
+from .seeds import generator, int_seed
 from .storage import Store
 
 __all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "worker_info", "to_tensor"]
@@ -80,10 +79,6 @@ def shard_urls(source) -> list:
             for e in manifest["shards"]]
 
 
-def _seed(*parts) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
 class _Epoch:
     """A mutable epoch shared by the pipeline stages (``set_epoch``)."""
 
@@ -93,7 +88,7 @@ class _Epoch:
 
 def _shuffled(samples, bufsize: int, seed: int, epoch: _Epoch):
     rank, _, worker, _ = worker_info()
-    rng = random.Random(_seed(seed, epoch.value, rank, worker, 1))
+    rng = random.Random(int_seed(seed, "loader-shuffle", epoch.value, rank, worker))
     buf = []
     for s in samples:
         buf.append(s)
@@ -220,7 +215,7 @@ class FractalStream(IterableDataset):
 
     def __iter__(self):
         rank, _, worker, _ = worker_info()
-        rng = random.Random(_seed(self.dataset.config["seed"], self.epoch, rank, worker, 2))
+        rng = random.Random(int_seed(self.dataset.config["seed"], "stream-shuffle", self.epoch, rank, worker))
         transform = self.transform or to_tensor
         buf = []
         count = 0

@@ -28,7 +28,7 @@ from . import executors
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
 from .ifs import IFS, load_categories
-from .keys import MANIFEST, TIMM_INFO, WIDS_INDEX, shard_name
+from .keys import MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
 from .plan import Plan
 from .render import create_renderer
 from .search import default_workers, search
@@ -38,7 +38,6 @@ from .storage import Store
 __all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "load_manifest", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = "fractaldb-webdataset-v1"
-_PROGRESS_DIR = ".fractaldb-progress"
 
 
 def _versions() -> dict:
@@ -137,7 +136,7 @@ def shard_task(ds: Dataset, store: Store, index: int) -> tuple:
     """
     data, entry, records = _make_shard(ds, index)
     store.write(entry["name"], data)
-    store.write(f"{_PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
+    store.write(f"{PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
     return entry, records
 
 
@@ -153,14 +152,14 @@ def _finished(store: Store, ds: Dataset) -> dict:
             raise ConfigError(f"{store.url} holds a dataset made with other settings; use a new --out")
         known = {e["name"]: (e, manifest.get("degenerate_variants_by_shard", {}).get(e["name"], []))
                  for e in manifest["shards"]}
-    elif store.exists(_PROGRESS_DIR):
+    elif store.exists(PROGRESS_DIR):
         try:
-            head = json.loads(store.read(f"{_PROGRESS_DIR}/run.json"))
+            head = json.loads(store.read(f"{PROGRESS_DIR}/run.json"))
         except (InputError, ValueError):
             head = {}
         if head.get("fingerprint") != ds.fingerprint():
             raise ConfigError(f"{store.url} holds a partial run with other settings; use a new --out")
-        for name in store.fs.ls(store.path(_PROGRESS_DIR), detail=False):
+        for name in store.fs.ls(store.path(PROGRESS_DIR), detail=False):
             base = name.rstrip("/").rsplit("/", 1)[-1]
             if base.endswith(".tar.json"):
                 rec = json.loads(store.fs.cat_file(name))
@@ -196,7 +195,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         raise ConfigError(f"workers must be a positive integer, got {workers}")
     store = Store(out)
     store.check_writable()
-    existing = [n for n in store.names() if n != _PROGRESS_DIR and not n.startswith(".")]
+    existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]
     if existing and not resume:
         raise OutputError(f"output {out} is not empty; use --resume to continue a run, or a new --out")
     # Start (or reach) the executor first: a wrong scheduler address fails
@@ -207,7 +206,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         store.makedirs()
         store.clean_temporaries()
         done = _finished(store, ds) if resume else {}
-        store.write(f"{_PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint()}))
+        store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint()}))
         entries, records = {}, {}
         for name, (entry, recs) in done.items():
             entries[name] = entry
@@ -221,6 +220,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
             if progress is not None:
                 progress(entry["samples"])
 
+    store.clean_temporaries()  # orphans of a worker killed mid-write
     names = [ds.shard_name(i) for i in range(plan.n_shards)]
     shards = [entries[n] for n in names]
     manifest = {
@@ -246,7 +246,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
                              "filenames": names, "shard_lengths": [e["samples"] for e in shards]}},
     }))
     store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
-    store.remove(_PROGRESS_DIR)
+    store.remove(PROGRESS_DIR)
     return manifest
 
 
@@ -314,22 +314,16 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     name and renamed into place.  Returns the number of images.
     """
     import io
-    import os
-    import shutil
     import tarfile
     from pathlib import Path
 
     from .render import image_name
-    from .storage import check_output_dir
+    from .storage import staged_dir
 
     store = Store(out)
     manifest = load_manifest(store)
-    dest = Path(dest)
-    check_output_dir(dest, overwrite)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     count = 0
-    try:
+    with staged_dir(Path(dest), overwrite) as tmp:
         for entry in manifest["shards"]:
             metas, images = {}, {}
             with tarfile.open(fileobj=io.BytesIO(store.read(entry["name"]))) as tar:
@@ -349,13 +343,4 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
                 count += 1
             if progress is not None:
                 progress(entry["samples"])
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {dest}: {exc.strerror or exc}; choose a writable --out") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return count

@@ -11,15 +11,12 @@ degenerate weight variants (ImageFolder ignores plain files at the top).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from .encode import DEFLATE, encode_image
-from .errors import OutputError
 from .render import RenderConfig, render_blocks
-from .storage import check_output_dir
+from .storage import staged_dir
 
 __all__ = ["write_imagefolder"]
 
@@ -39,12 +36,8 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         progress: optional ``progress(n_images)`` callback.
     """
     out = Path(out)
-    check_output_dir(out, overwrite)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     records = []
-    try:
-        tmp.mkdir(parents=True)
+    with staged_dir(out, overwrite) as tmp:
         for cid in ids:
             (tmp / f"{cid:05d}").mkdir()
 
@@ -71,13 +64,4 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
             "degenerate_variants": records,
         }
         (tmp / "render.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

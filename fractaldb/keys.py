@@ -6,7 +6,7 @@ A sample key has no dots (WebDataset splits member names at the first dot):
 
 from __future__ import annotations
 
-__all__ = ["sample_key", "shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS", "LABEL_EXT", "META_EXT"]
+__all__ = ["sample_key", "shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT"]
 
 #: Member extensions besides the image (``png``/``jpg``/``webp``).
 LABEL_EXT = "cls"
@@ -15,8 +15,8 @@ META_EXT = "json"
 MANIFEST = "manifest.json"
 WIDS_INDEX = "wids-index.json"
 TIMM_INFO = "_info.json"
-#: Hidden log of finished shards while a run is in progress (removed at the end).
-PROGRESS = ".fractaldb-progress.jsonl"
+#: Hidden folder recording finished shards while a run is in progress (removed at the end).
+PROGRESS_DIR = ".fractaldb-progress"
 
 
 def sample_key(category: int, weight: int, draw: int, flip: int) -> str:

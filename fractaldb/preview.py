@@ -78,9 +78,15 @@ def check_sheet_path(out) -> Path:
 
 
 def save_sheet(sheet: np.ndarray, out) -> Path:
+    """Write the sheet atomically (temporary name, then rename)."""
+    import os
+
     out = check_sheet_path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{out.suffix}")
     try:
-        Image.fromarray(sheet).save(out)
+        Image.fromarray(sheet).save(tmp)
+        os.replace(tmp, out)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
     return out

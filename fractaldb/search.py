@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from . import constants as C
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .ifs import IFS, write_csv
 from .kernels import mt19937 as mt
 from .kernels import search as ks
 from .seeds import generator, stream_key
-from .storage import check_output_dir
+from .storage import check_output_dir, staged_dir
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers",
            "check_output_dir"]
@@ -287,18 +286,8 @@ def write_categories(result: SearchResult, out_dir, overwrite: bool = False) -> 
     renamed into place, so an interrupted run leaves nothing half-written.
     """
     out = Path(out_dir)
-    check_output_dir(out, overwrite)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with staged_dir(out, overwrite) as tmp:
         for i, ifs in enumerate(result.categories):
             write_csv(ifs, tmp / f"{i:05d}.csv")
         (tmp / "categories.json").write_text(json.dumps(result.summary(), indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
     return out

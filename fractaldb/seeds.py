@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PURPOSES", "stream_key", "generator"]
+__all__ = ["PURPOSES", "stream_key", "int_seed", "generator"]
 
 #: Purpose codes: part of every stream's identity.  Never renumber them: that
 #: would change every dataset generated so far.
@@ -21,6 +21,8 @@ PURPOSES = {
     "plan-blocks": 5,       # order of the (category, weight) blocks across shards
     "plan-shard": 6,        # order of the samples inside one shard
     "stream-epoch": 7,      # block order of one epoch of the on-the-fly stream
+    "stream-shuffle": 8,    # sample shuffle buffer of the on-the-fly stream (epoch, rank, worker)
+    "loader-shuffle": 9,    # sample shuffle buffer of the shard loader (epoch, rank, worker)
 }
 
 
@@ -31,6 +33,11 @@ def _sequence(seed: int, purpose: str, ids) -> np.random.SeedSequence:
 def stream_key(seed: int, purpose: str, *ids: int) -> np.uint64:
     """A 64-bit key for the in-kernel counter-based stream (splitmix64)."""
     return _sequence(seed, purpose, ids).generate_state(1, np.uint64)[0]
+
+
+def int_seed(seed: int, purpose: str, *ids: int) -> int:
+    """A plain int seed (for Python's ``random.Random``) for the stream."""
+    return int(_sequence(seed, purpose, ids).generate_state(1, np.uint64)[0])
 
 
 def generator(seed: int, purpose: str, *ids: int) -> np.random.Generator:

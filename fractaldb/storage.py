@@ -8,13 +8,16 @@ killed at any moment, never sees a partial file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import shutil
 import uuid
+from pathlib import Path
 
 from .errors import InputError, OutputError
 
-__all__ = ["Store", "check_output_dir", "check_writable_folder"]
+__all__ = ["Store", "check_output_dir", "check_writable_folder", "staged_dir"]
 
 
 def check_writable_folder(path) -> None:
@@ -38,8 +41,6 @@ def check_writable_folder(path) -> None:
 
 def check_output_dir(out, overwrite: bool) -> None:
     """Fail before any work when folder ``out`` cannot be (re)written."""
-    from pathlib import Path
-
     out = Path(out)
     if out.exists():
         if not out.is_dir():
@@ -47,6 +48,37 @@ def check_output_dir(out, overwrite: bool) -> None:
         if any(out.iterdir()) and not overwrite:
             raise OutputError(f"output {out} exists and is not empty; choose a new --out or pass --overwrite")
     check_writable_folder(out)
+
+
+@contextlib.contextmanager
+def staged_dir(out, overwrite: bool = False):
+    """Assemble a local output folder under a hidden temporary name.
+
+    Yields the temporary folder.  On success it is renamed to ``out`` (an
+    existing ``out`` is first renamed aside and deleted only once the new
+    one is in place); on any error or interrupt the temporary folder is
+    removed, so nothing half-written is ever visible at ``out``.
+    """
+    out = Path(out)
+    check_output_dir(out, overwrite)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class Store:

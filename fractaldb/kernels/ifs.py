@@ -78,14 +78,27 @@ def select_maps(cum, u, idx):
                 j += ui > cum[k]
             idx[i] = j
         return
-    c8 = np.full(8, 2.0)
-    for k in range(m):
-        c8[k] = cum[k]
+    # Unused slots hold 2.0 (above every uniform); scalars, not an array, so
+    # the kernel allocates nothing.
+    c0 = cum[0]
+    c1 = cum[1] if m > 1 else 2.0
+    c2 = cum[2] if m > 2 else 2.0
+    c3 = cum[3] if m > 3 else 2.0
+    c4 = cum[4] if m > 4 else 2.0
+    c5 = cum[5] if m > 5 else 2.0
+    c6 = cum[6] if m > 6 else 2.0
+    c7 = cum[7] if m > 7 else 2.0
     for i in range(idx.shape[0]):
         ui = u[i]
-        j = 0
-        for k in range(8):
-            j += ui > c8[k]
+        j = 0  # an int accumulator: NumPy bools would add as logical or without the JIT
+        j += ui > c0
+        j += ui > c1
+        j += ui > c2
+        j += ui > c3
+        j += ui > c4
+        j += ui > c5
+        j += ui > c6
+        j += ui > c7
         idx[i] = j
 
 

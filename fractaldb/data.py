@@ -100,6 +100,19 @@ def _shuffled(samples, bufsize: int, seed: int, epoch: _Epoch):
     yield from buf
 
 
+def _resampled(urls: list, seed: int, epoch: _Epoch):
+    """Shards drawn with replacement, seeded per (seed, epoch, rank, worker).
+
+    Our own stage rather than ``webdataset.ResampledShards``: that one seeds
+    from its own iteration counter, which restarts in every DataLoader worker
+    and ignores :meth:`set_epoch`.
+    """
+    rank, _, worker, _ = worker_info()
+    rng = random.Random(int_seed(seed, "loader-shards", epoch.value, rank, worker))
+    while True:
+        yield {"url": urls[rng.randrange(len(urls))]}
+
+
 def _decode(sample: dict, transform):
     ext = next((e for e in _IMAGE_EXTS if e in sample), None)
     if ext is None or LABEL_EXT not in sample:
@@ -130,11 +143,7 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
     urls = shard_urls(source)
     epoch = _Epoch()
     if resampled:
-        def rank_worker_seed():
-            rank, _, worker, _ = worker_info()
-            return rank * 1000 + worker
-
-        stages = [wds.ResampledShards(urls, seed=seed, worker_seed=rank_worker_seed, deterministic=True)]
+        stages = [lambda: _resampled(urls, seed, epoch)]
     else:
         stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
     stages.append(wds.tarfile_to_samples())

@@ -190,9 +190,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     Returns:
         The manifest.
     """
-    workers = workers or default_workers()
-    if workers <= 0:
+    if workers is not None and (not isinstance(workers, int) or workers <= 0):
         raise ConfigError(f"workers must be a positive integer, got {workers}")
+    workers = workers or default_workers()
     store = Store(out)
     store.check_writable()
     existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]

@@ -23,6 +23,7 @@ PURPOSES = {
     "stream-epoch": 7,      # block order of one epoch of the on-the-fly stream
     "stream-shuffle": 8,    # sample shuffle buffer of the on-the-fly stream (epoch, rank, worker)
     "loader-shuffle": 9,    # sample shuffle buffer of the shard loader (epoch, rank, worker)
+    "loader-shards": 10,    # resampled shard draw of the shard loader (epoch, rank, worker)
 }
 
 

@@ -1,0 +1,99 @@
+"""Shared helpers for the dataset tests: the ``tiny`` dataset, CLI runners, folder snapshots.
+
+Not a test module.  ``tiny_dataset(tmp_path_factory)`` generates the ``tiny``
+preset (4 classes x 12 images at 64x64, 3 shards) once per test session and
+returns its folder; tests must treat it as read-only (copy it to change it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TINY_SHARDS = ["tiny-000000.tar", "tiny-000001.tar", "tiny-000002.tar"]
+TINY_FILES = sorted(TINY_SHARDS + ["manifest.json", "wids-index.json", "_info.json"])
+TINY_SAMPLES = 48
+TINY_CLASSES = 4
+
+_CACHE: dict = {}
+
+
+def tiny_dataset(tmp_path_factory) -> Path:
+    """The ``tiny`` preset generated once (in-process, library API); read-only for tests."""
+    if "tiny" not in _CACHE:
+        from fractaldb.config import resolve
+        from fractaldb.dataset import generate
+
+        out = tmp_path_factory.mktemp("shared") / "tiny"
+        generate(resolve("tiny"), str(out))
+        _CACHE["tiny"] = out
+        _CACHE["tiny-snapshot"] = snapshot(out)
+    return _CACHE["tiny"]
+
+
+def check_tiny_untouched() -> None:
+    """Fail if a test changed the shared dataset."""
+    if "tiny" in _CACHE:
+        assert snapshot(_CACHE["tiny"]) == _CACHE["tiny-snapshot"], "a test modified the shared tiny dataset"
+
+
+def copy_tiny(tmp_path_factory, dest: Path) -> Path:
+    shutil.copytree(tiny_dataset(tmp_path_factory), dest)
+    return dest
+
+
+def snapshot(folder) -> dict:
+    """``{relative path: bytes}`` of every file under ``folder``, hidden ones included."""
+    folder = Path(folder)
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            p = Path(root) / name
+            out[p.relative_to(folder).as_posix()] = p.read_bytes()
+        for name in dirs:  # empty folders count too
+            p = Path(root) / name
+            if not any(p.iterdir()):
+                out[p.relative_to(folder).as_posix() + "/"] = b""
+    return out
+
+
+def run_cli(argv) -> tuple:
+    """``fractaldb ARGV`` in-process: ``(exit code, stdout, stderr)``."""
+    from fractaldb.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code
+        else:  # pragma: no cover - main always exits
+            code = None
+    return code, out.getvalue(), err.getvalue()
+
+
+def cli_command(argv) -> list:
+    return [sys.executable, "-m", "fractaldb.cli.main", *map(str, argv)]
+
+
+def run_process(argv, env=None, timeout=180) -> subprocess.CompletedProcess:
+    """The real command in a fresh interpreter."""
+    return subprocess.run(cli_command(argv), capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def assert_one_line_error(code, err, *fragments) -> str:
+    """Exit 2, exactly one stderr line ``error: ...``, no traceback; returns the line."""
+    assert code == 2, (code, err)
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]

@@ -1,8 +1,11 @@
-"""The original FractalDB renderer's approach, re-implemented as the same-run reference.
+"""The original FractalDB scripts' approach, as the same-run speed reference.
 
-Per-point Python loops for the chaos game, ``'{:09b}'.format`` patch masks and
-one PIL ``paste`` per point, RGB PNG per flip: what users run today.  Only
-used to measure the speed ratio; it is slow by design (about 1 image/s).
+Mirrors the structure of the original renderer and search (MIT, AIST 2020)
+as SPEC section 1 describes it, so the measured speed is what users get
+today: maps as dicts of Python floats, a per-point Python loop over
+``np.random.random`` output appending to lists, NumPy rescale, and for patch
+mode a ``'{:09b}'`` mask string, a 3x3x3 array and one PIL ``paste`` per
+point; RGB PNG per flip.  Slow by design (about 1 image/s).
 """
 
 from __future__ import annotations
@@ -14,51 +17,68 @@ import numpy as np
 from PIL import Image
 
 
-def chaos_game(maps, probs, iteration, rand):
-    cum, s = [], 0.0
-    for p in probs:
-        s += p
-        cum.append(s)
-    xs, ys = [0.0], [0.0]
-    x = y = 0.0
-    nx, ny = x, y
-    for i in range(iteration - 1):
-        for j in range(len(cum)):
-            if rand[i] <= cum[j]:
-                a, b, c, d, e, f = maps[j]
-                nx = x * a + y * b + e
-                ny = x * c + y * d + f
-                break
-        xs.append(nx)
-        ys.append(ny)
-        x, y = nx, ny
-    return np.array(xs), np.array(ys)
+class _IFS:
+    def __init__(self):
+        self.function, self.select_function, self.xs, self.ys = [], [], [0.0], [0.0]
+        self.temp_proba = 0.0
+
+    def set_param(self, a, b, c, d, e, f, proba):
+        self.function.append({"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "proba": proba})
+        self.temp_proba += proba
+        self.select_function.append(self.temp_proba)
+
+    def calculate(self, rand):
+        select, function = self.select_function, self.function
+        prev_x, prev_y = 0.0, 0.0
+        next_x, next_y = prev_x, prev_y
+        for i in range(len(rand) - 1):
+            for j in range(len(select)):
+                if rand[i] <= select[j]:
+                    next_x = prev_x * function[j]["a"] + prev_y * function[j]["b"] + function[j]["e"]
+                    next_y = prev_x * function[j]["c"] + prev_y * function[j]["d"] + function[j]["f"]
+                    break
+            self.xs.append(next_x), self.ys.append(next_y)
+            prev_x, prev_y = next_x, next_y
+
+    def rescale(self, size, pad):
+        xs, ys = np.array(self.xs), np.array(self.ys)
+        if np.any(np.isnan(xs)) or np.any(np.isnan(ys)):
+            keep = ~(np.isnan(xs) | np.isnan(ys))
+            xs, ys = xs[keep], ys[keep]
+        if np.min(xs) < 0.0:
+            xs -= np.min(xs)
+        if np.min(ys) < 0.0:
+            ys -= np.min(ys)
+        with np.errstate(all="ignore"):
+            self.px = np.uint16(xs / (np.max(xs) - np.min(xs)) * float(size - 2 * pad) + float(pad))
+            self.py = np.uint16(ys / (np.max(ys) - np.min(ys)) * float(size - 2 * pad) + float(pad))
 
 
-def rescale(xs, ys, size, pad):
-    if xs.min() < 0.0:
-        xs = xs - xs.min()
-    if ys.min() < 0.0:
-        ys = ys - ys.min()
-    px = np.uint16(xs / (xs.max() - xs.min()) * float(size - 2 * pad) + float(pad))
-    py = np.uint16(ys / (ys.max() - ys.min()) * float(size - 2 * pad) + float(pad))
-    return px, py
+def _system(rows):
+    ifs = _IFS()
+    for r in rows:
+        ifs.set_param(*(float(v) for v in r))
+    return ifs
 
 
 def render_patch_images(maps, probs, size=362, points=200_000, pad=6, rng=None):
     """One patch draw in 4 flips, encoded as RGB PNG, like the original."""
     rng = rng or random.Random(0)
-    rand = np.random.RandomState(100).random_sample(points)
-    xs, ys = chaos_game(maps, probs, points, rand)
-    px, py = rescale(xs, ys, size, pad)
+    ifs = _system(np.concatenate([maps, np.asarray(probs)[:, None]], axis=1))
+    np.random.seed(100)
+    with np.errstate(all="ignore"):
+        ifs.calculate(np.random.random(points))
+    ifs.rescale(size, pad)
     image = Image.new("RGB", (size, size))
-    for i in range(len(px)):
+    color = [127, 127, 127]
+    for i in range(len(ifs.px)):
         mask = "{:09b}".format(rng.randrange(1, 512))
+        patch_color = np.array(color)
         patch = np.zeros((3, 3, 3), np.uint8)
         for r in range(3):
             for c in range(3):
-                patch[r, c, :] = np.array([127, 127, 127]) * int(mask[r * 3 + c])
-        image.paste(Image.fromarray(patch), (int(px[i]) + 1, int(py[i]) + 1))
+                patch[r, c, :] = patch_color * int(mask[r * 3 + c])
+        image.paste(Image.fromarray(patch), (int(ifs.px[i]) + 1, int(ifs.py[i]) + 1))
     image = image.transpose(Image.FLIP_TOP_BOTTOM)
     out = []
     for t in range(4):
@@ -84,12 +104,12 @@ def search_candidate(rs, points=100_000, size=512, pad=6):
         total += p
         rows[i] = a, b, c, d, e, f, p
     rows[:, 6] /= total
-    rand = rs.random(points)
-    xs, ys = chaos_game(rows[:, :6], rows[:, 6], points, rand)
-    if np.isnan(xs).any() or np.isnan(ys).any():
-        return 0.0
-    px, py = rescale(xs, ys, size, pad)
+    ifs = _system(rows)
+    with np.errstate(all="ignore"):
+        ifs.calculate(rs.random(points))
+    ifs.rescale(size, pad)
     img = np.zeros((size, size, 3), np.uint8)
-    for i in range(len(px)):
-        img[py[i], px[i], :] = 127
+    for i in range(len(ifs.px)):
+        if ifs.px[i] < size and ifs.py[i] < size:
+            img[ifs.py[i], ifs.px[i], :] = 127
     return np.count_nonzero(img[:, :, 0]) / float(size * size)

@@ -227,7 +227,7 @@ def _evaluate(cfg: SearchConfig, batch: _Batch, lo: int, hi: int, scratch: _Scra
     s = scratch
     if cfg.sampler == "official":
         ks.evaluate(batch.maps, batch.nmaps, batch.snapshots, lo, hi, cfg.points, cfg.size, cfg.pad,
-                    batch.fills, s.st, s.words, s.u, s.idx, s.xs, s.ys, s.keep, s.px, s.py, s.bits)
+                    batch.fills, s.st, s.words, s.idx, s.xs, s.ys, s.keep, s.px, s.py, s.bits)
     else:
         ks.evaluate_keyed(batch.maps, batch.nmaps, batch.keys, lo, hi, cfg.points, cfg.size, cfg.pad,
                           batch.fills, s.u, s.idx, s.xs, s.ys, s.keep, s.px, s.py, s.bits)

@@ -709,7 +709,7 @@ def test_randint_masked_single_value_range() -> None:
 
 def _search_scratch(n: int, size: int):
     return (np.empty(mt.STATE_SIZE, dtype=np.uint32), np.empty(2 * n, dtype=np.uint32),
-            np.empty(n), np.empty(n, dtype=np.int8), np.empty(n), np.empty(n),
+            np.empty(n, dtype=np.int8), np.empty(n), np.empty(n),
             np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32),
             np.zeros((size * size + 63) // 64, dtype=np.uint64))
 
@@ -760,7 +760,7 @@ def test_keyed_evaluate_matches_reference() -> None:
     keys = np.array([0x9E37 * (c + 1) for c in range(n_cand)], dtype=np.uint64)
     fills = np.full(n_cand, -1, dtype=np.int64)
     s = _search_scratch(n, size)
-    ks.evaluate_keyed(maps, nmaps, keys, 0, n_cand, n, size, pad, fills, *s[2:])
+    ks.evaluate_keyed(maps, nmaps, keys, 0, n_cand, n, size, pad, fills, np.empty(n), *s[2:])
     want = [ref.render_fill(maps[c, :nmaps[c]], maps[c, :nmaps[c], 6],
                             ref.fill_uniform(int(keys[c]), n), n, size, pad)
             for c in range(n_cand)]
@@ -816,3 +816,23 @@ def test_rescale_x86_cast_matches_numpy(xs):
         warnings.simplefilter("ignore", RuntimeWarning)
         K.rescale(xs.copy(), xs.copy(), len(xs), w, w, pad, px, py, True)
     assert_same(px, want, "px")
+
+
+@pytest.mark.parametrize("n_maps", [2, 5, 7])
+def test_select_from_words_equals_doubles_then_select(n_maps: int) -> None:
+    """The fused official-search selection equals words -> doubles -> select_maps."""
+    rs = np.random.RandomState(11)
+    st = ref.state_array(rs)
+    words = np.empty(2 * 5000, dtype=np.uint32)
+    mt.fill_words(st, words)
+    u = np.empty(5000)
+    mt.words_to_doubles(words, u)
+    cum = np.cumsum(rs.random_sample(n_maps))
+    cum /= cum[-1]
+    cum[-1] = np.nextafter(1.0, 0.0)  # some uniforms above the last entry: no map
+    cum[1] = u[17]                    # one uniform exactly on an entry
+    want = np.empty(5000, dtype=np.int8)
+    K.select_maps(cum, u, want)
+    got = np.empty(5000, dtype=np.int8)
+    ks.select_from_words(cum, words, got)
+    assert_same(got, want, "idx")

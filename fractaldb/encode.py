@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 
 import numpy as np
@@ -36,20 +37,31 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+_SCRATCH = threading.local()
+
+
+def _rows_buffer(h: int, row: int) -> np.ndarray:
+    """A per-thread buffer for the filtered rows (reused: no 100 kB allocation per image)."""
+    buf = getattr(_SCRATCH, "rows", None)
+    if buf is None or buf.size < h * (1 + row):
+        buf = _SCRATCH.rows = np.empty(h * (1 + row), dtype=np.uint8)
+    return buf[: h * (1 + row)].reshape(h, 1 + row)
+
+
 def encode_png(img: np.ndarray, level: int = 1) -> bytes:
     """PNG bytes of a ``uint8`` image ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``."""
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     h, w = img.shape[:2]
     color_type = 0 if img.ndim == 2 else 2
-    rows = np.empty((h, 1 + img[0].size), dtype=np.uint8)
+    rows = _rows_buffer(h, img[0].size)
     rows[:, 0] = 0  # filter type None on every row
     rows[:, 1:] = img.reshape(h, -1)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
     return b"".join((
         _SIGNATURE,
         _chunk(b"IHDR", ihdr),
-        _chunk(b"IDAT", _deflate.compress(rows.tobytes(), level)),
+        _chunk(b"IDAT", _deflate.compress(rows, level)),
         _chunk(b"IEND", b""),
     ))
 

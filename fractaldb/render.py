@@ -227,6 +227,19 @@ class CPURenderer:
             # images share the first ``points`` uniforms of that stream.
             self.official_u = np.random.RandomState(C.RENDER_COMPAT_SEED).random_sample(n)[: n - 1]
 
+    def block_buffer(self, draws: int) -> np.ndarray:
+        """A reusable ``(draws * flips, H, W, C)`` output buffer owned by this renderer.
+
+        Reusing it keeps megabyte-sized allocations out of the per-block
+        loop (under Dask's ``MALLOC_TRIM_THRESHOLD_`` each one is a fresh mmap:
+        35 % slower).
+        """
+        cfg = self.cfg
+        need = draws * cfg.flips
+        if getattr(self, "_buffer", None) is None or self._buffer.shape[0] < need:
+            self._buffer = np.empty((cfg.images_per_block, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+        return self._buffer[:need]
+
     def _points(self, maps: np.ndarray, cum: np.ndarray, key) -> int:
         """Chaos game + NaN trim + rescale into ``px, py``; returns the point count."""
         cfg = self.cfg

@@ -294,7 +294,19 @@ def presets_show(name):
 
     from fractaldb.config import resolve
 
-    click.echo(yaml.safe_dump(resolve(name), sort_keys=False).rstrip())
+    click.echo(yaml.safe_dump(resolve(name), sort_keys=False, default_flow_style=None).rstrip())
+
+
+def _register_optional_commands():
+    """Training commands live in cli/train.py (torch stays optional: imported lazily there)."""
+    try:
+        from fractaldb.cli import train
+    except ImportError:  # pragma: no cover - module absent in a partial checkout
+        return
+    train.register(cli)
+
+
+_register_optional_commands()
 
 
 def main(argv=None) -> int:

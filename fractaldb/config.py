@@ -18,12 +18,24 @@ from .errors import ConfigError
 from .render import RenderConfig
 from .search import SAMPLERS, SearchConfig, default_workers
 
-__all__ = ["KEYS", "list_presets", "load_preset", "resolve", "parse_override",
-           "search_config", "render_config"]
+__all__ = ["KEYS", "FAMILIES", "list_presets", "load_preset", "resolve", "parse_override",
+           "search_config", "render_config", "perlin_search_config", "perlin_render_config",
+           "has_fractals", "has_perlin"]
+
+
+FAMILIES = ("fractal", "perlin", "fractal+perlin")
 
 
 def _positive(v):
     return v > 0
+
+
+def _positive_range(v):
+    return 0 < v[0] <= v[1]
+
+
+def _int_range(v):
+    return all(isinstance(x, int) for x in v) and v[0] <= v[1]
 
 
 def _unit(v):
@@ -55,6 +67,21 @@ KEYS = {
     "shard_size": (int, _positive, "an integer > 0", 1000),
     "image_format": (str, lambda v: v in ("png", "jpg", "webp"), "png | jpg | webp", "png"),
     "category_dir": (str, None, "a category folder to load instead of searching ('' to search)", ""),
+    # Families and the Perlin-noise classes (fractaldb.perlin).
+    "family": (str, lambda v: v in FAMILIES, " | ".join(FAMILIES), "fractal"),
+    "perlin_classes": (int, _positive, "an integer > 0", 10),
+    "perlin_instances": (int, _positive, "an integer > 0", 100),
+    "perlin_frequency": ("range", _positive_range, "[low, high] with 0 < low <= high (cycles per image)",
+                         [1.0, 16.0]),
+    "perlin_octaves": ("range", lambda v: _int_range(v) and v[0] >= 1, "[low, high] integers with 1 <= low <= high",
+                       [1, 6]),
+    "perlin_persistence": ("range", lambda v: 0 < v[0] <= v[1] <= 1, "[low, high] with 0 < low <= high <= 1",
+                           [0.3, 0.9]),
+    "perlin_lacunarity": ("range", lambda v: 1 < v[0] <= v[1], "[low, high] with 1 < low <= high", [1.5, 3.0]),
+    "perlin_palettes": (str, None, "'all' or a comma-separated list of palette names", "all"),
+    "perlin_min_distance": (float, lambda v: v >= 0, "a number >= 0, or -1 for the built-in default", -1.0),
+    "perlin_tileable": (bool, None, "true | false", False),
+    "perlin_image_format": (str, lambda v: v in ("png", "jpg", "webp"), "png | jpg | webp", "jpg"),
 }
 
 
@@ -62,6 +89,20 @@ def _coerce(key: str, value, source: str):
     if key not in KEYS:
         raise ConfigError(f"unknown key {key!r} in {source}; known keys: {', '.join(KEYS)}")
     typ, check, allowed, _ = KEYS[key]
+    if typ == "range":
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
+        value = list(value)
+        if check is not None and not check(value):
+            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
+        return value
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
+        return value
+    if key == "perlin_min_distance" and value == -1:
+        return -1.0
     if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # weights: 0.4 written without quotes
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
@@ -126,6 +167,8 @@ def resolve(preset=None, overrides=()) -> dict:
         key, value = parse_override(item) if isinstance(item, str) else item
         cfg[key] = value
     render_config(cfg)  # cross-key checks (size vs pad, weights syntax)
+    if "perlin" in cfg["family"]:
+        perlin_search_config(cfg)  # palettes exist, ranges make sense
     return cfg
 
 
@@ -133,6 +176,32 @@ def search_config(cfg: dict, workers: int | None = None) -> SearchConfig:
     return SearchConfig(sampler=cfg["sampler"], categories=cfg["categories"], seed=cfg["seed"],
                         fill_rate=cfg["fill_rate"], points=cfg["search_points"],
                         workers=workers or default_workers())
+
+
+def has_fractals(cfg: dict) -> bool:
+    return "fractal" in cfg["family"]
+
+
+def has_perlin(cfg: dict) -> bool:
+    return "perlin" in cfg["family"]
+
+
+def perlin_search_config(cfg: dict):
+    from .perlin import PALETTES, PerlinSearchConfig
+
+    palettes = tuple(PALETTES) if cfg["perlin_palettes"].strip() == "all" else \
+        tuple(p.strip() for p in cfg["perlin_palettes"].split(",") if p.strip())
+    extra = {} if cfg["perlin_min_distance"] < 0 else {"min_distance": cfg["perlin_min_distance"]}
+    return PerlinSearchConfig(classes=cfg["perlin_classes"], seed=cfg["seed"],
+                              frequency=tuple(cfg["perlin_frequency"]), octaves=tuple(cfg["perlin_octaves"]),
+                              persistence=tuple(cfg["perlin_persistence"]),
+                              lacunarity=tuple(cfg["perlin_lacunarity"]), palettes=palettes, **extra)
+
+
+def perlin_render_config(cfg: dict):
+    from .perlin import PerlinRenderConfig
+
+    return PerlinRenderConfig(size=cfg["image_size"], tileable=cfg["perlin_tileable"])
 
 
 def render_config(cfg: dict) -> RenderConfig:

@@ -198,7 +198,7 @@ class FractalStream(IterableDataset):
 
     @property
     def num_classes(self) -> int:
-        return len(self.dataset.systems)
+        return self.dataset.n_classes
 
     def __len__(self) -> int:
         return self.dataset.plan.n_samples
@@ -207,20 +207,32 @@ class FractalStream(IterableDataset):
         self.epoch = int(epoch)
 
     def blocks(self) -> list:
-        """The (category, weight) blocks this (rank, worker) renders this epoch."""
+        """The block ids this (rank, worker) renders this epoch (see :class:`fractaldb.plan.Plan`)."""
         plan = self.dataset.plan
         rank, world, worker, workers = worker_info()
         order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(plan.n_blocks)
-        mine = order[rank * workers + worker::world * workers]
-        return [divmod(int(b), plan.n_weights) for b in mine]
+        return [int(b) for b in order[rank * workers + worker::world * workers]]
 
     def _samples(self):
         ds = self.dataset
-        renderer = create_renderer(ds.render_config)
-        for label, weight in self.blocks():
-            block = renderer.render_block(ds.category_ids[label], ds.systems[label], weight)
-            for img in block.images:
-                yield img, label
+        plan = ds.plan
+        renderer = create_renderer(ds.render_config) if ds.systems else None
+        perlin = None
+        if ds.perlin_classes:
+            from .perlin import PerlinRenderer, instance_key
+
+            perlin = PerlinRenderer(ds.perlin_render_config)
+        for b in self.blocks():
+            first = plan.sample(b, 0)
+            if first.family == "fractal":
+                block = renderer.render_block(ds.category_ids[first.category], ds.systems[first.category],
+                                              first.weight)
+                for img in block.images:
+                    yield img, first.category
+            else:
+                klass = first.category - plan.n_categories
+                key = instance_key(ds.config["seed"], klass, first.instance)
+                yield perlin.render(ds.perlin_classes[klass], key), first.category
 
     def __iter__(self):
         rank, _, worker, _ = worker_info()

@@ -16,6 +16,7 @@ progress folder is removed when the manifest is written, last.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,7 +33,7 @@ from .keys import MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
 from .plan import Plan
 from .render import create_renderer
 from .search import default_workers, search
-from .shards import build_shard
+from .shards import PerlinPart, build_shard
 from .storage import Store
 
 __all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "load_manifest", "MANIFEST_FORMAT"]
@@ -53,50 +54,83 @@ def _dumps(obj) -> bytes:
 
 @dataclass
 class Dataset:
-    """Everything a shard depends on, resolved once."""
+    """Everything a shard depends on, resolved once.
+
+    ``systems`` / ``category_ids`` are the fractal categories (labels
+    ``0..K-1``); ``perlin_classes`` the Perlin classes (labels ``K..``).
+    """
 
     config: dict
     category_ids: list
     systems: list
+    perlin_classes: list = dataclasses.field(default_factory=list)
 
     @property
     def render_config(self):
         return fconfig.render_config(self.config)
 
     @property
+    def perlin_render_config(self):
+        return fconfig.perlin_render_config(self.config)
+
+    @property
     def plan(self) -> Plan:
         rc = self.render_config
         return Plan(n_categories=len(self.systems), n_weights=len(rc.weight_table()), draws=rc.draws,
-                    flips=rc.flips, shard_size=self.config["shard_size"], seed=self.config["seed"])
+                    flips=rc.flips, shard_size=self.config["shard_size"], seed=self.config["seed"],
+                    perlin_classes=len(self.perlin_classes),
+                    perlin_instances=self.config["perlin_instances"] if self.perlin_classes else 0)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.systems) + len(self.perlin_classes)
 
     def shard_name(self, index: int) -> str:
         return shard_name(self.config["name"], index)
 
     def categories_doc(self) -> list:
-        return [{"label": i, "id": int(cid), "rows": ifs.rows().tolist()}
-                for i, (cid, ifs) in enumerate(zip(self.category_ids, self.systems))]
+        """Every class: its label, family and parameters (the manifest's ``categories``)."""
+        k = len(self.systems)
+        return ([{"label": i, "family": "fractal", "id": int(cid), "rows": ifs.rows().tolist()}
+                 for i, (cid, ifs) in enumerate(zip(self.category_ids, self.systems))]
+                + [{"label": k + j, "family": "perlin", "class": j, "params": pc.to_dict()}
+                   for j, pc in enumerate(self.perlin_classes)])
 
     def fingerprint(self) -> str:
-        """Hash of what the shards depend on (config and category parameters)."""
+        """Hash of what the shards depend on (config and class parameters)."""
         doc = {"config": self.config, "categories": self.categories_doc(), "versions": _versions()}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     @classmethod
     def from_config(cls, cfg: dict, workers: int | None = None, progress=None) -> "Dataset":
-        if cfg.get("category_dir"):
-            ids, systems = load_categories(cfg["category_dir"])
-            if cfg["categories"] < len(systems):
-                ids, systems = ids[: cfg["categories"]], systems[: cfg["categories"]]
-            cfg = {**cfg, "categories": len(systems)}
-        else:
-            result = search(fconfig.search_config(cfg, workers), progress=progress)
-            ids, systems = list(range(len(result.categories))), result.categories
-        return cls(cfg, ids, systems)
+        ids, systems, perlin = [], [], []
+        if fconfig.has_fractals(cfg):
+            if cfg.get("category_dir"):
+                ids, systems = load_categories(cfg["category_dir"])
+                if cfg["categories"] < len(systems):
+                    ids, systems = ids[: cfg["categories"]], systems[: cfg["categories"]]
+                cfg = {**cfg, "categories": len(systems)}
+            else:
+                result = search(fconfig.search_config(cfg, workers), progress=progress)
+                ids, systems = list(range(len(result.categories))), result.categories
+        if fconfig.has_perlin(cfg):
+            from .perlin import search_classes
+
+            perlin = search_classes(fconfig.perlin_search_config(cfg))
+        return cls(cfg, ids, systems, perlin)
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "Dataset":
         cats = manifest["categories"]
-        return cls(manifest["config"], [c["id"] for c in cats], [IFS.from_rows(c["rows"]) for c in cats])
+        fractal = [c for c in cats if c.get("family", "fractal") == "fractal"]
+        perlin = [c for c in cats if c.get("family") == "perlin"]
+        classes = []
+        if perlin:
+            from .perlin import PerlinClass
+
+            classes = [PerlinClass.from_dict(c["params"]) for c in perlin]
+        return cls(manifest["config"], [c["id"] for c in fractal], [IFS.from_rows(c["rows"]) for c in fractal],
+                   classes)
 
 
 def load_manifest(store: Store) -> dict:
@@ -114,15 +148,28 @@ def load_manifest(store: Store) -> dict:
 _LOCAL = threading.local()
 
 
+def _renderer(cfg, make):
+    """One renderer per (thread, settings): they own scratch buffers."""
+    cache = getattr(_LOCAL, "renderers", None)
+    if cache is None:
+        cache = _LOCAL.renderers = {}
+    if cfg not in cache:
+        cache[cfg] = make(cfg)
+    return cache[cfg]
+
+
 def _make_shard(ds: Dataset, index: int) -> tuple:
-    """Render and pack shard ``index``; one renderer per thread (and process)."""
+    """Render and pack shard ``index``."""
     rc = ds.render_config
-    renderer = getattr(_LOCAL, "renderers", {}).get(rc)
-    if renderer is None:
-        renderer = create_renderer(rc)
-        _LOCAL.renderers = {rc: renderer}
-    data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, rc, renderer,
-                                   ds.config["image_format"])
+    perlin = None
+    if ds.perlin_classes:
+        from .perlin import PerlinRenderer
+
+        prc = ds.perlin_render_config
+        perlin = PerlinPart(ds.perlin_classes, _renderer(prc, PerlinRenderer), ds.config["seed"],
+                            ds.config["perlin_image_format"])
+    data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, rc,
+                                   _renderer(rc, create_renderer), ds.config["image_format"], perlin=perlin)
     entry = {"name": ds.shard_name(index), "samples": n, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     return data, entry, records
@@ -230,7 +277,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         "versions": _versions(),
         "plan": {"samples": plan.n_samples, "shards": plan.n_shards, "shard_size": plan.shard_size,
                  "images_per_block": plan.images_per_block, "weights": plan.n_weights,
-                 "classes": len(ds.systems)},
+                 "classes": ds.n_classes, "fractal_classes": len(ds.systems),
+                 "perlin_classes": len(ds.perlin_classes)},
         "categories": ds.categories_doc(),
         "shards": shards,
         "degenerate_variants": _dedupe([r for n in names for r in records[n]]),
@@ -241,7 +289,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         "shardlist": [{"url": e["name"], "nsamples": e["samples"], "filesize": e["bytes"]} for e in shards],
     }))
     store.write(TIMM_INFO, _dumps({
-        "name": ds.config["name"], "num_classes": len(ds.systems),
+        "name": ds.config["name"], "num_classes": ds.n_classes,
         "splits": {"train": {"name": "train", "num_samples": plan.n_samples,
                              "filenames": names, "shard_lengths": [e["samples"] for e in shards]}},
     }))

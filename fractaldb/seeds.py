@@ -24,6 +24,10 @@ PURPOSES = {
     "stream-shuffle": 8,    # sample shuffle buffer of the on-the-fly stream (epoch, rank, worker)
     "loader-shuffle": 9,    # sample shuffle buffer of the shard loader (epoch, rank, worker)
     "loader-shards": 10,    # resampled shard draw of the shard loader (epoch, rank, worker)
+    "perlin-instance": 11,  # gradient lattice and offsets of a Perlin instance (class, instance)
+    "perlin-classes": 12,   # the Perlin class search (candidate)
+    "train": 13,            # model init and data order of pretrain/finetune (run seed, ...)
+    "experiment": 14,       # sampling inside 'fractaldb experiment' (seed, ...)
 }
 
 

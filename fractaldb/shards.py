@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 
 from .encode import encode_image
-from .keys import LABEL_EXT, META_EXT, sample_key
+from .keys import LABEL_EXT, META_EXT, perlin_key, sample_key
 from .plan import Plan
 from .render import RenderConfig
 
-__all__ = ["build_shard", "tar_bytes", "TAR_OWNER"]
+__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "PerlinPart"]
 
 TAR_OWNER = "fractaldb"
 
@@ -66,19 +67,30 @@ def tar_bytes(members) -> bytes:
     return body + b"\0" * (1024 + (-total % 10240))
 
 
+@dataclass(frozen=True)
+class PerlinPart:
+    """What the Perlin samples of a shard need."""
+
+    classes: list          # PerlinClass per Perlin class index
+    renderer: object       # a fractaldb.perlin.PerlinRenderer owned by the calling thread
+    seed: int
+    image_format: str = "jpg"
+
+
 def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig, renderer,
-                image_format: str = "png", family: str = "fractal"):
+                image_format: str = "png", perlin: PerlinPart | None = None):
     """Render and pack shard ``index``.
 
     Args:
         plan: the dataset plan.
         index: shard number.
-        systems: the :class:`~fractaldb.ifs.IFS` of every category (by label).
+        systems: the :class:`~fractaldb.ifs.IFS` of every fractal category (by label).
         category_ids: category numbers (names and seeds), by label.
-        cfg: render settings.
+        cfg: fractal render settings.
         renderer: a renderer from :func:`fractaldb.render.create_renderer`
             (owned by the calling thread).
-        image_format: ``png``, ``jpg`` or ``webp``.
+        image_format: fractal images: ``png``, ``jpg`` or ``webp``.
+        perlin: the Perlin classes and renderer, for a plan with Perlin samples.
 
     Returns:
         ``(tar bytes, number of samples, degenerate-variant records)``.
@@ -87,7 +99,8 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
     # One chaos game per (category, weight) block, only the draws we need.
     wanted = defaultdict(set)
     for s in samples:
-        wanted[s.block].add(s.draw)
+        if s.family == "fractal":
+            wanted[s.block].add(s.draw)
     encoded = {}
     records = []
     factors = {}
@@ -104,14 +117,30 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
                 encoded[(label, weight, d, t)] = encode_image(block.images[k * cfg.flips + t], image_format)
     members = []
     for s in samples:
-        cid = int(category_ids[s.category])
-        key = sample_key(cid, s.weight, s.draw, s.flip)
-        meta = {
-            "key": key, "family": family, "label": s.category, "category": cid,
-            "weight": s.weight, "factors": factors[s.block], "draw": s.draw, "flip": s.flip,
-            "seed": cfg.seed, "compat": cfg.compat,
-        }
+        if s.family == "fractal":
+            cid = int(category_ids[s.category])
+            key = sample_key(cid, s.weight, s.draw, s.flip)
+            meta = {
+                "key": key, "family": "fractal", "label": s.category, "category": cid,
+                "weight": s.weight, "factors": factors[s.block], "draw": s.draw, "flip": s.flip,
+                "seed": cfg.seed, "compat": cfg.compat,
+            }
+            ext, data = image_format, encoded[(s.category, s.weight, s.draw, s.flip)]
+        else:
+            klass = s.category - plan.n_categories
+            key = perlin_key(klass, s.instance)
+            pc = perlin.classes[klass]
+            img = perlin.renderer.render(pc, instance_key(perlin.seed, klass, s.instance))
+            meta = {"key": key, "family": "perlin", "label": s.category, "class": klass,
+                    "instance": s.instance, "params": pc.to_dict(), "seed": perlin.seed}
+            ext, data = perlin.image_format, encode_image(img, perlin.image_format)
         members.append((f"{key}.{LABEL_EXT}", str(s.category).encode("ascii")))
         members.append((f"{key}.{META_EXT}", json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()))
-        members.append((f"{key}.{image_format}", encoded[(s.category, s.weight, s.draw, s.flip)]))
+        members.append((f"{key}.{ext}", data))
     return tar_bytes(members), len(samples), records
+
+
+def instance_key(seed: int, klass: int, instance: int):
+    from .perlin import instance_key as key
+
+    return key(seed, klass, instance)

@@ -79,6 +79,25 @@ def select_from_words(cum, words, idx):
 
 
 @kernel
+def _cumulative(probs, cum):
+    """``cum[:n]`` = running sum of ``probs`` (left to right, as the original)."""
+    s = 0.0
+    for i in range(probs.shape[0]):
+        s += probs[i]
+        cum[i] = s
+    return cum[: probs.shape[0]]
+
+
+@kernel
+def _fill(maps, idx, xs, ys, keep, px, py, bits, size, pad, x86_cast):
+    """Chaos game -> NaN trim -> rescale -> distinct pixels, for one candidate."""
+    chaos_game(maps, idx, xs, ys)
+    m = trim_nan(xs, ys, keep)
+    rescale(xs, ys, m, size, size, pad, px, py, x86_cast)
+    return count_filled(px, py, m, size, size, bits)
+
+
+@kernel
 def evaluate(maps, nmaps, snapshots, lo, hi, n_points, size, pad, fills,
              st, words, idx, xs, ys, keep, px, py, bits):
     """Fill count (distinct pixels at ``size``², point mode) of candidates lo..hi.
@@ -90,32 +109,19 @@ def evaluate(maps, nmaps, snapshots, lo, hi, n_points, size, pad, fills,
         st[:] = snapshots[c]
         mt.fill_words(st, words)
         n = nmaps[c]
-        s = 0.0
-        for i in range(n):
-            s += maps[c, i, 6]
-            cum[i] = s
-        select_from_words(cum[:n], words, idx)
-        chaos_game(maps[c, :n, :6], idx, xs, ys)
-        m = trim_nan(xs, ys, keep)
-        rescale(xs, ys, m, size, size, pad, px, py, True)
-        fills[c] = count_filled(px, py, m, size, size, bits)
+        select_from_words(_cumulative(maps[c, :n, 6], cum), words, idx)
+        fills[c] = _fill(maps[c, :n, :6], idx, xs, ys, keep, px, py, bits, size, pad, True)
 
 
 @kernel
 def evaluate_keyed(maps, nmaps, keys, lo, hi, n_points, size, pad, fills,
                    u, idx, xs, ys, keep, px, py, bits):
     """Like :func:`evaluate`, with each candidate's uniforms drawn from its own
-    counter-based stream ``keys[c]`` (the modern and svd samplers)."""
+    counter-based stream ``keys[c]`` (the modern and svd samplers; modern pixel
+    semantics)."""
     cum = np.empty(maps.shape[1], dtype=np.float64)
     for c in range(lo, hi):
         fill_uniform(keys[c], u)
         n = nmaps[c]
-        s = 0.0
-        for i in range(n):
-            s += maps[c, i, 6]
-            cum[i] = s
-        select_maps(cum[:n], u, idx)
-        chaos_game(maps[c, :n, :6], idx, xs, ys)
-        m = trim_nan(xs, ys, keep)
-        rescale(xs, ys, m, size, size, pad, px, py)
-        fills[c] = count_filled(px, py, m, size, size, bits)
+        select_maps(_cumulative(maps[c, :n, 6], cum), u, idx)
+        fills[c] = _fill(maps[c, :n, :6], idx, xs, ys, keep, px, py, bits, size, pad, False)

@@ -137,7 +137,8 @@ def render(params, out, image_format, overwrite, workers, **options):
     start = time.perf_counter()
     with _tqdm(total=total, unit="img", desc="render") as bar:
         summary = write_imagefolder(ids, systems, cfg, out, workers=workers or default_workers(),
-                                    overwrite=overwrite, image_format=image_format, progress=bar.update)
+                                    overwrite=overwrite, image_format=image_format, progress=bar.update,
+                                    device=options["device"])
     dt = time.perf_counter() - start
     extra = f", {len(summary['degenerate_variants'])} degenerate weight variants handled" \
         if summary["degenerate_variants"] else ""

@@ -22,7 +22,7 @@ __all__ = ["write_imagefolder"]
 
 
 def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, overwrite: bool = False,
-                      image_format: str = "png", progress=None) -> dict:
+                      image_format: str = "png", progress=None, device: str = "cpu") -> dict:
     """Render ``systems`` into an ImageFolder at ``out``; returns the summary.
 
     Args:
@@ -34,6 +34,7 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         overwrite: replace an existing non-empty ``out``.
         image_format: ``png`` (default), ``jpg`` or ``webp``.
         progress: optional ``progress(n_images)`` callback.
+        device: render device, ``cpu`` or ``cuda`` (the files are the same).
     """
     out = Path(out)
     records = []
@@ -48,7 +49,8 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
             return block.images.shape[0], block.record
 
         total = 0
-        for n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume):
+        for n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume,
+                                         device=device):
             total += n
             if record is not None:
                 records.append(record)

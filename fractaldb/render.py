@@ -295,13 +295,21 @@ class CPURenderer:
 
 
 def create_renderer(cfg: RenderConfig, device: str = "cpu"):
-    """The renderer for ``device`` (``cpu``; the CUDA twin shares this interface)."""
+    """The renderer for ``device``: ``cpu``, or ``cuda`` (:class:`~fractaldb.render_cuda.CUDARenderer`,
+    the same interface and the same blocks; :class:`ConfigError` without a usable GPU)."""
+    if device == "cuda":
+        # Imported here: importing fractaldb never imports numba.cuda.  Raises
+        # ConfigError without numba-cuda or without a usable GPU.
+        from .render_cuda import CUDARenderer
+
+        return CUDARenderer(cfg)
     if device != "cpu":
-        raise ConfigError(f"device {device!r} is not available in this build; use --device cpu")
+        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     return CPURenderer(cfg)
 
 
-def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=None, consume=None):
+def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=None, consume=None,
+                  device: str = "cpu"):
     """Render every (category, weight) block on ``workers`` threads.
 
     Args:
@@ -311,6 +319,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
         category_ids: category numbers (default ``0..len-1``), used in names and seeds.
         consume: ``consume(block)`` called on the worker thread right after
             the block is rendered (encode and write there, in parallel).
+        device: ``cpu`` or ``cuda`` (same images; see docs/gpu.md).
 
     Yields:
         The result of ``consume(block)`` (or the block), in (category, weight) order.
@@ -322,7 +331,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
 
     def run(job):
         if not hasattr(local, "renderer"):
-            local.renderer = create_renderer(cfg)
+            local.renderer = create_renderer(cfg, device)
         block = local.renderer.render_block(*job)
         return consume(block) if consume is not None else block
 

@@ -151,8 +151,8 @@ _EXACT_ERRORS = {
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--format", "bmp"],
         "error: unknown format 'bmp'; choose png, jpg or webp"),
     "unknown-device": (
-        ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--device", "cuda"],
-        "error: device 'cuda' is not available in this build; use --device cpu"),
+        ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--device", "tpu"],
+        "error: unknown device 'tpu'; choose cpu or cuda"),
     "weight-step-too-big": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--weights", "0.7"],
         "error: weight step must be in (0, 0.5], got 0.7; the original tables use 0.0125 ... 0.5"),

@@ -1,0 +1,395 @@
+"""CUDA twins of the chaos game, rescale and rasterisation kernels (numba-cuda).
+
+Each kernel mirrors a CPU kernel of :mod:`fractaldb.kernels.ifs` and must give
+bit-identical results; ``tests/cuda_cases.py`` compares them under numba's
+CUDA simulator.  Importing this module imports ``numba.cuda`` (and nothing
+touches a GPU until a kernel is launched); only
+:mod:`fractaldb.render_cuda` imports it, lazily.
+
+Layout of one launch: ``B`` (category, weight) blocks in scratch *slots*
+``0..B-1``; every kernel receives ``act``, the slots it works on (all of them,
+or the ones a degenerate-variant retry re-renders), and loops over them with
+a grid-stride loop, so the results never depend on the launch geometry.
+
+* :func:`chaos_game_kernel` -- one thread per slot: the recurrence is
+  sequential.
+* :func:`rescale_kernel` -- one thread block per slot: a min/max reduction in
+  shared memory, then the original min-max formula per point.  A slot whose
+  last point is NaN is only flagged; the host trims and rescales it with the
+  CPU kernels (NaN trimming is rare and inherently sequential).
+* :func:`fill_kernel` -- distinct pixels of the point raster (``atomic.or_``
+  on a bitmap), the fill rate of the degenerate-variant gate.
+* :func:`owner_kernel` then :func:`compose_kernel` -- the raster with the
+  original *overwrite* semantics in parallel: phase 1 records, per pixel, the
+  highest index of a point whose 3x3 patch (or pixel) covers it
+  (``atomic.max``); phase 2 gives each pixel the value that point writes
+  there, and writes the requested flips straight into the output.  The
+  sequential loop leaves exactly that value, because the last write wins and
+  every cell of a patch is written, zero cells included.
+
+Floating point: NVVM contracts ``a * b + c`` into one fused multiply-add by
+default (numba-cuda passes no ``-fma=0``, even with ``fastmath=False``), and a
+fused result is rounded once instead of twice, so it differs from the CPU's.
+The products and sums of the chaos game and of the rescale therefore go
+through :func:`_mul` and :func:`_add`: libdevice's ``__nv_dmul_rn`` /
+``__nv_dadd_rn``, which compile to ``mul.rn.f64`` / ``add.rn.f64``; PTX
+treats an instruction with an explicit rounding modifier conservatively and
+never fuses it.  ``tests/test_cuda.py::test_kernels_compile_for_the_gpu_without_fma``
+checks the PTX.  Under the simulator they are plain Python arithmetic on
+NumPy float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, cuda, float64
+
+__all__ = [
+    "SIMULATOR", "TPB", "CHAOS_TPB", "MAX_GRID",
+    "splitmix64", "patch_mask", "uniform",
+    "chaos_game_kernel", "rescale_kernel", "clear_fill_kernel", "fill_kernel",
+    "clear_owner_kernel", "owner_kernel", "compose_kernel",
+    "COMPOSE_POINT_GRAY", "COMPOSE_POINT_COLOR", "COMPOSE_PATCH",
+]
+
+#: Whether numba runs kernels in its CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+# The simulator runs one Python thread per CUDA thread: tiny blocks and grids
+# keep it fast, and the grid-stride loops make the results independent of it.
+#: Threads per block of the data-parallel kernels (a power of two: tree reduction).
+TPB = 4 if SIMULATOR else 256
+#: Threads per block of the chaos game: one warp, so a few hundred slots still
+#: spread over many multiprocessors.
+CHAOS_TPB = 2 if SIMULATOR else 32
+#: Largest grid extent the launch helpers use per dimension.
+MAX_GRID = 2 if SIMULATOR else 65535
+
+# splitmix64 constants: the same as fractaldb.kernels.ifs.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_INV53 = 1.0 / 9007199254740992.0
+
+#: ``compose_kernel`` modes.
+COMPOSE_POINT_GRAY = 0
+COMPOSE_POINT_COLOR = 1
+COMPOSE_PATCH = 2
+
+if SIMULATOR:
+    def _mul(a, b):
+        return a * b
+
+    def _add(a, b):
+        return a + b
+else:  # pragma: no cover - needs the CUDA target (compiled, not run, on CI)
+    from numba.cuda import libdevice
+
+    # Never fused into an FMA (see the module docstring).
+    _mul = libdevice.dmul_rn
+    _add = libdevice.dadd_rn
+
+
+# --------------------------------------------------------------------------- device functions
+
+
+@cuda.jit(device=True)
+def splitmix64(key, counter):
+    """Draw ``counter`` of the splitmix64 stream keyed by ``key`` (a ``uint64``)."""
+    z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@cuda.jit(device=True)
+def patch_mask(key, counter):
+    """A 9-bit patch mask in 1..511 (multiply-shift), as the CPU kernel."""
+    hi = splitmix64(key, counter) >> np.uint64(32)
+    return np.int64(1) + np.int64((hi * np.uint64(511)) >> np.uint64(32))
+
+
+@cuda.jit(device=True)
+def uniform(key, counter):
+    """Uniform double in [0, 1): draw ``counter`` of ``fill_uniform``'s stream."""
+    return _mul(np.float64(splitmix64(key, counter) >> np.uint64(11)), _INV53)
+
+
+@cuda.jit(device=True)
+def _pixel(v, shift, span, scale, fpad, pad, x86_cast):
+    """One coordinate of ``_rescale_axis`` (CPU): same formula, same casts."""
+    if x86_cast:
+        p = _add(_mul((v - shift) / span, scale), fpad)
+        ok = (p > -2147483649.0) and (p < 2147483648.0)
+        return np.int32(np.int64(p if ok else 0.0) & 0xFFFF)
+    if span == 0.0:
+        return np.int32(pad)
+    p = _add(_mul((v - shift) / span, scale), fpad)
+    ok = (p >= 0.0) and (p < 65536.0)
+    return np.int32(p if ok else -1.0)
+
+
+# --------------------------------------------------------------------------- points
+
+
+@cuda.jit
+def chaos_game_kernel(act, maps, cum, nmaps, keys, u_shared, official, xs, ys):
+    """Chaos game of every slot in ``act``, one thread each.
+
+    Mirrors ``fill_uniform`` + ``select_maps`` + ``chaos_game``: the uniform
+    of step ``i`` is draw ``i`` of ``keys[slot]`` (modern) or
+    ``u_shared[i]`` (official: the shared ``np.random.seed(100)`` stream); the
+    map is the number of cumulative values below it; an index past the maps
+    repeats the point.
+
+    Args:
+        act: ``(A,)`` int32 slots to run.
+        maps: ``(B, M, 6)`` float64 weighted maps (rows past ``nmaps`` unused).
+        cum: ``(B, M)`` float64 cumulative probabilities.
+        nmaps: ``(B,)`` int32 map counts.
+        keys: ``(B,)`` uint64 point-stream keys.
+        u_shared: ``(points - 1,)`` float64 official uniforms (unused in modern mode).
+        official: whether to read ``u_shared``.
+        xs, ys: ``(B, points)`` float64 outputs.
+    """
+    n = xs.shape[1]
+    for a in range(cuda.grid(1), act.shape[0], cuda.gridsize(1)):
+        s = act[a]
+        m = nmaps[s]
+        key = keys[s]
+        x = 0.0
+        y = 0.0
+        xs[s, 0] = x
+        ys[s, 0] = y
+        for i in range(n - 1):
+            if official:
+                u = u_shared[i]
+            else:
+                u = uniform(key, i)
+            j = 0
+            for k in range(m):
+                if u > cum[s, k]:
+                    j += 1
+            if j < m:
+                # (x*a + y*b) + e, rounded after every operation, as on the CPU.
+                nx = _add(_add(_mul(x, maps[s, j, 0]), _mul(y, maps[s, j, 1])), maps[s, j, 4])
+                ny = _add(_add(_mul(x, maps[s, j, 2]), _mul(y, maps[s, j, 3])), maps[s, j, 5])
+                x = nx
+                y = ny
+            xs[s, i + 1] = x
+            ys[s, i + 1] = y
+
+
+@cuda.jit
+def rescale_kernel(act, xs, ys, width, height, pad, x86_cast, px, py, nan_flag):
+    """Min-max rescale of every slot in ``act``, one thread block per slot.
+
+    ``nan_flag[slot]`` = 1 when the last point is NaN (the CPU's ``has_nan``):
+    the host then trims and rescales that slot with the CPU kernels and the
+    slot's ``px``/``py`` are left alone here; otherwise 0.
+
+    Min and max are exact whatever the reduction order; a signed zero in
+    them cannot change a pixel (``shift`` is 0.0 for ``-0.0``, and a zero
+    span takes the same branch with either sign).
+    """
+    lo_x = cuda.shared.array(TPB, float64)
+    hi_x = cuda.shared.array(TPB, float64)
+    lo_y = cuda.shared.array(TPB, float64)
+    hi_y = cuda.shared.array(TPB, float64)
+    t = cuda.threadIdx.x
+    n = xs.shape[1]
+    for a in range(cuda.blockIdx.x, act.shape[0], cuda.gridDim.x):
+        s = act[a]
+        nan = math.isnan(xs[s, n - 1]) or math.isnan(ys[s, n - 1])
+        if t == 0:
+            nan_flag[s] = 1 if nan else 0
+        if nan:  # the same for every thread of the block: no divergence at the barriers
+            continue
+        lx = np.inf
+        hx = -np.inf
+        ly = np.inf
+        hy = -np.inf
+        for i in range(t, n, TPB):
+            v = xs[s, i]
+            lx = v if v < lx else lx
+            hx = v if v > hx else hx
+            v = ys[s, i]
+            ly = v if v < ly else ly
+            hy = v if v > hy else hy
+        lo_x[t] = lx
+        hi_x[t] = hx
+        lo_y[t] = ly
+        hi_y[t] = hy
+        cuda.syncthreads()
+        step = TPB // 2
+        while step > 0:
+            if t < step:
+                if lo_x[t + step] < lo_x[t]:
+                    lo_x[t] = lo_x[t + step]
+                if hi_x[t + step] > hi_x[t]:
+                    hi_x[t] = hi_x[t + step]
+                if lo_y[t + step] < lo_y[t]:
+                    lo_y[t] = lo_y[t + step]
+                if hi_y[t + step] > hi_y[t]:
+                    hi_y[t] = hi_y[t + step]
+            cuda.syncthreads()
+            step //= 2
+        lx = lo_x[0]
+        hx = hi_x[0]
+        ly = lo_y[0]
+        hy = hi_y[0]
+        cuda.syncthreads()  # everyone has read the result before the next slot reuses the arrays
+        # axis_transform: shift only when min < 0; the span is max - min either way.
+        shift_x = lx if lx < 0.0 else 0.0
+        shift_y = ly if ly < 0.0 else 0.0
+        span_x = hx - lx
+        span_y = hy - ly
+        scale_x = np.float64(width - 2 * pad)
+        scale_y = np.float64(height - 2 * pad)
+        fpad = np.float64(pad)
+        for i in range(t, n, TPB):
+            px[s, i] = _pixel(xs[s, i], shift_x, span_x, scale_x, fpad, pad, x86_cast)
+            py[s, i] = _pixel(ys[s, i], shift_y, span_y, scale_y, fpad, pad, x86_cast)
+
+
+# --------------------------------------------------------------------------- fill rate
+
+
+@cuda.jit
+def clear_fill_kernel(act, hits, filled):
+    """Zero the fill bitmaps and counters of the slots in ``act``."""
+    words = hits.shape[1]
+    for a in range(cuda.blockIdx.y, act.shape[0], cuda.gridDim.y):
+        s = act[a]
+        start = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+        if start == 0:
+            filled[s] = 0
+        for k in range(start, words, cuda.gridDim.x * cuda.blockDim.x):
+            hits[s, k] = 0
+
+
+@cuda.jit
+def fill_kernel(act, px, py, npts, width, height, hits, filled):
+    """``filled[slot]`` += distinct pixels hit by the slot's points (``count_filled``).
+
+    ``hits`` is a zeroed ``(B, ceil(W*H/64))`` uint64 bitmap per slot; a thread
+    counts the bits it turned on (``atomic.or_`` returns the old word), so
+    every pixel is counted once.  The bitmap is kept: gray point mode draws
+    from it.
+    """
+    for a in range(cuda.blockIdx.y, act.shape[0], cuda.gridDim.y):
+        s = act[a]
+        n = npts[s]
+        count = 0
+        for i in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, n, cuda.gridDim.x * cuda.blockDim.x):
+            x = px[s, i]
+            y = py[s, i]
+            if x >= 0 and y >= 0 and x < width and y < height:
+                b = y * width + x
+                bit = np.uint64(1) << np.uint64(b & 63)
+                old = cuda.atomic.or_(hits, (s, b >> 6), bit)
+                if (old & bit) == np.uint64(0):
+                    count += 1
+        if count > 0:
+            cuda.atomic.add(filled, s, count)
+
+
+# --------------------------------------------------------------------------- raster
+
+
+@cuda.jit
+def clear_owner_kernel(act, owner):
+    """``owner[slot] = -1`` (no point) for the slots in ``act``."""
+    w = owner.shape[2]
+    npix = owner.shape[1] * w
+    for a in range(cuda.blockIdx.y, act.shape[0], cuda.gridDim.y):
+        s = act[a]
+        for q in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, npix, cuda.gridDim.x * cuda.blockDim.x):
+            owner[s, q // w, q % w] = -1
+
+
+@cuda.jit
+def owner_kernel(act, px, py, npts, patch, owner):
+    """Phase 1: ``owner[slot, y, x]`` = highest point index writing pixel (x, y).
+
+    Patch mode: point ``i`` writes the 9 cells (x+1..x+3, y+1..y+3) clipped to
+    the image, and nothing when x or y is negative (an undefined index in
+    modern mode), as ``draw_patches``.  Point mode: the pixel itself when
+    inside the image, as ``draw_points``.
+    """
+    h = owner.shape[1]
+    w = owner.shape[2]
+    for a in range(cuda.blockIdx.y, act.shape[0], cuda.gridDim.y):
+        s = act[a]
+        n = npts[s]
+        for i in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, n, cuda.gridDim.x * cuda.blockDim.x):
+            x = px[s, i]
+            y = py[s, i]
+            me = np.int32(i)
+            if patch:
+                if x >= 0 and y >= 0:
+                    for r in range(3):
+                        yy = y + 1 + r
+                        if yy < h:
+                            for c in range(3):
+                                xx = x + 1 + c
+                                if xx < w:
+                                    cuda.atomic.max(owner, (s, yy, xx), me)
+            elif x >= 0 and y >= 0 and x < w and y < h:
+                cuda.atomic.max(owner, (s, y, x), me)
+
+
+@cuda.jit
+def compose_kernel(d_slot, d_key, d_base, px, py, owner, hits, colors, mode, flips, images):
+    """Phase 2: every pixel of every requested draw, written in each flip.
+
+    For draw ``d`` of slot ``d_slot[d]``, the raster pixel (X, Y) is
+
+    * gray point mode: ``colors[0]`` if the fill bitmap has the pixel, else 0;
+    * colour point mode: ``colors[o % K]`` for the owner ``o``, else 0;
+    * patch mode: ``colors[o % K] * bit`` where ``bit`` is bit ``8 - (3 r + c)``
+      of ``patch_mask(d_key[d], o)`` and (r, c) the pixel's cell in the
+      owner's patch, else 0.
+
+    Flip ``t < flips`` of the raster goes to ``images[d_base[d] + t]``, with
+    ``fractaldb.render.flip``'s definition (the original's flipud first).
+    """
+    h = images.shape[1]
+    w = images.shape[2]
+    nch = images.shape[3]
+    nc = colors.shape[0]
+    npix = h * w
+    for d in range(cuda.blockIdx.y, d_slot.shape[0], cuda.gridDim.y):
+        s = d_slot[d]
+        key = d_key[d]
+        base = d_base[d]
+        for q in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, npix, cuda.gridDim.x * cuda.blockDim.x):
+            yy = q // w
+            xx = q - yy * w
+            on = 0
+            ci = 0
+            if mode == COMPOSE_POINT_GRAY:
+                if (hits[s, q >> 6] >> np.uint64(q & 63)) & np.uint64(1):
+                    on = 1
+            else:
+                o = owner[s, yy, xx]
+                if o >= 0:
+                    ci = o % nc
+                    if mode == COMPOSE_POINT_COLOR:
+                        on = 1
+                    else:
+                        r = yy - (py[s, o] + 1)
+                        c = xx - (px[s, o] + 1)
+                        on = (patch_mask(key, o) >> (8 - (3 * r + c))) & 1
+            yf = h - 1 - yy
+            xf = w - 1 - xx
+            for ch in range(nch):
+                v = np.uint8(colors[ci, ch] * on)
+                images[base, yf, xx, ch] = v
+                if flips > 1:
+                    images[base + 1, yy, xx, ch] = v
+                if flips > 2:
+                    images[base + 2, yf, xf, ch] = v
+                if flips > 3:
+                    images[base + 3, yy, xf, ch] = v

@@ -1,0 +1,366 @@
+"""GPU instance rendering: :class:`~fractaldb.render.CPURenderer`'s twin (numba-cuda).
+
+:class:`CUDARenderer` has the CPU renderer's interface and gives the same
+:class:`~fractaldb.render.Block` -- images, fill, factors and degenerate
+record -- bit for bit: it consumes the same random streams (modern: the keyed
+splitmix64 streams of :mod:`fractaldb.seeds`; official: the shared
+``np.random.seed(100)`` uniforms, copied to the device once) and runs the
+same arithmetic (see :mod:`fractaldb.kernels.cuda`).  On top of
+``render_block`` it renders many blocks per launch into GPU memory
+(:meth:`CUDARenderer.render_blocks_device`) and hands them to PyTorch without
+a copy (:meth:`CUDARenderer.to_torch`).
+
+Nothing here runs at import of :mod:`fractaldb`: :func:`fractaldb.render.create_renderer`
+imports this module only for ``device="cuda"``, and the renderer checks for a
+GPU when it is built, raising :class:`~fractaldb.errors.ConfigError` with
+:data:`NO_GPU` when there is none.
+
+What runs on the host: the per-block set-up (weighted maps, stream keys), the
+degenerate-variant decisions (a few numbers per block; the re-rendered
+variants run on the GPU), and the NaN trimming of diverging variants, which
+is rare and sequential: such a block's points are copied back, trimmed and
+rescaled with the CPU kernels and copied up again.  Points are bit-identical
+on both sides, so the result is the CPU's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import constants as C
+from .errors import ConfigError
+from .kernels import ifs as K
+from .render import _RETRIES, _SHRINK, Block, RenderConfig, color_table
+from .seeds import stream_key
+
+__all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available"]
+
+#: The error of ``--device cuda`` on a machine without a usable GPU.
+NO_GPU = "--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"
+#: The error of ``--device cuda`` without numba-cuda installed.
+NO_NUMBA_CUDA = "--device cuda needs numba-cuda; install it with: pip install 'fractaldb[cuda]'"
+
+
+def _numba_cuda():
+    """``numba.cuda``, or :class:`ConfigError` when it cannot be imported."""
+    try:
+        from numba import cuda
+    except ImportError as exc:  # pragma: no cover - numba-cuda is in the test extra
+        raise ConfigError(NO_NUMBA_CUDA) from exc
+    return cuda
+
+
+def cuda_available() -> bool:
+    """Whether a GPU (or numba's CUDA simulator) can run the kernels."""
+    try:
+        return bool(_numba_cuda().is_available())
+    except Exception:  # a broken driver counts as no GPU
+        return False
+
+
+def _jobs(jobs, cfg: RenderConfig) -> list:
+    """``(category, ifs, weight[, draws])`` -> ``(category, ifs, weight, draws)`` tuples."""
+    out = []
+    for job in jobs:
+        category, ifs, weight = job[:3]
+        draws = list(range(cfg.draws)) if len(job) < 4 or job[3] is None else list(job[3])
+        out.append((int(category), ifs, int(weight), draws))
+    return out
+
+
+class _Scratch:
+    """Device buffers for up to ``cap`` blocks (slots) of one launch."""
+
+    def __init__(self, cuda, cfg: RenderConfig, cap: int, need_owner: bool):
+        n, size = cfg.points, cfg.size
+        self.cap = cap
+        self.xs = cuda.device_array((cap, n), dtype=np.float64)
+        self.ys = cuda.device_array((cap, n), dtype=np.float64)
+        self.px = cuda.device_array((cap, n), dtype=np.int32)
+        self.py = cuda.device_array((cap, n), dtype=np.int32)
+        self.nan = cuda.device_array(cap, dtype=np.int32)
+        self.npts = cuda.device_array(cap, dtype=np.int32)
+        self.hits = cuda.device_array((cap, (size * size + 63) // 64), dtype=np.uint64)
+        self.filled = cuda.device_array(cap, dtype=np.int64)
+        shape = (cap, size, size) if need_owner else (1, 1, 1)
+        self.owner = cuda.device_array(shape, dtype=np.int32)
+        self.npts_host = np.zeros(cap, dtype=np.int32)
+
+
+class CUDARenderer:
+    """Renders blocks on the GPU; one instance per thread, like :class:`CPURenderer`.
+
+    Args:
+        cfg: render settings (validated by :class:`RenderConfig`).
+        max_batch: most (category, weight) blocks per launch.  Device scratch
+            is about ``points * 24 + size**2 * 4`` bytes per block (4.8 MB at
+            the original settings), allocated once for the largest batch seen.
+
+    Raises:
+        ConfigError: without numba-cuda, or without a usable GPU (:data:`NO_GPU`).
+    """
+
+    device = "cuda"
+
+    def __init__(self, cfg: RenderConfig, max_batch: int = 256):
+        cuda = _numba_cuda()
+        if not cuda_available():
+            raise ConfigError(NO_GPU)
+        from .kernels import cuda as KC  # compiles nothing yet: kernels are JIT on first launch
+
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+            raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
+        self._cuda = cuda
+        self._k = KC
+        self.cfg = cfg
+        self.max_batch = max_batch
+        n = cfg.points
+        self.table = cfg.weight_table()
+        self.colors = color_table(cfg.color)
+        self._official = cfg.compat == "official"
+        self._need_owner = cfg.mode == "patch" or cfg.color == "color"
+        if self._official:
+            # The same uniforms as CPURenderer.official_u: np.random.seed(100) before every render.
+            self.official_u = np.random.RandomState(C.RENDER_COMPAT_SEED).random_sample(n)[: n - 1]
+            u = self.official_u
+        else:
+            u = np.zeros(1, dtype=np.float64)
+        self._d_u = cuda.to_device(np.ascontiguousarray(u, dtype=np.float64))
+        self._d_colors = cuda.to_device(self.colors)
+        # Host scratch of the NaN fallback (CPU kernels).
+        self._hx = np.empty(n, dtype=np.float64)
+        self._hy = np.empty(n, dtype=np.float64)
+        self._hpx = np.empty(n, dtype=np.int32)
+        self._hpy = np.empty(n, dtype=np.int32)
+        self._keep = np.empty(n, dtype=np.bool_)
+        self._scratch = None
+        self._dev_block = None
+        self._buffer = None
+        #: Blocks whose points were NaN-trimmed and rescaled on the host so far.
+        self.nan_fallbacks = 0
+
+    # ------------------------------------------------------------------ public interface
+
+    def block_buffer(self, draws: int) -> np.ndarray:
+        """A reusable host ``(draws * flips, H, W, C)`` buffer, as :meth:`CPURenderer.block_buffer`."""
+        cfg = self.cfg
+        need = draws * cfg.flips
+        if self._buffer is None or self._buffer.shape[0] < need:
+            self._buffer = np.empty((max(need, cfg.images_per_block), cfg.size, cfg.size, cfg.channels),
+                                    dtype=np.uint8)
+        return self._buffer[:need]
+
+    def render_block(self, category: int, ifs, weight: int, out: np.ndarray | None = None,
+                     draws=None) -> Block:
+        """Render all flips of ``draws`` (default: every draw) of ``(category, weight)``.
+
+        Same contract as :meth:`CPURenderer.render_block`: the images land in
+        host memory, ``out[k * flips + t]`` for the k-th requested draw.
+        """
+        cfg = self.cfg
+        draws = list(range(cfg.draws)) if draws is None else list(draws)
+        k = len(draws) * cfg.flips
+        if self._dev_block is None or self._dev_block.shape[0] < k:
+            self._dev_block = self._cuda.device_array(
+                (max(k, cfg.images_per_block), cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+        dev = self._dev_block[:k]
+        _, blocks = self.render_blocks_device([(category, ifs, weight, draws)], out=dev, with_blocks=True)
+        if out is None:
+            out = np.empty((k, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+        if k:
+            if out.flags.c_contiguous and out.shape == dev.shape and out.dtype == np.uint8:
+                dev.copy_to_host(out)
+            else:
+                out[...] = dev.copy_to_host()
+        block = blocks[0]
+        block.images = out
+        return block
+
+    def render_blocks_device(self, jobs, out=None, with_blocks: bool = False):
+        """Render many blocks, leaving the images in GPU memory.
+
+        Args:
+            jobs: ``(category, ifs, weight)`` or ``(category, ifs, weight, draws)``
+                tuples; up to ``max_batch`` blocks run per launch.
+            out: optional ``numba.cuda`` device array ``(n_images, H, W, C)`` uint8.
+            with_blocks: also return one :class:`Block` per job, whose
+                ``images`` is a view of the device array.
+
+        Returns:
+            The device array of every job's images, job after job, each in
+            ``draw * flips + flip`` order (as :meth:`render_block`); with
+            ``with_blocks``, ``(device array, blocks)``.  Rendering one block
+            alone or among others gives the same images.
+        """
+        cfg = self.cfg
+        jobs = _jobs(jobs, cfg)
+        total = sum(len(j[3]) for j in jobs) * cfg.flips
+        shape = (total, cfg.size, cfg.size, cfg.channels)
+        if out is None:
+            out = self._cuda.device_array(shape, dtype=np.uint8)
+        elif tuple(out.shape) != shape:
+            raise ConfigError(f"out must have shape {shape}, got {tuple(out.shape)}")
+        blocks = []
+        offset = 0
+        for start in range(0, len(jobs), self.max_batch):
+            batch = jobs[start:start + self.max_batch]
+            meta = self._render_batch(batch, out, offset)
+            for (category, _, weight, draws), (fill, factors, record) in zip(batch, meta):
+                k = len(draws) * cfg.flips
+                blocks.append(Block(category, weight, out[offset:offset + k], fill, factors, record, draws))
+                offset += k
+        return (out, blocks) if with_blocks else out
+
+    @staticmethod
+    def to_torch(images):
+        """A ``torch.Tensor`` on the GPU sharing ``images``' memory (no copy).
+
+        Goes through ``__cuda_array_interface__``; the kernels that wrote
+        ``images`` are finished first (they ran on numba's default stream).
+
+        Raises:
+            ConfigError: under numba's CUDA simulator, without PyTorch, or with
+                a PyTorch that cannot see the GPU.
+        """
+        from .kernels import cuda as KC
+
+        if KC.SIMULATOR:
+            raise ConfigError("to_torch needs a real GPU: numba's CUDA simulator keeps device arrays in host memory")
+        try:
+            import torch
+        except ImportError as exc:
+            raise ConfigError("to_torch needs PyTorch; install it with: pip install 'fractaldb[torch]'") from exc
+        if not torch.cuda.is_available():
+            raise ConfigError("to_torch needs a CUDA build of PyTorch that sees the GPU; "
+                              "torch.cuda.is_available() is False")
+        _numba_cuda().synchronize()
+        return torch.as_tensor(images, device="cuda")
+
+    # ------------------------------------------------------------------ launches
+
+    def _scratch_for(self, blocks: int) -> _Scratch:
+        if self._scratch is None or self._scratch.cap < blocks:
+            self._scratch = None  # free the old buffers first
+            self._scratch = _Scratch(self._cuda, self.cfg, blocks, self._need_owner)
+        return self._scratch
+
+    def _grid(self, inner: int, outer: int, tpb: int) -> tuple:
+        """(x, y) grid: ``inner`` items per slot over x, ``outer`` slots over y."""
+        g = self._k.MAX_GRID
+        return (max(1, min(math.ceil(inner / tpb), g)), max(1, min(outer, g)))
+
+    def _points(self, sc: _Scratch, act: np.ndarray, maps, cum, nmaps, keys) -> np.ndarray:
+        """Chaos game, rescale (with the host NaN fallback) and fill of the slots ``act``.
+
+        Returns the distinct-pixel counts of every slot (only ``act``'s are new).
+        """
+        cuda, KC, cfg = self._cuda, self._k, self.cfg
+        n, size = cfg.points, cfg.size
+        a = len(act)
+        d_act = cuda.to_device(act)
+        KC.chaos_game_kernel[max(1, min(math.ceil(a / KC.CHAOS_TPB), KC.MAX_GRID)), KC.CHAOS_TPB](
+            d_act, maps, cum, nmaps, keys, self._d_u, self._official, sc.xs, sc.ys)
+        KC.rescale_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB](
+            d_act, sc.xs, sc.ys, size, size, cfg.pad, self._official, sc.px, sc.py, sc.nan)
+        nan = sc.nan.copy_to_host()
+        for s in act:
+            sc.npts_host[s] = n
+            if nan[s]:
+                # Rare: a diverging variant.  Trim and rescale on the host with the CPU kernels.
+                sc.xs[s].copy_to_host(self._hx)
+                sc.ys[s].copy_to_host(self._hy)
+                m = K.trim_nan(self._hx, self._hy, self._keep)
+                K.rescale(self._hx, self._hy, m, size, size, cfg.pad, self._hpx, self._hpy, self._official)
+                if m:
+                    sc.px[s, :m].copy_to_device(self._hpx[:m])
+                    sc.py[s, :m].copy_to_device(self._hpy[:m])
+                sc.npts_host[s] = m
+                self.nan_fallbacks += 1
+        sc.npts.copy_to_device(sc.npts_host)
+        KC.clear_fill_kernel[self._grid(sc.hits.shape[1], a, KC.TPB), KC.TPB](d_act, sc.hits, sc.filled)
+        KC.fill_kernel[self._grid(n, a, KC.TPB), KC.TPB](d_act, sc.px, sc.py, sc.npts, size, size,
+                                                         sc.hits, sc.filled)
+        return sc.filled.copy_to_host()
+
+    def _render_batch(self, jobs: list, images, offset: int) -> list:
+        """Render ``jobs`` (at most ``max_batch``) into ``images[offset:]``.
+
+        Returns ``(fill, factors, record)`` per job, as :meth:`CPURenderer.render_block` decides them.
+        """
+        cuda, KC, cfg = self._cuda, self._k, self.cfg
+        b = len(jobs)
+        if b == 0:
+            return []
+        sc = self._scratch_for(b)
+        size = cfg.size
+        m_max = max(ifs.n_maps for _, ifs, _, _ in jobs)
+        maps = np.zeros((b, m_max, 6), dtype=np.float64)
+        cum = np.full((b, m_max), 2.0, dtype=np.float64)
+        nmaps = np.empty(b, dtype=np.int32)
+        keys = np.empty(b, dtype=np.uint64)
+        factors = []
+        for s, (category, ifs, weight, _) in enumerate(jobs):
+            f = self.table[weight].copy()
+            factors.append(f)
+            maps[s, :ifs.n_maps] = ifs.weighted(f)
+            cum[s, :ifs.n_maps] = ifs.cumulative()
+            nmaps[s] = ifs.n_maps
+            keys[s] = stream_key(cfg.seed, "render-points", category, weight)
+        d_maps, d_cum, d_nmaps, d_keys = (cuda.to_device(x) for x in (maps, cum, nmaps, keys))
+        act = np.arange(b, dtype=np.int32)
+        counts = self._points(sc, act, d_maps, d_cum, d_nmaps, d_keys)
+        fills = [int(counts[s]) / size**2 for s in range(b)]
+        records = [None] * b
+
+        # The degenerate-variant policy, exactly as CPURenderer.render_block.
+        if cfg.compat == "modern" and cfg.degenerate != "keep":
+            bad = [s for s in range(b) if fills[s] < cfg.min_fill]
+            for s in bad:
+                category, _, weight, _ = jobs[s]
+                records[s] = {"category": category, "weight": weight, "factors": factors[s].tolist(),
+                              "fill": fills[s], "action": cfg.degenerate}
+            if cfg.degenerate == "replace" and bad:
+                original = {s: factors[s].copy() for s in bad}
+                pending = list(bad)
+                for attempt in range(_RETRIES + 1):
+                    for s in pending:
+                        ifs = jobs[s][1]
+                        factors[s] = 1.0 + (original[s] - 1.0) * (_SHRINK ** (attempt + 1)) \
+                            if attempt < _RETRIES else np.ones(6)
+                        maps[s, :ifs.n_maps] = ifs.weighted(factors[s])
+                    d_maps.copy_to_device(maps)
+                    counts = self._points(sc, np.array(pending, dtype=np.int32), d_maps, d_cum, d_nmaps, d_keys)
+                    for s in pending:
+                        fills[s] = int(counts[s]) / size**2
+                    pending = [s for s in pending if fills[s] < cfg.min_fill]
+                    if not pending:
+                        break
+                for s in bad:
+                    records[s].update(replaced_by=factors[s].tolist(), replaced_fill=fills[s])
+
+        # Raster: owners (phase 1), then every draw and flip (phase 2).
+        d_act = cuda.to_device(act)
+        patch = cfg.mode == "patch"
+        if self._need_owner:
+            KC.clear_owner_kernel[self._grid(size * size, b, KC.TPB), KC.TPB](d_act, sc.owner)
+            KC.owner_kernel[self._grid(cfg.points, b, KC.TPB), KC.TPB](d_act, sc.px, sc.py, sc.npts, patch,
+                                                                       sc.owner)
+        d_slot, d_key, d_base = [], [], []
+        base = offset
+        for s, (category, _, weight, draws) in enumerate(jobs):
+            for d in draws:
+                d_slot.append(s)
+                d_key.append(stream_key(cfg.seed, "render-patches", category, weight, d) if patch else np.uint64(0))
+                d_base.append(base)
+                base += cfg.flips
+        if d_slot:
+            mode = KC.COMPOSE_PATCH if patch else (
+                KC.COMPOSE_POINT_COLOR if cfg.color == "color" else KC.COMPOSE_POINT_GRAY)
+            KC.compose_kernel[self._grid(size * size, len(d_slot), KC.TPB), KC.TPB](
+                cuda.to_device(np.array(d_slot, dtype=np.int32)),
+                cuda.to_device(np.array(d_key, dtype=np.uint64)),
+                cuda.to_device(np.array(d_base, dtype=np.int32)),
+                sc.px, sc.py, sc.owner, sc.hits, self._d_colors, mode, cfg.flips, images)
+        return [(fills[s], factors[s], records[s]) for s in range(b)]

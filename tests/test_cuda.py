@@ -1,0 +1,149 @@
+"""The CUDA renderer: simulator parity, compiled PTX, and the no-GPU errors.
+
+* ``tests/cuda_cases.py`` (GPU blocks == CPU blocks, bit for bit) runs in a
+  subprocess under numba's CUDA simulator: ``NUMBA_ENABLE_CUDASIM`` must be set
+  before numba is imported, and this process has imported it already.
+* The kernels are compiled for a real GPU (sm_90 PTX, no driver needed) to
+  check that they type-check on the CUDA target and contain no fused
+  multiply-add, which would change the chaos game's points.
+* Without a GPU, ``create_renderer(cfg, "cuda")`` and ``fractaldb render
+  --device cuda`` fail with one clear line; importing fractaldb never
+  imports ``numba.cuda``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fractaldb.errors import ConfigError
+from fractaldb.render import RenderConfig, create_renderer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env.update(extra)
+    return env
+
+
+def _gpu_present() -> bool:
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return True
+    from fractaldb.render_cuda import cuda_available
+
+    return cuda_available()
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+def test_simulator_cases_pass():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "cuda_cases.py"), "-q", "-p", "no:cacheprovider",
+         "-o", "addopts="],
+        cwd=ROOT, env=_env(NUMBA_ENABLE_CUDASIM="1"), capture_output=True, text=True, timeout=600)
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, tail
+    summary = proc.stdout.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) >= 50, tail
+    assert not re.search(r"failed|error|skipped", summary), tail
+
+
+# --------------------------------------------------------------------------- compiled for a real GPU
+
+
+def _ptx_signatures():
+    from numba.cuda import types as T
+
+    i32, u64, f64, i64 = T.int32[::1], T.uint64[::1], T.float64[::1], T.int64[::1]
+    f2, i2, u2, i3 = T.float64[:, ::1], T.int32[:, ::1], T.uint64[:, ::1], T.int32[:, :, ::1]
+    return {  # the argument types CUDARenderer launches with
+        "chaos_game_kernel": (i32, T.float64[:, :, ::1], f2, i32, u64, f64, T.boolean, f2, f2),
+        "rescale_kernel": (i32, f2, f2, T.int64, T.int64, T.int64, T.boolean, i2, i2, i32),
+        "clear_fill_kernel": (i32, u2, i64),
+        "fill_kernel": (i32, i2, i2, i32, T.int64, T.int64, u2, i64),
+        "clear_owner_kernel": (i32, i3),
+        "owner_kernel": (i32, i2, i2, i32, T.boolean, i3),
+        "compose_kernel": (i32, u64, i32, i2, i2, i3, u2, T.uint8[:, ::1], T.int64, T.int64,
+                           T.uint8[:, :, :, ::1]),
+    }
+
+
+def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("the simulator does not compile")
+    from numba import cuda
+    import numba.cuda.dispatcher as dispatcher
+
+    # Device functions ask the current GPU for its compute capability; there
+    # may be none here, and PTX for sm_90 needs only NVVM.
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: type("Dev", (), {"compute_capability": (9, 0)})())
+
+    def control(a, b, c, out):
+        out[0] = a[0] * b[0] + c[0]
+
+    from numba.cuda import types as T
+
+    try:
+        control_ptx, _ = cuda.compile_ptx(control, (T.float64[::1],) * 4, cc=(9, 0))
+    except Exception as exc:  # no NVVM (CUDA toolkit) on this machine
+        pytest.skip(f"cannot compile PTX here: {type(exc).__name__}: {exc}".splitlines()[0])
+    # The control proves the check can fail: plain a * b + c is contracted.
+    assert "fma.rn.f64" in control_ptx
+
+    from fractaldb.kernels import cuda as KC
+
+    for name, sig in _ptx_signatures().items():
+        ptx, _ = cuda.compile_ptx(getattr(KC, name).py_func, sig, cc=(9, 0))
+        assert "fma.rn.f64" not in ptx, f"{name}: a fused multiply-add changes the CPU's results"
+        if name in ("chaos_game_kernel", "rescale_kernel"):
+            # Every product is an explicitly rounded mul.rn.f64, which PTX never fuses.
+            assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx, name
+            assert not re.search(r"\bmul\.f64\b", ptx), f"{name}: a product the assembler may fuse"
+
+
+# --------------------------------------------------------------------------- without a GPU
+
+_NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
+
+
+def test_importing_fractaldb_does_not_import_cuda():
+    code = ("import sys, fractaldb, fractaldb.render, fractaldb.shards, fractaldb.cli.main; "
+            "print('numba.cuda' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+@_NEEDS_NO_GPU
+def test_create_renderer_cuda_without_gpu():
+    with pytest.raises(ConfigError) as info:
+        create_renderer(RenderConfig(size=32, points=100), "cuda")
+    assert str(info.value) == ("--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. "
+                               "Use --device cpu")
+
+
+@_NEEDS_NO_GPU
+def test_cli_render_device_cuda_without_gpu(tmp_path):
+    from fractaldb.ifs import IFS, write_csv
+    from test_render import CAT_00002
+
+    write_csv(IFS.from_rows(CAT_00002), tmp_path / "good.csv")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fractaldb.cli.main", "render", "--params", str(tmp_path / "good.csv"),
+         "--out", str(out), "--device", "cuda", "--size", "32", "--points", "200"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: --device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"]
+    assert not out.exists()

@@ -155,12 +155,13 @@ def render(params, out, image_format, overwrite, workers, **options):
 @click.option("--per-category", type=int, default=1, show_default=True, help="Weight variants per category (a row each).")
 @_render_options
 def preview(folder, params, preset, out, limit, per_category, **options):
-    """Write a contact sheet of categories (from --params, --preset, or an ImageFolder).
+    """Write a contact sheet (from --params, --preset, a shard dataset or an ImageFolder).
 
-    Render options apply to --params; a preset brings its own settings.
+    Render options apply to --params; a preset or a dataset brings its own settings.
     """
     from fractaldb.errors import ConfigError
-    from fractaldb.preview import check_sheet_path, preview_categories, preview_folder, save_sheet
+    from fractaldb.preview import (check_sheet_path, preview_categories, preview_dataset, preview_folder,
+                                   preview_shards, save_sheet)
 
     check_sheet_path(out)
     given = [x for x in (folder, params, preset) if x]
@@ -169,23 +170,27 @@ def preview(folder, params, preset, out, limit, per_category, **options):
     if limit <= 0 or per_category <= 0:
         raise ConfigError("--limit and --per-category must be positive integers")
     if folder:
-        sheet = preview_folder(folder, limit=limit)
-    else:
-        if params:
-            from fractaldb.ifs import load_categories
+        from pathlib import Path
 
-            cfg = _render_config(**options)
-            ids, systems = load_categories(params)
+        if Path(folder, "manifest.json").is_file() or "://" in folder:
+            sheet = preview_shards(folder, per_category=per_category, limit=limit)
         else:
-            from fractaldb import config as fconf
-            from fractaldb.dataset import Dataset
+            sheet = preview_folder(folder, limit=limit)
+    elif params:
+        from fractaldb.ifs import load_categories
 
-            resolved = fconf.resolve(preset)
-            resolved["categories"] = min(resolved["categories"], limit)
-            ds = Dataset.from_config(resolved)  # searches, or loads category_dir
-            ids, systems, cfg = ds.category_ids, ds.systems, ds.render_config
-        cfg = dataclasses.replace(cfg, patches=1, flips=1)
+        cfg = dataclasses.replace(_render_config(**options), patches=1, flips=1)
+        ids, systems = load_categories(params)
         sheet = preview_categories(ids, systems, cfg, per_category=per_category, limit=limit)
+    else:
+        from fractaldb import config as fconf
+        from fractaldb.dataset import Dataset
+
+        resolved = fconf.resolve(preset)
+        resolved["categories"] = min(resolved["categories"], limit)
+        resolved["perlin_classes"] = min(resolved["perlin_classes"], limit)
+        ds = Dataset.from_config(resolved)  # searches, or loads category_dir
+        sheet = preview_dataset(ds, per_category=per_category, limit=limit)
     save_sheet(sheet, out)
     click.echo(f"contact sheet {sheet.shape[1]}x{sheet.shape[0]} -> {out}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .encode import encode_image
 from .keys import LABEL_EXT, META_EXT, perlin_key, sample_key
+from .perlin import instance_key
 from .plan import Plan
 from .render import RenderConfig
 
@@ -138,9 +139,3 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
         members.append((f"{key}.{META_EXT}", json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()))
         members.append((f"{key}.{ext}", data))
     return tar_bytes(members), len(samples), records
-
-
-def instance_key(seed: int, klass: int, instance: int):
-    from .perlin import instance_key as key
-
-    return key(seed, klass, instance)

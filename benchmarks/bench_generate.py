@@ -1,13 +1,14 @@
-"""End-to-end ``generate`` benchmark: a slice of FractalDB-1k into WebDataset shards.
+"""End-to-end ``generate`` benchmark: a slice of a preset into WebDataset shards.
 
-Runs the ``fractaldb-1k`` preset (official sampler and renderer settings,
-362x362, 200 000 points, patch gray, weights 0.4, 10 draws x 4 flips,
-1000-sample shards) restricted to ``--categories`` categories, after a
-warm-up that compiles every kernel.  Reports images per wall- and per
-CPU-second (medians over ``--repeat`` runs) and extrapolates the full
-1000-category, 1M-image dataset (plus the measured 1000-category search).
+Runs a preset (default ``fractaldb-1k``: official sampler and renderer
+settings, 362x362, 200 000 points, patch gray, weights 0.4, 10 draws x 4
+flips, 1000-sample shards) restricted by ``--set`` overrides to a slice,
+after a warm-up that compiles every kernel.  Reports images per wall- and per
+CPU-second (medians over ``--repeat`` runs) and extrapolates the full preset
+(plus its measured class search unless ``--skip-search``).
 
-    python benchmarks/bench_generate.py --categories 8 --workers 2 --repeat 3
+    python benchmarks/bench_generate.py --preset fractaldb-1k --set categories=8 --workers 2 --repeat 3
+    python benchmarks/bench_generate.py --preset perlin-1k --set perlin_classes=20 --set perlin_instances=100
 """
 
 from __future__ import annotations
@@ -21,24 +22,27 @@ import tempfile
 import time
 
 from fractaldb import config
-from fractaldb.dataset import generate
-from fractaldb.search import search
+from fractaldb.dataset import Dataset, generate
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--categories", type=int, default=8)
+    ap.add_argument("--preset", default="fractaldb-1k")
+    ap.add_argument("--set", dest="overrides", action="append", default=None,
+                    help="key=value overrides that define the slice (default: categories=8)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--preset", default="fractaldb-1k")
-    ap.add_argument("--skip-search", action="store_true", help="do not time the full 1000-category search")
+    ap.add_argument("--skip-search", action="store_true", help="do not time the full preset's class search")
     args = ap.parse_args()
+    overrides = args.overrides or ["categories=8"]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     full = config.resolve(args.preset)
-    cfg = config.resolve(args.preset, [f"categories={args.categories}"])
+    cfg = config.resolve(args.preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        generate(config.resolve(args.preset, ["categories=1", "shard_size=40"]), os.path.join(tmp, "warm"),
-                 workers=args.workers)
+        # Warm-up: compile every kernel the slice uses, on a tiny version of it.
+        generate(config.resolve(args.preset, overrides + ["categories=1", "perlin_classes=1",
+                                                          "perlin_instances=4", "shard_size=40"]),
+                 os.path.join(tmp, "warm"), workers=args.workers)
         walls, cpus = [], []
         for r in range(args.repeat):
             out = os.path.join(tmp, f"run{r}")
@@ -49,18 +53,27 @@ def main():
             shutil.rmtree(out)
     n = manifest["plan"]["samples"]
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    print(f"generate {args.preset} slice: {args.categories} categories, {n} images, {manifest['plan']['shards']} shards, "
+    print(f"generate {args.preset} slice ({' '.join(overrides)}): {n} images, {manifest['plan']['shards']} shards, "
           f"workers={args.workers}: median {wall:.2f} s wall, {cpu:.2f} s CPU -> {n / wall:.0f} images/wall-s, "
           f"{n / cpu:.0f} images/CPU-s")
-    total_images = full["categories"] * 25 * 40
+    full_ds_plan = None
     search_s = 0.0
     if not args.skip_search:
         t = time.perf_counter()
-        search(config.search_config(full, args.workers))
+        full_ds_plan = Dataset.from_config(full, args.workers).plan
         search_s = time.perf_counter() - t
-    est = search_s + total_images / (n / wall)
-    print(f"extrapolated full {args.preset} ({total_images} images): search {search_s:.0f} s + render "
-          f"{total_images / (n / wall) / 60:.1f} min = {est / 60:.1f} min on {args.workers} workers")
+    total = full_ds_plan.n_samples if full_ds_plan else None
+    if total is None:
+        parts = []
+        if "fractal" in full["family"]:
+            weights = len(config.render_config(full).weight_table())
+            parts.append(full["categories"] * weights * config.render_config(full).images_per_block)
+        if "perlin" in full["family"]:
+            parts.append(full["perlin_classes"] * full["perlin_instances"])
+        total = sum(parts)
+    render_s = total / (n / wall)
+    print(f"extrapolated full {args.preset} ({total} images): class search {search_s:.0f} s + render "
+          f"{render_s / 60:.1f} min = {(search_s + render_s) / 60:.1f} min on {args.workers} workers")
 
 
 if __name__ == "__main__":

@@ -303,16 +303,10 @@ def presets_show(name):
     click.echo(yaml.safe_dump(resolve(name), sort_keys=False, default_flow_style=None).rstrip())
 
 
-def _register_optional_commands():
-    """Training commands live in cli/train.py (torch stays optional: imported lazily there)."""
-    try:
-        from fractaldb.cli import train
-    except ImportError:  # pragma: no cover - module absent in a partial checkout
-        return
-    train.register(cli)
+# Training commands live in cli/train.py; they import torch only when they run.
+from fractaldb.cli import train as _train  # noqa: E402
 
-
-_register_optional_commands()
+_train.register(cli)
 
 
 def main(argv=None) -> int:

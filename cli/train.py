@@ -1,0 +1,180 @@
+"""``fractaldb pretrain | finetune | experiment transfer``: parse, build a config, one library call, print.
+
+PyTorch stays optional: this module imports neither torch nor
+``fractaldb.train`` at import time (``fractaldb presets list`` must not pay for
+them); each command imports the library when it runs and turns a missing
+PyTorch into a one-line error.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from fractaldb.errors import ConfigError
+
+_RECIPES = ("paper", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
+
+
+def _library():
+    try:
+        from fractaldb import train
+    except ImportError as exc:
+        cause = exc.__cause__ or exc  # fractaldb.train re-raises torch's own ImportError
+        raise ConfigError(f"training needs PyTorch and timm ({cause}); pip install 'fractaldb[torch]'") from None
+    return train
+
+
+def _progress():
+    """A tqdm bar (stderr) around an epoch's batches."""
+    from fractaldb.cli.main import _tqdm
+
+    def wrap(iterable, total, desc):
+        return _tqdm(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
+
+    return wrap
+
+
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{param.name.replace('_', '-')} must be comma-separated numbers, got {value!r}") from None
+
+
+def _common_options(f):
+    """Options shared by pretrain and finetune (None = not given: the recipe decides)."""
+    opts = [
+        click.option("--recipe", type=click.Choice(_RECIPES), default=None,
+                     help="Defaults to start from: paper (ResNet-50, SPEC 6) or cpu-sanity. [default: paper]"),
+        click.option("--epochs", type=int, default=None, help="Epochs to train (in total, when resuming)."),
+        click.option("--batch-size", type=int, default=None, help="Global batch (split across DDP processes)."),
+        click.option("--lr", type=float, default=None, help="Base learning rate (paper: 0.01)."),
+        click.option("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9)."),
+        click.option("--weight-decay", type=float, default=None, help="SGD weight decay (paper: 1e-4)."),
+        click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default=None,
+                     help="LR schedule (paper: step, x0.1 at 1/3 and 2/3 of the run)."),
+        click.option("--milestones", default=None, callback=_floats, metavar="F,F",
+                     help="Step schedule milestones as fractions of the run (paper: 0.3333,0.6667)."),
+        click.option("--warmup-epochs", type=int, default=None, help="Linear LR warm-up epochs."),
+        click.option("--image-size", type=int, default=None, help="Network input side (paper: 224)."),
+        click.option("--crop-ratio", type=float, default=None,
+                     help="Crop / resized side: images are resized to image-size/ratio, then cropped "
+                          "(paper: 224/256)."),
+        click.option("--hflip/--no-hflip", default=None, help="Random horizontal flips."),
+        click.option("--seed", type=int, default=None, help="Run seed: init, data order, crops. [default: 1]"),
+        click.option("--workers", type=int, default=None, help="DataLoader worker processes. [default: 0]"),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                     help="auto: cuda if available. [default: auto]"),
+        click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default=None,
+                     help="Mixed precision (torch.autocast); auto: bf16/fp16 on CUDA, off on CPU."),
+        click.option("--epoch-size", type=int, default=None,
+                     help="Samples per epoch for shards/on-the-fly (0: one pass)."),
+        click.option("--eval-every", type=int, default=None, help="Evaluate on val/ every N epochs (and at the end)."),
+        click.option("--out", required=True, type=click.Path(),
+                     help="Run folder (config.json, log.jsonl, last.pt, best.pt)."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt (settings come from it)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _options(kw: dict) -> dict:
+    """Command-line values by training key (click names match the keys)."""
+    return {k: v for k, v in kw.items() if k not in ("recipe", "out", "resume", "on_the_fly", "scratch")}
+
+
+def _on_epoch(record):
+    from fractaldb.train import format_record
+
+    click.echo(format_record(record))
+
+
+def register(cli) -> None:
+    """Add ``pretrain``, ``finetune`` and ``experiment transfer`` to the ``fractaldb`` group."""
+    cli.add_command(pretrain)
+    cli.add_command(finetune)
+    cli.add_command(experiment)
+
+
+@click.command()
+@click.option("--data", default=None, help="A 'fractaldb generate' output (folder or URL) or an ImageFolder.")
+@click.option("--on-the-fly", is_flag=True, help="Render the data while training (with --preset), no disk.")
+@click.option("--preset", default=None, help="Preset (name or YAML) to render with --on-the-fly.")
+@click.option("--set", "preset_set", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of --preset (repeatable).")
+@click.option("--arch", default=None, help="A timm model name, e.g. resnet50, resnet18, deit_tiny_patch16_224.")
+@_common_options
+def pretrain(data, on_the_fly, preset, preset_set, arch, recipe, out, resume, **kw):
+    """Pretrain a timm model on FractalDB shards, an ImageFolder, or on-the-fly renders.
+
+    Multi-GPU: torchrun --nproc_per_node N -m fractaldb.cli.main pretrain ...
+    """
+    if on_the_fly != bool(preset):
+        raise ConfigError("--on-the-fly and --preset NAME go together (or give --data)")
+    train = _library()
+    options = {**_options(kw), "data": data, "arch": arch, "preset": preset,
+               "preset_set": list(preset_set) or None}
+    cfg = train.resolve_config("pretrain", recipe, options, resume_from=out if resume else None)
+    start = time.perf_counter()
+    summary = train.pretrain(cfg, out, resume=resume, on_epoch=_on_epoch, progress=_progress())
+    if summary["rank"] == 0:
+        last = summary["last"]
+        click.echo(f"{summary['arch']} on {summary['num_classes']} classes: {summary['epochs']} epochs, "
+                   f"final loss {last['loss']:.4f}, top1 {last['top1']:.2f}% in {time.perf_counter() - start:.1f} s "
+                   f"-> {out}/last.pt")
+
+
+@click.command()
+@click.option("--checkpoint", default=None, type=click.Path(),
+              help="Pretrained weights: a run's last.pt/best.pt, or a plain state_dict.")
+@click.option("--scratch", is_flag=True, help="No pretrained weights: the from-scratch baseline (needs --arch).")
+@click.option("--data", required=True,
+              help="Folder with train/ and val/ (ImageFolders or 'fractaldb generate' outputs).")
+@click.option("--arch", default=None, help="timm model name (only for a plain state_dict, or with --scratch).")
+@click.option("--freeze/--no-freeze", default=None,
+              help="Train only the new head (a linear probe); BatchNorm statistics still adapt.")
+@_common_options
+def finetune(checkpoint, scratch, data, arch, recipe, out, resume, **kw):
+    """Fine-tune pretrained weights on DATA/train (new head), evaluate on DATA/val."""
+    if scratch == bool(checkpoint) and not resume:
+        raise ConfigError("give --checkpoint CKPT, or --scratch for the from-scratch baseline (not both)")
+    train = _library()
+    options = {**_options(kw), "data": data, "arch": arch, "checkpoint": checkpoint}
+    cfg = train.resolve_config("finetune", recipe, options, resume_from=out if resume else None)
+    summary = train.finetune(cfg, out, resume=resume, on_epoch=_on_epoch, progress=_progress())
+    if summary["rank"] == 0:
+        click.echo(f"best val top1 {summary['best_top1']:.2f}% (epoch {summary['best_epoch']}), "
+                   f"last {summary['last_top1']:.2f}% -> {out}/results.json")
+
+
+@click.group()
+def experiment():
+    """Experiments that check the data pretrains a network."""
+
+
+@experiment.command()
+@click.option("--quick", is_flag=True, help="The CPU setting (about 10 minutes on 2 cores).")
+@click.option("--out", required=True, type=click.Path(), help="Folder for results.json and results.md.")
+@click.option("--seeds", type=int, default=None, help="Few-shot seeds (default: 5).")
+@click.option("--arms", default="scratch,fractaldb,perlin", show_default=True,
+              help="Comma-separated: scratch, fractaldb, perlin.")
+def transfer(quick, out, seeds, arms):
+    """Pretrain on fractals (and Perlin noise), fine-tune few-shot on scikit-learn digits, compare with scratch."""
+    train = _library()
+    from fractaldb.cli.main import _tqdm
+
+    start = time.perf_counter()
+    with _tqdm(unit="run", desc="transfer") as bar:
+        def on_step(message):
+            bar.set_description(message)
+            bar.update(1)
+
+        results = train.transfer_experiment(out, quick=quick, seeds=seeds,
+                                            arms=[a.strip() for a in arms.split(",") if a.strip()], on_step=on_step)
+    click.echo(train.transfer_table(results))
+    click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")

@@ -23,6 +23,7 @@ Images come out as ``uint8`` tensors ``(3, H, W)`` unless a ``transform``
 from __future__ import annotations
 
 import io
+import math
 import random
 
 try:
@@ -154,7 +155,8 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         stages.append(wds.batched(batch_size))
     pipe = wds.DataPipeline(*stages)
     if epoch_size:
-        pipe = pipe.with_epoch(epoch_size)
+        # with_epoch counts the items that leave the pipeline: batches when batching here.
+        pipe = pipe.with_epoch(math.ceil(epoch_size / batch_size) if batch_size else epoch_size)
 
     def set_epoch(e: int):
         epoch.value = int(e)

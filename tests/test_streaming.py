@@ -136,7 +136,8 @@ def test_resampled_is_deterministic_per_seed_and_rank(tiny, monkeypatch):
 
 
 def test_resampled_epoch_size_and_batches(tiny):
-    ds = shard_dataset(tiny, seed=0, epoch_size=5, batch_size=4)
+    # epoch_size counts samples (per worker), also when batching in the pipeline.
+    ds = shard_dataset(tiny, seed=0, epoch_size=20, batch_size=4)
     batches = list(ds)
     assert len(batches) == 5
     for images, labels in batches:

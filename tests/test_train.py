@@ -118,6 +118,9 @@ def test_finetune_imagefolder(pretrained, stripes, tmp_path):
                                        f"last {results['last_top1']:.2f}% -> {out}/results.json")
     ckpt = T.load_checkpoint(out / "last.pt")
     assert ckpt["num_classes"] == 2 and ckpt["pretrained"] == str(pretrained / "last.pt")
+    code, stdout, err = run_cli(["finetune", "--resume", "--epochs", "4", "--out", out])  # settings from last.pt
+    assert code == 0, err
+    assert stdout.startswith("epoch   4 ") and json.loads((out / "results.json").read_text())["epochs"] == 4
 
 
 def test_finetune_loads_the_pretrained_weights(pretrained, stripes):

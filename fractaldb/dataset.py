@@ -73,8 +73,9 @@ class Dataset:
     def perlin_render_config(self):
         return fconfig.perlin_render_config(self.config)
 
-    @property
+    @functools.cached_property
     def plan(self) -> Plan:
+        """Computed once per Dataset (the block permutation is O(blocks))."""
         rc = self.render_config
         return Plan(n_categories=len(self.systems), n_weights=len(rc.weight_table()), draws=rc.draws,
                     flips=rc.flips, shard_size=self.config["shard_size"], seed=self.config["seed"],

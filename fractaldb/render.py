@@ -203,24 +203,33 @@ class Block:
             yield image_name(self.category, self.weight, self.draws[k // flips], k % flips)
 
 
-class CPURenderer:
-    """Renders blocks on the calling thread; one instance per thread."""
+class PointScratch:
+    """Per-thread buffers of one chaos game of ``n`` points rasterised at ``size``²
+    (shared by the renderer and the category search)."""
 
-    device = "cpu"
-
-    def __init__(self, cfg: RenderConfig):
-        self.cfg = cfg
-        n = cfg.points
-        self.table = cfg.weight_table()
-        self.colors = color_table(cfg.color)
-        self.u = np.empty(max(n - 1, 1), dtype=np.float64)
-        self.idx = np.empty(max(n - 1, 1), dtype=np.int8)
+    def __init__(self, n: int, size: int):
+        steps = max(n - 1, 1)  # one uniform and one map index per step
+        self.u = np.empty(steps, dtype=np.float64)
+        self.idx = np.empty(steps, dtype=np.int8)
         self.xs = np.empty(n, dtype=np.float64)
         self.ys = np.empty(n, dtype=np.float64)
         self.keep = np.empty(n, dtype=np.bool_)
         self.px = np.empty(n, dtype=np.int32)
         self.py = np.empty(n, dtype=np.int32)
-        self.bits = np.zeros((cfg.size * cfg.size + 63) // 64, dtype=np.uint64)
+        self.bits = np.zeros((size * size + 63) // 64, dtype=np.uint64)
+
+
+class CPURenderer(PointScratch):
+    """Renders blocks on the calling thread; one instance per thread."""
+
+    device = "cpu"
+
+    def __init__(self, cfg: RenderConfig):
+        super().__init__(cfg.points, cfg.size)
+        self.cfg = cfg
+        n = cfg.points
+        self.table = cfg.weight_table()
+        self.colors = color_table(cfg.color)
         self.raster = np.zeros((cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
         if cfg.compat == "official":
             # The original calls np.random.seed(100) before every render: all

@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .ifs import IFS, write_csv
 from .kernels import mt19937 as mt
 from .kernels import search as ks
+from .render import PointScratch
 from .seeds import generator, stream_key
 from .storage import check_output_dir, staged_dir
 
@@ -118,21 +119,14 @@ class SearchResult:
         }
 
 
-class _Scratch:
-    """Per-thread buffers of one candidate evaluation."""
+class _Scratch(PointScratch):
+    """Per-thread buffers of one candidate evaluation: the renderer's, plus the
+    MT19937 state and the raw words of the official stream."""
 
     def __init__(self, cfg: SearchConfig):
-        n = cfg.points
+        super().__init__(cfg.points, cfg.size)
         self.st = np.empty(mt.STATE_SIZE, dtype=np.uint32)
-        self.words = np.empty(2 * n, dtype=np.uint32)
-        self.u = np.empty(n, dtype=np.float64)
-        self.idx = np.empty(n, dtype=np.int8)
-        self.xs = np.empty(n, dtype=np.float64)
-        self.ys = np.empty(n, dtype=np.float64)
-        self.keep = np.empty(n, dtype=np.bool_)
-        self.px = np.empty(n, dtype=np.int32)
-        self.py = np.empty(n, dtype=np.int32)
-        self.bits = np.zeros((cfg.size * cfg.size + 63) // 64, dtype=np.uint64)
+        self.words = np.empty(2 * cfg.points, dtype=np.uint32)
 
 
 class _Batch:

@@ -39,7 +39,8 @@ from .seeds import generator, stream_key
 
 __all__ = [
     "PALETTES", "PerlinClass", "PerlinSearchConfig", "search_classes", "PerlinRenderConfig",
-    "PerlinRenderer", "instance_key", "channels", "class_gain", "octave_table", "class_distance",
+    "PerlinRenderer", "create_perlin_renderer", "instance_key", "channels", "class_gain", "octave_table",
+    "class_distance",
     "class_features", "palette_distance", "probe_keys", "nyquist_taper", "MAX_OCTAVES", "SEARCH_SIZE",
 ]
 
@@ -322,6 +323,21 @@ class PerlinRenderer:
         _, amps, _ = octave_table(cls, self.cfg.size, self.cfg.tileable)
         K.colorize(field, class_gain(amps), PALETTES[cls.palette], out)
         return out
+
+
+def create_perlin_renderer(cfg: PerlinRenderConfig, device: str = "cpu"):
+    """The Perlin renderer for ``device``: ``cpu``, or ``cuda``
+    (:class:`~fractaldb.perlin_cuda.PerlinCUDARenderer`, the same interface and the same images;
+    :class:`ConfigError` without a usable GPU)."""
+    if device == "cuda":
+        # Imported here: importing fractaldb.perlin never imports numba.cuda.
+        # Raises ConfigError without numba-cuda or without a usable GPU.
+        from .perlin_cuda import PerlinCUDARenderer
+
+        return PerlinCUDARenderer(cfg)
+    if device != "cpu":
+        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
+    return PerlinRenderer(cfg)
 
 
 # --------------------------------------------------------------------------

@@ -57,6 +57,20 @@ def test_simulator_cases_pass():
     assert not re.search(r"failed|error|skipped", summary), tail
 
 
+def test_perlin_simulator_cases_pass():
+    """``tests/perlin_cuda_cases.py``: PerlinCUDARenderer == PerlinRenderer, bit for bit, in the simulator."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "perlin_cuda_cases.py"), "-q", "-p", "no:cacheprovider",
+         "-o", "addopts="],
+        cwd=ROOT, env=_env(NUMBA_ENABLE_CUDASIM="1"), capture_output=True, text=True, timeout=600)
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, tail
+    summary = proc.stdout.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) >= 60, tail
+    assert not re.search(r"failed|error|skipped", summary), tail
+
+
 # --------------------------------------------------------------------------- compiled for a real GPU
 
 
@@ -110,6 +124,49 @@ def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
             assert not re.search(r"\bmul\.f64\b", ptx), f"{name}: a product the assembler may fuse"
 
 
+def _perlin_ptx_signatures():
+    from numba.cuda import types as T
+
+    u64, i32, f64 = T.uint64[::1], T.int32[::1], T.float64[::1]
+    f2, i2 = T.float64[:, ::1], T.int64[:, ::1]
+    tables = (u64, f2, f2, i2, i32)  # keys, steps, amps, periods, noct
+    return {  # the argument types PerlinCUDARenderer launches with
+        "perlin_image_kernel": tables + (f64, i32, T.uint8[:, :, ::1], T.uint8[:, :, :, ::1]),
+        "perlin_field_kernel": tables + (T.float64[:, :, ::1],),
+    }
+
+
+def test_perlin_kernels_compile_for_the_gpu_without_fma(monkeypatch):
+    """The Perlin kernels type-check for sm_90, and no product can be fused (the CPU rounds twice)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("the simulator does not compile")
+    from numba import cuda
+    import numba.cuda.dispatcher as dispatcher
+    from numba.cuda import types as T
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: type("Dev", (), {"compute_capability": (9, 0)})())
+
+    def control(a, b, c, out):
+        out[0] = a[0] * b[0] + c[0]
+
+    try:
+        control_ptx, _ = cuda.compile_ptx(control, (T.float64[::1],) * 4, cc=(9, 0))
+    except Exception as exc:  # no NVVM (CUDA toolkit) on this machine
+        pytest.skip(f"cannot compile PTX here: {type(exc).__name__}: {exc}".splitlines()[0])
+    assert "fma.rn.f64" in control_ptx  # the check below can fail
+
+    from fractaldb.kernels import perlin_cuda as KP
+
+    for name, sig in _perlin_ptx_signatures().items():
+        ptx, _ = cuda.compile_ptx(getattr(KP, name).py_func, sig, cc=(9, 0))
+        assert "fma.rn.f64" not in ptx, f"{name}: a fused multiply-add changes the CPU's results"
+        # Every product is an explicitly rounded mul.rn.f64, which PTX never fuses.
+        assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx, name
+        assert not re.search(r"\bmul\.f64\b", ptx), f"{name}: a product the assembler may fuse"
+        # The gradients are selected in registers, not read from a constant table (serialised per warp).
+        assert "ld.const" not in ptx, f"{name}: a constant-memory table lookup"
+
+
 # --------------------------------------------------------------------------- without a GPU
 
 _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
@@ -147,3 +204,30 @@ def test_cli_render_device_cuda_without_gpu(tmp_path):
     assert proc.stderr.splitlines() == [
         "error: --device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"]
     assert not out.exists()
+
+
+def test_importing_fractaldb_perlin_does_not_import_cuda():
+    code = "import sys, fractaldb.perlin; print('numba.cuda' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+@_NEEDS_NO_GPU
+def test_create_perlin_renderer_cuda_without_gpu():
+    from fractaldb.perlin import PerlinRenderConfig, create_perlin_renderer
+
+    with pytest.raises(ConfigError) as info:
+        create_perlin_renderer(PerlinRenderConfig(size=32), "cuda")
+    assert str(info.value) == ("--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. "
+                               "Use --device cpu")
+
+
+def test_create_perlin_renderer_unknown_device():
+    from fractaldb.perlin import PerlinRenderConfig, PerlinRenderer, create_perlin_renderer
+
+    with pytest.raises(ConfigError) as info:
+        create_perlin_renderer(PerlinRenderConfig(size=32), "tpu")
+    assert str(info.value) == "unknown device 'tpu'; choose cpu or cuda"
+    assert isinstance(create_perlin_renderer(PerlinRenderConfig(size=32), "cpu"), PerlinRenderer)

@@ -9,12 +9,15 @@ JIT compilation and a warm-up are excluded; every figure is the median of
 1. GPU render only: ``CUDARenderer.render_blocks_device`` into a preallocated
    device array (the images stay in GPU memory), timed to ``cuda.synchronize()``.
 2. CPU render only: ``render_blocks`` on ``--workers`` threads into host memory.
-3. End to end into WebDataset shards, GPU: render on the GPU, copy each batch
-   to the host, encode PNG on ``--workers`` CPU threads (fractaldb.encode),
-   write tar shards (fractaldb.shards.tar_bytes) to a temporary folder.  The
-   GPU renders the next batch while the CPU encodes the current one.
-4. The same end to end with the CPU renderer (render and encode on the same
-   ``--workers`` threads).
+3. End to end into shards, GPU: ``fractaldb generate --device cuda`` on a
+   ``fractaldb-1k`` slice of ``--categories`` categories (GPU renders each
+   shard's blocks in one launch, PNG encoding and writing on ``--workers``
+   CPU threads), to a temporary folder.
+4. The same ``generate`` with ``--device cpu``; both runs must write the
+   same manifest (same bytes).
+5. On-the-fly into PyTorch: :class:`fractaldb.data.GPUFractalStream` batches
+   of 256 as CUDA tensors (no host copy), timed to ``torch.cuda.synchronize()``
+   (skipped without a CUDA build of PyTorch).
 
 Before timing, the first ``--check`` blocks are rendered both ways and must
 be identical (images, fill, factors, degenerate record); the script exits 1
@@ -28,20 +31,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import queue
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fractaldb.encode import encode_png
 from fractaldb.render import CPURenderer, RenderConfig, render_blocks
 from fractaldb.search import SearchConfig, default_workers, search
-from fractaldb.shards import tar_bytes
 
 
 def require_gpu() -> None:
@@ -71,88 +69,17 @@ def same_block(a, b) -> bool:
             and a.record == b.record and list(a.draws) == list(b.draws))
 
 
-def sample_key(block, k: int, flips: int) -> str:
-    return f"c{block.category:05d}-w{block.weight:02d}-k{block.draws[k // flips]}-f{k % flips}"
+def timed_generate(cfg: dict, tmp: str, label: str, workers: int, device: str, repeat: int) -> tuple:
+    """Median wall time of ``generate(cfg)`` on ``device`` and its manifest."""
+    from fractaldb.dataset import generate
 
+    runs = iter(range(10**6))
+    result = {}
 
-class ShardWriter:
-    """Groups encoded samples into ``shard-%06d.tar`` files of ``size`` samples."""
+    def once():
+        result["m"] = generate(cfg, os.path.join(tmp, f"{label}{next(runs)}"), workers=workers, device=device)
 
-    def __init__(self, folder: str, size: int):
-        self.folder, self.size = folder, size
-        self.members, self.count, self.index, self.bytes = [], 0, 0, 0
-
-    def add(self, key: str, png: bytes, label: int) -> None:
-        self.members += [(f"{key}.png", png), (f"{key}.cls", str(label).encode())]
-        self.count += 1
-        if self.count == self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.members:
-            return
-        data = tar_bytes(self.members)
-        with open(os.path.join(self.folder, f"shard-{self.index:06d}.tar"), "wb") as f:
-            f.write(data)
-        self.bytes += len(data)
-        self.members, self.count, self.index = [], 0, self.index + 1
-
-
-def encode_block(block, images, flips: int, pool) -> list:
-    """``[(key, png, label)]`` of one block, PNG-encoded on ``pool``."""
-    pngs = pool.map(encode_png, [images[k] for k in range(images.shape[0])])
-    return [(sample_key(block, k, flips), png, block.category) for k, png in enumerate(pngs)]
-
-
-def gpu_end_to_end(renderer, jobs, cfg, folder: str, workers: int, batch: int, shard_size: int) -> int:
-    """GPU render -> host -> PNG on ``workers`` threads -> tar shards.  Returns bytes written."""
-    from numba import cuda
-
-    done = queue.Queue(maxsize=2)  # the GPU stays at most two batches ahead
-
-    def produce():
-        try:
-            for start in range(0, len(jobs), batch):
-                dev, blocks = renderer.render_blocks_device(jobs[start:start + batch], with_blocks=True)
-                host = dev.copy_to_host()
-                done.put((host, blocks))
-            done.put(None)
-        except BaseException as exc:  # surface errors in the main thread
-            done.put(exc)
-
-    writer = ShardWriter(folder, shard_size)
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    with ThreadPoolExecutor(workers) as pool:
-        while (item := done.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            host, blocks = item
-            offset = 0
-            for block in blocks:
-                k = block.images.shape[0]
-                for key, png, label in encode_block(block, host[offset:offset + k], cfg.flips, pool):
-                    writer.add(key, png, label)
-                offset += k
-    thread.join()
-    cuda.synchronize()
-    writer.flush()
-    return writer.bytes
-
-
-def cpu_end_to_end(cats, ids, cfg, folder: str, workers: int, shard_size: int) -> int:
-    """CPU render and PNG encode on ``workers`` threads -> tar shards.  Returns bytes written."""
-    writer = ShardWriter(folder, shard_size)
-
-    def consume(block):  # runs on the worker thread that rendered the block
-        return [(sample_key(block, k, cfg.flips), encode_png(block.images[k]), block.category)
-                for k in range(block.images.shape[0])]
-
-    for samples in render_blocks(cats, cfg, workers=workers, category_ids=ids, consume=consume):
-        for key, png, label in samples:  # in (category, weight) order, as the GPU path
-            writer.add(key, png, label)
-    writer.flush()
-    return writer.bytes
+    return median_time(once, repeat), result["m"]
 
 
 def main() -> None:
@@ -166,6 +93,7 @@ def main() -> None:
     ap.add_argument("--compat", default="modern", choices=["official", "modern"])
     ap.add_argument("--mode", default="patch", choices=["patch", "point"])
     ap.add_argument("--color", default="gray", choices=["gray", "color"])
+    ap.add_argument("--window", type=int, default=4096, help="images per launch of the GPU stream (5)")
     ap.add_argument("--skip-cpu", action="store_true", help="skip the CPU measurements (2 and 4)")
     args = ap.parse_args()
     require_gpu()
@@ -227,30 +155,63 @@ def main() -> None:
         print(f"2. CPU render only ({args.workers} threads, host memory): median {t:.3f} s -> "
               f"{cpu_rate:.0f} images/s")
 
+    from fractaldb import config
+    from fractaldb.dataset import generate
+
+    from fractaldb.ifs import write_csv
+
     with tempfile.TemporaryDirectory() as tmp:
-        runs = iter(range(10**6))
+        # The categories searched above, as a category folder: the timed runs do not search.
+        os.makedirs(os.path.join(tmp, "categories"))
+        for c in ids:
+            write_csv(cats[c], os.path.join(tmp, "categories", f"{c:05d}.csv"))
+        slice_cfg = config.resolve("fractaldb-1k", [
+            f"category_dir={os.path.join(tmp, 'categories')}", f"categories={args.categories}",
+            f"shard_size={args.shard_size}", f"compat={args.compat}", f"mode={args.mode}", f"color={args.color}",
+            f"degenerate={cfg.degenerate}"])
+        warm_cfg = {**slice_cfg, "categories": 1, "shard_size": 40}
+        from fractaldb.dataset import Dataset
 
-        def gpu_e2e():
-            d = os.path.join(tmp, f"gpu{next(runs)}")
-            os.makedirs(d)
-            gpu_e2e.bytes = gpu_end_to_end(gpu, jobs, cfg, d, args.workers, args.batch, args.shard_size)
-
-        t = median_time(gpu_e2e, args.repeat)
-        gpu_e2e_rate = n_images / t
-        print(f"3. GPU end to end into shards (PNG on {args.workers} CPU threads): median {t:.3f} s -> "
-              f"{gpu_e2e_rate:.0f} images/s, {gpu_e2e.bytes / 1e6:.1f} MB per run")
+        slice_ds = Dataset.from_config(slice_cfg)  # for the stream (5), loaded while the folder exists
+        for device in ("cuda", "cpu"):
+            generate(warm_cfg, os.path.join(tmp, f"warm-{device}"), workers=args.workers, device=device)
+        t, gm = timed_generate(slice_cfg, tmp, "gpu", args.workers, "cuda", args.repeat)
+        n = gm["plan"]["samples"]
+        gpu_e2e_rate = n / t
+        size = sum(e["bytes"] for e in gm["shards"])
+        print(f"3. generate --device cuda ({args.workers} CPU threads encode): median {t:.3f} s -> "
+              f"{gpu_e2e_rate:.0f} images/s, {size / 1e6:.1f} MB of shards")
         if not args.skip_cpu:
-            def cpu_e2e():
-                d = os.path.join(tmp, f"cpu{next(runs)}")
-                os.makedirs(d)
-                cpu_e2e.bytes = cpu_end_to_end(cats[1:], ids, cfg, d, args.workers, args.shard_size)
+            t, cm = timed_generate(slice_cfg, tmp, "cpu", args.workers, "cpu", args.repeat)
+            cpu_e2e_rate = n / t
+            print(f"4. generate --device cpu ({args.workers} threads): median {t:.3f} s -> {cpu_e2e_rate:.0f} images/s; "
+                  f"same manifest as the GPU run: {cm == gm}")
+            if cm != gm:
+                sys.exit(1)
+            print(f"ratio GPU/CPU: render only {gpu_rate / cpu_rate:.1f}x, end to end {gpu_e2e_rate / cpu_e2e_rate:.1f}x")
 
-            t = median_time(cpu_e2e, args.repeat)
-            cpu_e2e_rate = n_images / t
-            print(f"4. CPU end to end into shards ({args.workers} threads): median {t:.3f} s -> "
-                  f"{cpu_e2e_rate:.0f} images/s, {cpu_e2e.bytes / 1e6:.1f} MB per run")
-            print(f"ratio GPU/CPU: render only {gpu_rate / cpu_rate:.1f}x, "
-                  f"end to end {gpu_e2e_rate / cpu_e2e_rate:.1f}x")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is None or not torch.cuda.is_available():
+        print("5. GPU stream: skipped (needs a CUDA build of PyTorch)")
+        return
+    from fractaldb.data import GPUFractalStream
+
+    stream = GPUFractalStream(dataset=slice_ds, batch_size=256, window=args.window, max_batch=args.batch)
+    next(iter(stream))  # warm-up
+
+    def epoch():
+        for images, labels in stream:
+            pass
+        torch.cuda.synchronize()
+
+    t = median_time(epoch, args.repeat)
+    steps = len(stream) // 256
+    print(f"5. GPUFractalStream into torch (batches of 256, window {args.window}, CUDA tensors): "
+          f"median {t:.3f} s -> "
+          f"{steps * 256 / t:.0f} images/s")
 
 
 if __name__ == "__main__":

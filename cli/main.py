@@ -203,8 +203,10 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--executor", default="local", show_default=True,
               help="local (this machine's cores) or dask (a local cluster, or --scheduler).")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Render on cpu or cuda (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
 @_workers_option
-def generate(preset, out, overrides, resume, executor, scheduler, workers):
+def generate(preset, out, overrides, resume, executor, scheduler, device, workers):
     """Generate a dataset as WebDataset shards plus a manifest."""
     from fractaldb import config as fconf
     from fractaldb.dataset import generate as run_generate
@@ -226,7 +228,8 @@ def generate(preset, out, overrides, resume, executor, scheduler, workers):
 
     try:
         manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=progress,
-                                search_progress=search_progress, executor=executor, scheduler=scheduler)
+                                search_progress=search_progress, executor=executor, scheduler=scheduler,
+                                    device=device)
     finally:
         for bar in bars.values():
             bar.close()
@@ -255,11 +258,12 @@ def verify(dataset):
 @cli.command()
 @click.argument("dataset")
 @click.option("--shard", type=int, required=True, help="Shard index to rebuild.")
-def regenerate(dataset, shard):
+@click.option("--device", default="cpu", show_default=True, help="Render on cpu or cuda (the same bytes).")
+def regenerate(dataset, shard, device):
     """Rebuild shard I of DATASET from the manifest; it must hash to the recorded value."""
     from fractaldb.dataset import regenerate as run_regenerate
 
-    entry = run_regenerate(dataset, shard)
+    entry = run_regenerate(dataset, shard, device)
     click.echo(f"{entry['name']}: {entry['samples']} samples, sha256 {entry['sha256'][:16]}... matches the manifest")
 
 

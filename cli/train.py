@@ -108,6 +108,9 @@ def register(cli) -> None:
 @click.option("--set", "preset_set", multiple=True, metavar="KEY=VALUE",
               help="Override a key of --preset (repeatable).")
 @click.option("--arch", default=None, help="A timm model name, e.g. resnet50, resnet18, deit_tiny_patch16_224.")
+@click.option("--render-device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where --on-the-fly data is rendered; auto: on the GPU when training on one and "
+                   "numba-cuda can use it (batches stay in GPU memory). [default: auto]")
 @_common_options
 def pretrain(data, on_the_fly, preset, preset_set, arch, recipe, out, resume, **kw):
     """Pretrain a timm model on FractalDB shards, an ImageFolder, or on-the-fly renders.

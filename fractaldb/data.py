@@ -14,6 +14,10 @@ Two sources, one shape of sample: ``(image, label)``.
   no disk at all: each (rank, worker) renders a disjoint share of the
   (category, weight) blocks, in an order fixed by (seed, epoch), so streams
   never overlap and a run is repeatable.
+* :class:`GPUFractalStream` renders whole batches on an NVIDIA GPU (numba-cuda)
+  in the training process and hands them to PyTorch as CUDA tensors without
+  a host copy (``__cuda_array_interface__``): the same images as
+  :class:`FractalStream`, shuffled on the GPU.
 
 Images come out as ``uint8`` tensors ``(3, H, W)`` unless a ``transform``
 (a callable on a PIL image) is given.  This module needs PyTorch
@@ -42,7 +46,8 @@ from .render import create_renderer
 from .seeds import generator, int_seed
 from .storage import Store
 
-__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "worker_info", "to_tensor"]
+__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "worker_info",
+           "to_tensor"]
 
 _IMAGE_EXTS = ("png", "jpg", "webp")
 
@@ -263,3 +268,176 @@ class FractalStream(IterableDataset):
 
 def _squeeze(img: np.ndarray) -> np.ndarray:
     return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
+def _as_torch(images) -> "torch.Tensor":
+    """A numba device array of ``(n, H, W, C)`` images as a ``torch`` tensor.
+
+    On a GPU: a CUDA tensor sharing the array's memory (no copy).  Under
+    numba's CUDA simulator "device" arrays live in host memory, so the tensor
+    is a CPU one (tests only).
+    """
+    from .kernels import cuda as KC
+
+    if KC.SIMULATOR:
+        return torch.from_numpy(images.copy_to_host())
+    from .render_cuda import CUDARenderer
+
+    return CUDARenderer.to_torch(images)
+
+
+def _chw3(x: "torch.Tensor") -> "torch.Tensor":
+    """``(n, H, W, C)`` -> a ``(n, 3, H, W)`` view (gray repeated, nothing copied)."""
+    x = x.permute(0, 3, 1, 2)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class GPUFractalStream:
+    """Render batches on the GPU and hand them to PyTorch without a host copy.
+
+    The GPU twin of :class:`FractalStream`, used in the training process
+    itself (not in DataLoader workers): blocks are rendered ``window`` images
+    at a time by :class:`~fractaldb.render_cuda.CUDARenderer` (fractals) and
+    the Perlin GPU renderer, wrapped as CUDA tensors through
+    ``__cuda_array_interface__``, shuffled on the GPU and cut into batches.
+
+    Each DDP rank renders its own share of the blocks of an epoch (the same
+    split and block order as :class:`FractalStream` with one loader worker),
+    so ranks never overlap and a run is repeatable: the images are the CPU
+    renderer's, bit for bit; the order within a window is a permutation
+    seeded by (seed, epoch, rank, window).
+
+    Args:
+        preset: preset name, YAML path, or a resolved config dict.
+        overrides: ``key=value`` strings as for ``--set``.
+        batch_size: images per batch.
+        transform: optional callable on a batch, ``uint8 (B, 3, H, W)`` on
+            the GPU (e.g. a resize); default: the batch itself.
+        window: images rendered per launch and shuffled together (at least
+            one batch; at 362² gray, 4096 images are 0.5 GB of GPU memory).
+        epoch_size: cap on samples per rank per epoch (default: its full share).
+        drop_last: drop a trailing partial batch.
+        dataset: an already resolved :class:`fractaldb.dataset.Dataset`.
+        max_batch: most fractal blocks per kernel launch.
+
+    Iterating yields ``(images, labels)``: ``uint8 (B, 3, H, W)`` (a view of
+    the window's ``(B, H, W, C)`` memory; gray is repeated without a copy) or
+    ``transform``'s output, and ``int64 (B,)``, both on the GPU.
+
+    Raises:
+        ConfigError: without numba-cuda or a usable GPU (one line, as ``--device cuda``).
+    """
+
+    def __init__(self, preset="tiny", overrides=(), batch_size: int = 256, transform=None, window: int = 4096,
+                 epoch_size: int | None = None, drop_last: bool = True, dataset: Dataset | None = None,
+                 max_batch: int = 256):
+        from .errors import ConfigError
+
+        for name, v in (("batch_size", batch_size), ("window", window), ("max_batch", max_batch)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if dataset is None:
+            cfg = preset if isinstance(preset, dict) else fconfig.resolve(preset, overrides)
+            dataset = Dataset.from_config(cfg)
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.window = max(window, batch_size)
+        self.transform = transform
+        self.epoch_size = epoch_size
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.renderer = create_renderer(dataset.render_config, "cuda") if dataset.systems else None
+        if self.renderer is not None:
+            self.renderer.max_batch = max_batch
+        self.channels = max([dataset.render_config.channels] * bool(dataset.systems)
+                            + [pc.channels for pc in dataset.perlin_classes])
+        self.perlin = None
+        if dataset.perlin_classes:
+            from .perlin import create_perlin_renderer
+
+            self.perlin = create_perlin_renderer(dataset.perlin_render_config, "cuda")
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.n_classes
+
+    def __len__(self) -> int:
+        return self.dataset.plan.n_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def blocks(self) -> list:
+        """The block ids this rank renders this epoch (:meth:`FractalStream.blocks`, one worker)."""
+        plan = self.dataset.plan
+        rank, world, _, _ = worker_info()
+        order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(plan.n_blocks)
+        return [int(b) for b in order[rank::world]]
+
+    def _render(self, blocks: list) -> tuple:
+        """``(images (n, H, W, C), labels (n,))`` of ``blocks``, in block order, on the device."""
+        from .perlin import instance_key
+
+        ds, plan = self.dataset, self.dataset.plan
+        parts, labels = {}, {}
+        jobs, jlabels = [], []
+        items = {}
+        for b in blocks:
+            first = plan.sample(b, 0)
+            if first.family == "fractal":
+                jobs.append((ds.category_ids[first.category], ds.systems[first.category], first.weight))
+                jlabels.append(first.category)
+            else:
+                klass = first.category - plan.n_categories
+                pc = ds.perlin_classes[klass]
+                items.setdefault(pc.channels, []).append(
+                    ((pc, instance_key(ds.config["seed"], klass, first.instance)), first.category))
+        if jobs:
+            parts["fractal"] = _as_torch(self.renderer.render_blocks_device(jobs))
+            labels["fractal"] = torch.tensor(jlabels, dtype=torch.int64).repeat_interleave(
+                plan.images_per_block)
+        for c, group in sorted(items.items()):
+            parts[c] = _as_torch(self.perlin.render_many_device([it for it, _ in group]))
+            labels[c] = torch.tensor([label for _, label in group], dtype=torch.int64)
+        # One channel count for the whole stream (windows are concatenated): gray
+        # becomes 3 channels when any class of the dataset is in colour.
+        parts = [p if p.shape[3] == self.channels else p.expand(-1, -1, -1, self.channels) for p in parts.values()]
+        images = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return images, torch.cat(list(labels.values())).to(images.device)
+
+    def __iter__(self):
+        plan = self.dataset.plan
+        rank = worker_info()[0]
+        seed = self.dataset.config["seed"]
+        blocks = self.blocks()
+        per_block = max(plan.images_per_block, 1)
+        step = max(1, self.window // per_block)
+        cap = self.epoch_size
+        count = 0
+        rest = None  # images and labels left over from the previous window
+        for w, start in enumerate(range(0, len(blocks), step)):
+            images, labels = self._render(blocks[start:start + step])
+            gen = torch.Generator().manual_seed(int_seed(seed, "stream-shuffle", self.epoch, rank, w))
+            order = torch.randperm(len(labels), generator=gen).to(images.device)
+            images, labels = images.index_select(0, order), labels.index_select(0, order)
+            if rest is not None:
+                images, labels = torch.cat([rest[0], images]), torch.cat([rest[1], labels])
+                rest = None
+            n = len(labels) - len(labels) % self.batch_size
+            for i in range(0, n, self.batch_size):
+                if cap is not None and count >= cap:
+                    return
+                take = self.batch_size if cap is None else min(self.batch_size, cap - count)
+                if take < self.batch_size and self.drop_last:
+                    return
+                yield self._out(images[i:i + take], labels[i:i + take])
+                count += take
+            if n < len(labels):
+                rest = (images[n:], labels[n:])
+        if rest is not None and not self.drop_last and (cap is None or count < cap):
+            take = len(rest[1]) if cap is None else min(len(rest[1]), cap - count)
+            yield self._out(rest[0][:take], rest[1][:take])
+
+    def _out(self, images, labels):
+        x = _chw3(images)
+        return (self.transform(x) if self.transform is not None else x), labels

@@ -36,9 +36,12 @@ from .search import default_workers, search
 from .shards import PerlinPart, build_shard
 from .storage import Store
 
-__all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "load_manifest", "MANIFEST_FORMAT"]
+__all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "load_manifest", "MANIFEST_FORMAT",
+           "DEVICES", "check_device"]
 
 MANIFEST_FORMAT = "fractaldb-webdataset-v1"
+#: Where images are rendered; the bytes are the same on both.
+DEVICES = ("cpu", "cuda")
 
 
 def _versions() -> dict:
@@ -149,43 +152,60 @@ def load_manifest(store: Store) -> dict:
 _LOCAL = threading.local()
 
 
-def _renderer(cfg, make):
-    """One renderer per (thread, settings): they own scratch buffers."""
+def _renderer(cfg, device: str, make):
+    """One renderer per (thread, settings, device): they own scratch buffers."""
     cache = getattr(_LOCAL, "renderers", None)
     if cache is None:
         cache = _LOCAL.renderers = {}
-    if cfg not in cache:
-        cache[cfg] = make(cfg)
-    return cache[cfg]
+    if (cfg, device) not in cache:
+        cache[(cfg, device)] = make(cfg, device)
+    return cache[(cfg, device)]
 
 
-def _make_shard(ds: Dataset, index: int) -> tuple:
-    """Render and pack shard ``index``."""
+def _make_shard(ds: Dataset, index: int, device: str = "cpu") -> tuple:
+    """Render and pack shard ``index`` (on ``device``: the same bytes)."""
     rc = ds.render_config
     perlin = None
     if ds.perlin_classes:
-        from .perlin import PerlinRenderer
+        from .perlin import create_perlin_renderer
 
         prc = ds.perlin_render_config
-        perlin = PerlinPart(ds.perlin_classes, _renderer(prc, PerlinRenderer), ds.config["seed"],
+        perlin = PerlinPart(ds.perlin_classes, _renderer(prc, device, create_perlin_renderer), ds.config["seed"],
                             ds.config["perlin_image_format"])
+    renderer = _renderer(rc, device, create_renderer) if ds.systems else None
     data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, rc,
-                                   _renderer(rc, create_renderer), ds.config["image_format"], perlin=perlin)
+                                   renderer, ds.config["image_format"], perlin=perlin)
     entry = {"name": ds.shard_name(index), "samples": n, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     return data, entry, records
 
 
-def shard_task(ds: Dataset, store: Store, index: int) -> tuple:
+def shard_task(ds: Dataset, store: Store, index: int, device: str = "cpu") -> tuple:
     """Make shard ``index``, write it atomically, record it as finished.
 
     A pure function of its arguments (all picklable), so any executor can
-    run it anywhere, retry it, or run it twice: the bytes are the same.
+    run it anywhere, retry it, or run it twice: the bytes are the same
+    (also on either ``device``).
     """
-    data, entry, records = _make_shard(ds, index)
+    data, entry, records = _make_shard(ds, index, device)
     store.write(entry["name"], data)
     store.write(f"{PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
     return entry, records
+
+
+def check_device(device: str, locally: bool = True) -> None:
+    """Fail early, with one line, on an unknown device or (``locally``) a missing GPU.
+
+    Tasks that run elsewhere (``--scheduler``) check on their own machine.
+    """
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and locally:
+        from .render_cuda import NO_GPU, _numba_cuda, cuda_available
+
+        _numba_cuda()  # ConfigError without numba-cuda
+        if not cuda_available():
+            raise ConfigError(NO_GPU)
 
 
 def _finished(store: Store, ds: Dataset) -> dict:
@@ -221,7 +241,8 @@ def _finished(store: Store, ds: Dataset) -> dict:
 
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
-             progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None) -> dict:
+             progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
+             device: str = "cpu") -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -234,6 +255,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         executor: ``local`` (threads on this machine) or ``dask`` (see
             :mod:`fractaldb.executors`); the output does not depend on it.
         scheduler: address of an existing Dask scheduler (``dask`` only).
+        device: where images are rendered: ``cpu``, or ``cuda`` (an NVIDIA
+            GPU on every machine that runs tasks; encoding stays on the CPU
+            threads); the output does not depend on it.
 
     Returns:
         The manifest.
@@ -241,6 +265,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     if workers is not None and (not isinstance(workers, int) or workers <= 0):
         raise ConfigError(f"workers must be a positive integer, got {workers}")
     workers = workers or default_workers()
+    check_device(device, locally=executor == "local")
     store = Store(out)
     store.check_writable()
     existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]
@@ -262,7 +287,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
             if progress is not None:
                 progress(entry["samples"])
         todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
-        for entry, recs in run(functools.partial(shard_task, ds, store), todo):
+        for entry, recs in run(functools.partial(shard_task, ds, store, device=device), todo):
             entries[entry["name"]] = entry
             records[entry["name"]] = recs
             if progress is not None:
@@ -329,8 +354,8 @@ def verify(out: str) -> list:
     return problems
 
 
-def regenerate(out: str, index: int) -> dict:
-    """Rebuild shard ``index`` from the manifest alone and rewrite it.
+def regenerate(out: str, index: int, device: str = "cpu") -> dict:
+    """Rebuild shard ``index`` from the manifest alone (rendering on ``device``) and rewrite it.
 
     Raises:
         InputError: the index is out of range, or the rebuilt shard does not
@@ -344,7 +369,8 @@ def regenerate(out: str, index: int) -> dict:
     n = len(manifest["shards"])
     if not 0 <= index < n:
         raise InputError(f"shard {index} is out of range; {out} has shards 0..{n - 1}")
-    data, entry, _ = _make_shard(ds, index)
+    check_device(device)
+    data, entry, _ = _make_shard(ds, index, device)
     expected = manifest["shards"][index]
     if entry["sha256"] != expected["sha256"]:
         raise InputError(

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .perlin import MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, class_gain, octave_table
-from .render_cuda import NO_GPU, NO_NUMBA_CUDA, CUDARenderer, _numba_cuda, cuda_available
+from .render_cuda import LAUNCH_LOCK, NO_GPU, NO_NUMBA_CUDA, CUDARenderer, _numba_cuda, cuda_available
 
 __all__ = ["PerlinCUDARenderer", "NO_GPU", "NO_NUMBA_CUDA"]
 
@@ -205,10 +205,11 @@ class PerlinCUDARenderer:
         KP = self._k
         for start in range(0, len(items), self.max_batch):
             batch = items[start:start + self.max_batch]
-            keys, steps, amps, periods, noct, gains, lut = self._tables(batch)
-            grid = max(1, min(len(batch), self._max_grid))
-            KP.perlin_image_kernel[grid, KP.PERLIN_TPB](keys, steps, amps, periods, noct, gains, lut,
-                                                        self._d_luts, out[start:start + len(batch)])
+            with LAUNCH_LOCK:  # one launch sequence at a time per process (see render_cuda)
+                keys, steps, amps, periods, noct, gains, lut = self._tables(batch)
+                grid = max(1, min(len(batch), self._max_grid))
+                KP.perlin_image_kernel[grid, KP.PERLIN_TPB](keys, steps, amps, periods, noct, gains, lut,
+                                                            self._d_luts, out[start:start + len(batch)])
         return out
 
     to_torch = staticmethod(CUDARenderer.to_torch)

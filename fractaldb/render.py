@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -302,6 +303,20 @@ class CPURenderer(PointScratch):
                 out[k * cfg.flips + t] = flip(self.raster, t)
         return Block(category, weight, out, fill, factors, record, list(draws))
 
+    def render_many(self, jobs):
+        """Render ``(category, ifs, weight[, draws])`` jobs one after another.
+
+        Yields one :class:`Block` per job, in order.  Its images live in this
+        renderer's reusable buffer: use them (encode, copy) before asking for
+        the next block.  :meth:`CUDARenderer.render_many
+        <fractaldb.render_cuda.CUDARenderer.render_many>` has the same
+        contract and renders many jobs per launch.
+        """
+        for job in jobs:
+            category, ifs, weight = job[:3]
+            draws = range(self.cfg.draws) if len(job) < 4 or job[3] is None else job[3]
+            yield self.render_block(category, ifs, weight, draws=draws, out=self.block_buffer(len(draws)))
+
 
 def create_renderer(cfg: RenderConfig, device: str = "cpu"):
     """The renderer for ``device``: ``cpu``, or ``cuda`` (:class:`~fractaldb.render_cuda.CUDARenderer`,
@@ -336,6 +351,9 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
     if category_ids is None:
         category_ids = range(len(categories))
     jobs = [(cid, ifs, w) for cid, ifs in zip(category_ids, categories) for w in range(len(cfg.weight_table()))]
+    if device == "cuda":
+        yield from _render_blocks_gpu(jobs, cfg, workers, consume)
+        return
     local = threading.local()
 
     def run(job):
@@ -360,3 +378,22 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
                 futures.append(pool.submit(run, jobs[nxt]))
                 nxt += 1
             yield result
+
+
+def _render_blocks_gpu(jobs, cfg: RenderConfig, workers: int, consume):
+    """:func:`render_blocks` on the GPU: one renderer launches many blocks at a
+    time from this thread; ``consume`` (encoding, writing) runs on ``workers``
+    threads meanwhile."""
+    renderer = create_renderer(cfg, "cuda")
+    window = 4 * max(workers, 1)
+    pending = deque()
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        for block in renderer.render_many(jobs):
+            block.images = block.images.copy()  # the launch's host buffer is reused
+            pending.append(pool.submit(consume, block) if consume is not None else block)
+            while len(pending) > window:
+                head = pending.popleft()
+                yield head.result() if consume is not None else head
+        while pending:
+            head = pending.popleft()
+            yield head.result() if consume is not None else head

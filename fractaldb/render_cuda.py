@@ -25,7 +25,9 @@ on both sides, so the result is the CPU's.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 
@@ -41,6 +43,16 @@ __all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available"]
 NO_GPU = "--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"
 #: The error of ``--device cuda`` without numba-cuda installed.
 NO_NUMBA_CUDA = "--device cuda needs numba-cuda; install it with: pip install 'fractaldb[cuda]'"
+
+#: Most scratch slots of one launch of degenerate-variant attempts (4.8 MB each
+#: at the original settings).
+_RETRY_SLOTS = 256
+
+#: Serialises launch sequences under numba's CUDA simulator, which is not
+#: thread-safe (``generate --workers N`` runs one renderer per thread).  On a
+#: GPU each CUDARenderer launches on its own stream and renderers of several
+#: threads run concurrently; the Perlin renderer's short launches take it too.
+LAUNCH_LOCK = threading.RLock()
 
 
 def _numba_cuda():
@@ -127,6 +139,10 @@ class CUDARenderer:
             u = self.official_u
         else:
             u = np.zeros(1, dtype=np.float64)
+        # Every launch and copy of this renderer goes to its own stream: renderers
+        # of several host threads run concurrently on the GPU.
+        self._stream = cuda.stream()
+        self._lock = LAUNCH_LOCK if KC.SIMULATOR else contextlib.nullcontext()
         self._d_u = cuda.to_device(np.ascontiguousarray(u, dtype=np.float64))
         self._d_colors = cuda.to_device(self.colors)
         # Host scratch of the NaN fallback (CPU kernels).
@@ -136,8 +152,10 @@ class CUDARenderer:
         self._hpy = np.empty(n, dtype=np.int32)
         self._keep = np.empty(n, dtype=np.bool_)
         self._scratch = None
+        self._retry = None
         self._dev_block = None
         self._buffer = None
+        self._dev_many = self._host_many = None
         #: Blocks whose points were NaN-trimmed and rescaled on the host so far.
         self.nan_fallbacks = 0
 
@@ -171,12 +189,45 @@ class CUDARenderer:
             out = np.empty((k, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
         if k:
             if out.flags.c_contiguous and out.shape == dev.shape and out.dtype == np.uint8:
-                dev.copy_to_host(out)
+                dev.copy_to_host(out, stream=self._stream)
             else:
-                out[...] = dev.copy_to_host()
+                out[...] = dev.copy_to_host(stream=self._stream)
+            self._stream.synchronize()
         block = blocks[0]
         block.images = out
         return block
+
+    def render_many(self, jobs):
+        """Render ``(category, ifs, weight[, draws])`` jobs, up to ``max_batch`` per launch.
+
+        Same contract as :meth:`CPURenderer.render_many
+        <fractaldb.render.CPURenderer.render_many>`: one :class:`Block` per
+        job, in order, whose host images are valid until the next block is
+        requested.  Each launch's images come to the host in one copy.
+        """
+        cfg = self.cfg
+        jobs = _jobs(jobs, cfg)
+        for start in range(0, len(jobs), self.max_batch):
+            batch = jobs[start:start + self.max_batch]
+            n = sum(len(j[3]) for j in batch) * cfg.flips
+            shape = (n, cfg.size, cfg.size, cfg.channels)
+            if self._dev_many is None or self._dev_many.shape[0] < n:
+                # Grown to the largest launch seen; pinned host memory copies at full speed.
+                self._dev_many = self._host_many = None
+                self._dev_many = self._cuda.device_array(shape, dtype=np.uint8)
+                self._host_many = self._cuda.pinned_array(shape, dtype=np.uint8)
+            dev, host = self._dev_many[:n], self._host_many[:n]
+            with self._lock:
+                _, blocks = self.render_blocks_device(batch, out=dev, with_blocks=True)
+                if n:
+                    dev.copy_to_host(host, stream=self._stream)
+                    self._stream.synchronize()
+            offset = 0
+            for block in blocks:
+                k = len(block.draws) * cfg.flips
+                block.images = host[offset:offset + k]
+                offset += k
+                yield block
 
     def render_blocks_device(self, jobs, out=None, with_blocks: bool = False):
         """Render many blocks, leaving the images in GPU memory.
@@ -206,7 +257,8 @@ class CUDARenderer:
         offset = 0
         for start in range(0, len(jobs), self.max_batch):
             batch = jobs[start:start + self.max_batch]
-            meta = self._render_batch(batch, out, offset)
+            with self._lock:
+                meta = self._render_batch(batch, out, offset)
             for (category, _, weight, draws), (fill, factors, record) in zip(batch, meta):
                 k = len(draws) * cfg.flips
                 blocks.append(Block(category, weight, out[offset:offset + k], fill, factors, record, draws))
@@ -217,8 +269,9 @@ class CUDARenderer:
     def to_torch(images):
         """A ``torch.Tensor`` on the GPU sharing ``images``' memory (no copy).
 
-        Goes through ``__cuda_array_interface__``; the kernels that wrote
-        ``images`` are finished first (they ran on numba's default stream).
+        Goes through ``__cuda_array_interface__``; the whole device is
+        synchronised first, so the kernels that wrote ``images`` (on a
+        renderer's own stream) are finished.
 
         Raises:
             ConfigError: under numba's CUDA simulator, without PyTorch, or with
@@ -259,30 +312,86 @@ class CUDARenderer:
         cuda, KC, cfg = self._cuda, self._k, self.cfg
         n, size = cfg.points, cfg.size
         a = len(act)
-        d_act = cuda.to_device(act)
-        KC.chaos_game_kernel[max(1, min(math.ceil(a / KC.CHAOS_TPB), KC.MAX_GRID)), KC.CHAOS_TPB](
+        d_act = cuda.to_device(act, stream=self._stream)
+        chaos_grid = max(1, min(math.ceil(a / KC.CHAOS_TPB), KC.MAX_GRID))
+        KC.chaos_game_kernel[chaos_grid, KC.CHAOS_TPB, self._stream](
             d_act, maps, cum, nmaps, keys, self._d_u, self._official, sc.xs, sc.ys)
-        KC.rescale_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB](
+        KC.rescale_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB, self._stream](
             d_act, sc.xs, sc.ys, size, size, cfg.pad, self._official, sc.px, sc.py, sc.nan)
-        nan = sc.nan.copy_to_host()
+        nan = sc.nan.copy_to_host(stream=self._stream)
+        self._stream.synchronize()
         for s in act:
             sc.npts_host[s] = n
             if nan[s]:
                 # Rare: a diverging variant.  Trim and rescale on the host with the CPU kernels.
-                sc.xs[s].copy_to_host(self._hx)
-                sc.ys[s].copy_to_host(self._hy)
+                sc.xs[s].copy_to_host(self._hx, stream=self._stream)
+                sc.ys[s].copy_to_host(self._hy, stream=self._stream)
+                self._stream.synchronize()
                 m = K.trim_nan(self._hx, self._hy, self._keep)
                 K.rescale(self._hx, self._hy, m, size, size, cfg.pad, self._hpx, self._hpy, self._official)
                 if m:
-                    sc.px[s, :m].copy_to_device(self._hpx[:m])
-                    sc.py[s, :m].copy_to_device(self._hpy[:m])
+                    sc.px[s, :m].copy_to_device(self._hpx[:m], stream=self._stream)
+                    sc.py[s, :m].copy_to_device(self._hpy[:m], stream=self._stream)
                 sc.npts_host[s] = m
                 self.nan_fallbacks += 1
-        sc.npts.copy_to_device(sc.npts_host)
-        KC.clear_fill_kernel[self._grid(sc.hits.shape[1], a, KC.TPB), KC.TPB](d_act, sc.hits, sc.filled)
-        KC.fill_kernel[self._grid(n, a, KC.TPB), KC.TPB](d_act, sc.px, sc.py, sc.npts, size, size,
+        sc.npts.copy_to_device(sc.npts_host, stream=self._stream)
+        st = self._stream
+        KC.clear_fill_kernel[self._grid(sc.hits.shape[1], a, KC.TPB), KC.TPB, st](d_act, sc.hits, sc.filled)
+        KC.fill_kernel[self._grid(n, a, KC.TPB), KC.TPB, st](d_act, sc.px, sc.py, sc.npts, size, size,
                                                          sc.hits, sc.filled)
-        return sc.filled.copy_to_host()
+        filled = sc.filled.copy_to_host(stream=self._stream)
+        self._stream.synchronize()
+        return filled
+
+    def _replace(self, sc: _Scratch, jobs: list, bad: list, factors: list, fills: list, cum, nmaps, keys) -> None:
+        """The ``replace`` policy for the degenerate slots ``bad``, as the CPU decides it.
+
+        The CPU tries the shrunken factors one attempt after another and keeps
+        the first whose fill passes (the identity last).  Every attempt is a
+        pure function of the block and the attempt number, so here all
+        attempts of all degenerate blocks run in one chaos-game launch (in
+        separate slots) and the first passing one is picked: the CPU's factors,
+        points and fill, in one launch instead of up to ``_RETRIES + 1``
+        sequential ones.  The chosen points (and fill bitmap) move into the
+        block's slot.
+        """
+        cuda, cfg = self._cuda, self.cfg
+        tries = _RETRIES + 1
+        group = max(1, _RETRY_SLOTS // tries)
+        for start in range(0, len(bad), group):
+            part = bad[start:start + group]
+            n = len(part) * tries
+            if self._retry is None or self._retry.cap < n:
+                self._retry = None
+                self._retry = _Scratch(cuda, cfg, max(n, min(_RETRY_SLOTS, len(bad) * tries)), False)
+            rsc = self._retry
+            maps = np.zeros((n,) + (cum.shape[1], 6), dtype=np.float64)
+            rcum = np.repeat(cum[part], tries, axis=0)
+            rnmaps = np.repeat(nmaps[part], tries)
+            rkeys = np.repeat(keys[part], tries)
+            candidates = []
+            for i, s in enumerate(part):
+                ifs = jobs[s][1]
+                for a in range(tries):
+                    f = 1.0 + (factors[s] - 1.0) * (_SHRINK ** (a + 1)) if a < _RETRIES else np.ones(6)
+                    maps[i * tries + a, :ifs.n_maps] = ifs.weighted(f)
+                    candidates.append(f)
+            counts = self._points(rsc, np.arange(n, dtype=np.int32), *(cuda.to_device(x, stream=self._stream)
+                                                                         for x in (maps, rcum, rnmaps, rkeys)))
+            for i, s in enumerate(part):
+                for a in range(tries):
+                    j = i * tries + a
+                    fill = int(counts[j]) / cfg.size**2
+                    if fill >= cfg.min_fill:
+                        break
+                factors[s], fills[s] = candidates[j], fill
+                m = int(rsc.npts_host[j])
+                sc.hits[s].copy_to_device(rsc.hits[j], stream=self._stream)  # gray point mode's image
+                if m:
+                    sc.px[s, :m].copy_to_device(rsc.px[j, :m], stream=self._stream)
+                    sc.py[s, :m].copy_to_device(rsc.py[j, :m], stream=self._stream)
+                sc.npts_host[s] = m
+        sc.npts.copy_to_device(sc.npts_host, stream=self._stream)
 
     def _render_batch(self, jobs: list, images, offset: int) -> list:
         """Render ``jobs`` (at most ``max_batch``) into ``images[offset:]``.
@@ -308,7 +417,7 @@ class CUDARenderer:
             cum[s, :ifs.n_maps] = ifs.cumulative()
             nmaps[s] = ifs.n_maps
             keys[s] = stream_key(cfg.seed, "render-points", category, weight)
-        d_maps, d_cum, d_nmaps, d_keys = (cuda.to_device(x) for x in (maps, cum, nmaps, keys))
+        d_maps, d_cum, d_nmaps, d_keys = (cuda.to_device(x, stream=self._stream) for x in (maps, cum, nmaps, keys))
         act = np.arange(b, dtype=np.int32)
         counts = self._points(sc, act, d_maps, d_cum, d_nmaps, d_keys)
         fills = [int(counts[s]) / size**2 for s in range(b)]
@@ -322,30 +431,17 @@ class CUDARenderer:
                 records[s] = {"category": category, "weight": weight, "factors": factors[s].tolist(),
                               "fill": fills[s], "action": cfg.degenerate}
             if cfg.degenerate == "replace" and bad:
-                original = {s: factors[s].copy() for s in bad}
-                pending = list(bad)
-                for attempt in range(_RETRIES + 1):
-                    for s in pending:
-                        ifs = jobs[s][1]
-                        factors[s] = 1.0 + (original[s] - 1.0) * (_SHRINK ** (attempt + 1)) \
-                            if attempt < _RETRIES else np.ones(6)
-                        maps[s, :ifs.n_maps] = ifs.weighted(factors[s])
-                    d_maps.copy_to_device(maps)
-                    counts = self._points(sc, np.array(pending, dtype=np.int32), d_maps, d_cum, d_nmaps, d_keys)
-                    for s in pending:
-                        fills[s] = int(counts[s]) / size**2
-                    pending = [s for s in pending if fills[s] < cfg.min_fill]
-                    if not pending:
-                        break
+                self._replace(sc, jobs, bad, factors, fills, cum, nmaps, keys)
                 for s in bad:
                     records[s].update(replaced_by=factors[s].tolist(), replaced_fill=fills[s])
 
         # Raster: owners (phase 1), then every draw and flip (phase 2).
-        d_act = cuda.to_device(act)
+        d_act = cuda.to_device(act, stream=self._stream)
         patch = cfg.mode == "patch"
         if self._need_owner:
-            KC.clear_owner_kernel[self._grid(size * size, b, KC.TPB), KC.TPB](d_act, sc.owner)
-            KC.owner_kernel[self._grid(cfg.points, b, KC.TPB), KC.TPB](d_act, sc.px, sc.py, sc.npts, patch,
+            st = self._stream
+            KC.clear_owner_kernel[self._grid(size * size, b, KC.TPB), KC.TPB, st](d_act, sc.owner)
+            KC.owner_kernel[self._grid(cfg.points, b, KC.TPB), KC.TPB, st](d_act, sc.px, sc.py, sc.npts, patch,
                                                                        sc.owner)
         d_slot, d_key, d_base = [], [], []
         base = offset
@@ -358,9 +454,9 @@ class CUDARenderer:
         if d_slot:
             mode = KC.COMPOSE_PATCH if patch else (
                 KC.COMPOSE_POINT_COLOR if cfg.color == "color" else KC.COMPOSE_POINT_GRAY)
-            KC.compose_kernel[self._grid(size * size, len(d_slot), KC.TPB), KC.TPB](
-                cuda.to_device(np.array(d_slot, dtype=np.int32)),
-                cuda.to_device(np.array(d_key, dtype=np.uint64)),
-                cuda.to_device(np.array(d_base, dtype=np.int32)),
+            KC.compose_kernel[self._grid(size * size, len(d_slot), KC.TPB), KC.TPB, self._stream](
+                cuda.to_device(np.array(d_slot, dtype=np.int32), stream=self._stream),
+                cuda.to_device(np.array(d_key, dtype=np.uint64), stream=self._stream),
+                cuda.to_device(np.array(d_base, dtype=np.int32), stream=self._stream),
                 sc.px, sc.py, sc.owner, sc.hits, self._d_colors, mode, cfg.flips, images)
         return [(fills[s], factors[s], records[s]) for s in range(b)]

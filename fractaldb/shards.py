@@ -78,6 +78,25 @@ class PerlinPart:
     image_format: str = "jpg"
 
 
+def _perlin_source(plan: Plan, samples, perlin: PerlinPart):
+    """``image(class, instance)`` for the shard's Perlin samples.
+
+    A CPU renderer draws each image when asked (one at a time in memory).  A
+    GPU renderer (``render_many_device``) draws all of the shard's instances
+    of one channel count in one launch, copied to the host in one go.
+    """
+    r = perlin.renderer
+    if not hasattr(r, "render_many_device"):
+        return lambda k, i: r.render(perlin.classes[k], instance_key(perlin.seed, k, i))
+    wanted = sorted({(s.category - plan.n_categories, s.instance) for s in samples if s.family == "perlin"})
+    images = {}
+    for c in sorted({perlin.classes[k].channels for k, _ in wanted}):
+        part = [(k, i) for k, i in wanted if perlin.classes[k].channels == c]
+        batch = r.render_many_device([(perlin.classes[k], instance_key(perlin.seed, k, i)) for k, i in part])
+        images.update(zip(part, batch.copy_to_host()))
+    return lambda k, i: images[(k, i)]
+
+
 def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig, renderer,
                 image_format: str = "png", perlin: PerlinPart | None = None):
     """Render and pack shard ``index``.
@@ -89,7 +108,7 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
         category_ids: category numbers (names and seeds), by label.
         cfg: fractal render settings.
         renderer: a renderer from :func:`fractaldb.render.create_renderer`
-            (owned by the calling thread).
+            (owned by the calling thread; CPU or GPU, the same bytes).
         image_format: fractal images: ``png``, ``jpg`` or ``webp``.
         perlin: the Perlin classes and renderer, for a plan with Perlin samples.
 
@@ -105,17 +124,19 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
     encoded = {}
     records = []
     factors = {}
-    for (label, weight) in sorted(wanted):
-        draws = sorted(wanted[(label, weight)])
-        # The renderer reuses its output buffer: encode before the next block.
-        block = renderer.render_block(category_ids[label], systems[label], weight, draws=draws,
-                                      out=renderer.block_buffer(len(draws)))
+    blocks = sorted(wanted)
+    jobs = [(category_ids[label], systems[label], weight, sorted(wanted[(label, weight)]))
+            for (label, weight) in blocks]
+    # Blocks come one at a time (CPU) or many per launch (GPU); the images
+    # are only valid until the next block, so encode them right away.
+    for (label, weight), (_, _, _, draws), block in zip(blocks, jobs, renderer.render_many(jobs) if jobs else ()):
         factors[(label, weight)] = [float(f) for f in block.factors]
         if block.record is not None:
             records.append(block.record)
         for k, d in enumerate(draws):
             for t in range(cfg.flips):
                 encoded[(label, weight, d, t)] = encode_image(block.images[k * cfg.flips + t], image_format)
+    perlin_image = _perlin_source(plan, samples, perlin) if perlin is not None else None
     members = []
     for s in samples:
         if s.family == "fractal":
@@ -131,7 +152,7 @@ def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig
             klass = s.category - plan.n_categories
             key = perlin_key(klass, s.instance)
             pc = perlin.classes[klass]
-            img = perlin.renderer.render(pc, instance_key(perlin.seed, klass, s.instance))
+            img = perlin_image(klass, s.instance)
             meta = {"key": key, "family": "perlin", "label": s.category, "class": klass,
                     "instance": s.instance, "params": pc.to_dict(), "seed": perlin.seed}
             ext, data = perlin.image_format, encode_image(img, perlin.image_format)

@@ -39,7 +39,7 @@ from .errors import ConfigError, InputError, OutputError
 from .seeds import generator, int_seed
 
 __all__ = ["RECIPES", "TRAIN_KEYS", "resolve_config", "learning_rate", "create_model", "fit",
-           "pretrain", "finetune", "load_checkpoint", "transfer_experiment", "TRANSFER_SETTINGS"]
+           "pretrain", "finetune", "load_checkpoint", "transfer_experiment", "TRANSFER_SETTINGS", "render_device"]
 
 CHECKPOINT_FORMAT = "fractaldb-checkpoint-v1"
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -105,6 +105,7 @@ TRAIN_KEYS = {
     "seed": (int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1),
     "workers": (int, lambda v: v >= 0, "an integer >= 0", 0),
     "device": (str, lambda v: v in ("auto", "cpu", "cuda"), "auto | cpu | cuda", "auto"),
+    "render_device": (str, lambda v: v in ("auto", "cpu", "cuda"), "auto | cpu | cuda", "auto"),
     "amp": (str, lambda v: v in ("auto", "bf16", "fp16", "off"), "auto | bf16 | fp16 | off", "auto"),
     "epoch_size": (int, lambda v: v >= 0, "an integer >= 0 (0: one pass over the data)", 0),
     "shuffle": (int, lambda v: v >= 0, "an integer >= 0", 1000),
@@ -113,7 +114,7 @@ TRAIN_KEYS = {
 }
 
 #: Keys a resumed run may change: where it runs, how long, and where the data now lives.
-RESUMABLE = ("epochs", "device", "workers", "amp", "data", "eval_every")
+RESUMABLE = ("epochs", "device", "render_device", "workers", "amp", "data", "eval_every")
 
 
 def _check_value(key: str, value, source: str = "the command line"):
@@ -261,6 +262,9 @@ def _all_reduce(t: "torch.Tensor", rt: Runtime) -> "torch.Tensor":
 class SquareUint8:
     """PIL image -> ``uint8`` tensor ``(3, R, R)``: short side resized to R, centre square.
 
+    Also takes a ``uint8`` tensor ``(3, H, W)`` or a batch ``(B, 3, H, W)``
+    (the GPU stream's batches, resized on the GPU).
+
     Deterministic, so it may run in any DataLoader worker; the random part of the
     augmentation happens on whole batches in :func:`prepare_batch`.
     """
@@ -273,7 +277,7 @@ class SquareUint8:
 
         from .data import to_tensor
 
-        x = to_tensor(img)
+        x = img if isinstance(img, torch.Tensor) else to_tensor(img)
         if x.shape[-2:] != (self.size, self.size):
             x = F.resize(x, [self.size], antialias=True)
             x = F.center_crop(x, [self.size, self.size])
@@ -393,19 +397,46 @@ def _shard_source(url: str, manifest: dict, cfg: dict, rt: Runtime, train: bool)
     return Source(batches, classes, steps, url)
 
 
-def _stream_source(cfg: dict, rt: Runtime) -> Source:
-    """On-the-fly rendering (:class:`fractaldb.data.FractalStream`), no disk."""
-    from .data import FractalStream
+def render_device(cfg: dict, rt: Runtime) -> str:
+    """Where on-the-fly data is rendered: ``cfg['render_device']``, or for ``auto``
+    the GPU when training on one and numba-cuda can use it, else the CPU."""
+    want = cfg["render_device"]
+    if want != "auto":
+        return want
+    if rt.device.type != "cuda":
+        return "cpu"
+    from .render_cuda import cuda_available
 
-    stream = FractalStream(cfg["preset"], cfg["preset_set"], transform=SquareUint8(load_size(cfg)),
-                           shuffle=min(cfg["shuffle"], 256))
+    return "cuda" if cuda_available() else "cpu"
+
+
+def _stream_source(cfg: dict, rt: Runtime) -> Source:
+    """On-the-fly rendering, no disk: :class:`fractaldb.data.FractalStream` in the
+    DataLoader workers, or :class:`fractaldb.data.GPUFractalStream` on the GPU."""
+    from .data import FractalStream, GPUFractalStream
+
+    batch = cfg["batch_size"] // rt.world
+    where = render_device(cfg, rt)
+    if where == "cuda":
+        from .render_cuda import cuda_available
+
+        if not cuda_available():
+            raise ConfigError("--render-device cuda needs numba-cuda (pip install 'fractaldb[cuda]') and an NVIDIA "
+                              "GPU; none is usable here. Use --render-device cpu")
+        stream = GPUFractalStream(cfg["preset"], cfg["preset_set"], batch_size=batch,
+                                  transform=SquareUint8(load_size(cfg)), window=max(4 * batch, cfg["shuffle"]))
+        loader = stream
+    else:
+        stream = FractalStream(cfg["preset"], cfg["preset_set"], transform=SquareUint8(load_size(cfg)),
+                               shuffle=min(cfg["shuffle"], 256))
     batch = cfg["batch_size"] // rt.world
     steps = (cfg["epoch_size"] or len(stream)) // (rt.world * batch)
     if steps == 0:
         raise ConfigError(f"--batch-size {cfg['batch_size']} is larger than the {len(stream)} samples of "
                           f"preset {cfg['preset']}; use a smaller batch or a larger --epoch-size")
-    loader = torch.utils.data.DataLoader(stream, batch_size=batch, drop_last=True,
-                                         num_workers=cfg["workers"], pin_memory=rt.device.type == "cuda")
+    if where == "cpu":
+        loader = torch.utils.data.DataLoader(stream, batch_size=batch, drop_last=True,
+                                             num_workers=cfg["workers"], pin_memory=rt.device.type == "cuda")
 
     def batches(epoch):
         # Exactly `steps` batches per epoch on every rank: a stream pass splits its blocks
@@ -425,7 +456,7 @@ def _stream_source(cfg: dict, rt: Runtime) -> Source:
                                  "use a smaller --batch-size or fewer --workers")
             sub += 1
 
-    return Source(batches, stream.num_classes, steps, f"on-the-fly {cfg['preset']}")
+    return Source(batches, stream.num_classes, steps, f"on-the-fly {cfg['preset']} (rendered on {where})")
 
 
 def open_source(data: str, cfg: dict, rt: Runtime, train: bool = True) -> Source:

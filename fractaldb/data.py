@@ -177,7 +177,30 @@ def shard_loader(source, batch_size: int, num_workers: int = 2, **kwargs):
                                        persistent_workers=False)
 
 
-class FractalStream(IterableDataset):
+class _Stream:
+    """What both on-the-fly streams share: the dataset, the epoch, and each consumer's blocks."""
+
+    dataset: Dataset
+    epoch: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.n_classes
+
+    def __len__(self) -> int:
+        return self.dataset.plan.n_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _share(self, part: int, parts: int) -> list:
+        """Every ``parts``-th block id of this epoch's order, from ``part`` on."""
+        order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(
+            self.dataset.plan.n_blocks)
+        return [int(b) for b in order[part::parts]]
+
+
+class FractalStream(_Stream, IterableDataset):
     """Render samples on the fly in DataLoader workers (no disk).
 
     Args:
@@ -203,22 +226,10 @@ class FractalStream(IterableDataset):
         self.epoch_size = epoch_size
         self.epoch = 0
 
-    @property
-    def num_classes(self) -> int:
-        return self.dataset.n_classes
-
-    def __len__(self) -> int:
-        return self.dataset.plan.n_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def blocks(self) -> list:
         """The block ids this (rank, worker) renders this epoch (see :class:`fractaldb.plan.Plan`)."""
-        plan = self.dataset.plan
         rank, world, worker, workers = worker_info()
-        order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(plan.n_blocks)
-        return [int(b) for b in order[rank * workers + worker::world * workers]]
+        return self._share(rank * workers + worker, world * workers)
 
     def _samples(self):
         ds = self.dataset
@@ -292,7 +303,7 @@ def _chw3(x: "torch.Tensor") -> "torch.Tensor":
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-class GPUFractalStream:
+class GPUFractalStream(_Stream):
     """Render batches on the GPU and hand them to PyTorch without a host copy.
 
     The GPU twin of :class:`FractalStream`, used in the training process
@@ -357,22 +368,10 @@ class GPUFractalStream:
 
             self.perlin = create_perlin_renderer(dataset.perlin_render_config, "cuda")
 
-    @property
-    def num_classes(self) -> int:
-        return self.dataset.n_classes
-
-    def __len__(self) -> int:
-        return self.dataset.plan.n_samples
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def blocks(self) -> list:
         """The block ids this rank renders this epoch (:meth:`FractalStream.blocks`, one worker)."""
-        plan = self.dataset.plan
         rank, world, _, _ = worker_info()
-        order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(plan.n_blocks)
-        return [int(b) for b in order[rank::world]]
+        return self._share(rank, world)
 
     def _render(self, blocks: list) -> tuple:
         """``(images (n, H, W, C), labels (n,))`` of ``blocks``, in block order, on the device."""

@@ -261,6 +261,17 @@ class PerlinRenderConfig:
         object.__setattr__(self, "tileable", bool(self.tileable))
 
 
+def host_out(shape: tuple, out: np.ndarray | None) -> np.ndarray:
+    """``out``, or a new uint8 array of ``shape``; ValueError unless ``out`` is C-contiguous
+    uint8 of exactly that shape (a caller's bug, not a user setting: the renderers write
+    that layout)."""
+    if out is None:
+        return np.empty(shape, dtype=np.uint8)
+    if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, got {out.dtype} {out.shape}")
+    return out
+
+
 class PerlinRenderer:
     """Renders Perlin instances on the calling thread; one instance per thread.
 
@@ -312,13 +323,7 @@ class PerlinRenderer:
         Raises:
             ValueError: ``out`` has the wrong shape, dtype or layout.
         """
-        shape = self.shape(cls)
-        if out is None:
-            out = np.empty(shape, dtype=np.uint8)
-        elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            # A caller's bug, not a user setting: the kernel needs exactly this layout.
-            raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, "
-                             f"got {out.dtype} {out.shape}")
+        out = host_out(self.shape(cls), out)
         field = self.render_field(cls, key)
         _, amps, _ = octave_table(cls, self.cfg.size, self.cfg.tileable)
         K.colorize(field, class_gain(amps), PALETTES[cls.palette], out)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigError
-from .perlin import MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, class_gain, octave_table
-from .render_cuda import LAUNCH_LOCK, NO_GPU, NO_NUMBA_CUDA, CUDARenderer, _numba_cuda, cuda_available
+from .perlin import MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, class_gain, host_out, octave_table
+from .render_cuda import LAUNCH_LOCK, NO_GPU, NO_NUMBA_CUDA, CUDARenderer, gpu_start
 
 __all__ = ["PerlinCUDARenderer", "NO_GPU", "NO_NUMBA_CUDA"]
 
@@ -93,14 +93,10 @@ class PerlinCUDARenderer:
     device = "cuda"
 
     def __init__(self, cfg: PerlinRenderConfig, max_batch: int = 4096):
-        cuda = _numba_cuda()
-        if not cuda_available():
-            raise ConfigError(NO_GPU)
+        cuda = gpu_start(max_batch)
         from .kernels import perlin_cuda as KP  # compiles nothing yet: kernels are JIT on first launch
         from .kernels.cuda import MAX_GRID
 
-        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-            raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
         self._cuda = cuda
         self._k = KP
         self._max_grid = MAX_GRID
@@ -151,12 +147,7 @@ class PerlinCUDARenderer:
             ValueError: ``out`` has the wrong shape, dtype or layout.
         """
         shape = self.shape(cls)
-        if out is None:
-            out = np.empty(shape, dtype=np.uint8)
-        elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            # A caller's bug, not a user setting: the copy needs exactly this layout.
-            raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, "
-                             f"got {out.dtype} {out.shape}")
+        out = host_out(shape, out)
         c = shape[2]
         if c not in self._d_image:
             self._d_image[c] = self._cuda.device_array((1,) + shape, dtype=np.uint8)

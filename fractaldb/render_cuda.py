@@ -72,6 +72,21 @@ def cuda_available() -> bool:
         return False
 
 
+def gpu_start(max_batch):
+    """``numba.cuda`` after the checks both CUDA renderers make when they are built.
+
+    Raises:
+        ConfigError: without numba-cuda (:data:`NO_NUMBA_CUDA`), without a usable
+            GPU (:data:`NO_GPU`), or when ``max_batch`` is not a positive integer.
+    """
+    cuda = _numba_cuda()
+    if not cuda_available():
+        raise ConfigError(NO_GPU)
+    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+        raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
+    return cuda
+
+
 def _jobs(jobs, cfg: RenderConfig) -> list:
     """``(category, ifs, weight[, draws])`` -> ``(category, ifs, weight, draws)`` tuples."""
     out = []
@@ -117,13 +132,9 @@ class CUDARenderer:
     device = "cuda"
 
     def __init__(self, cfg: RenderConfig, max_batch: int = 256):
-        cuda = _numba_cuda()
-        if not cuda_available():
-            raise ConfigError(NO_GPU)
+        cuda = gpu_start(max_batch)
         from .kernels import cuda as KC  # compiles nothing yet: kernels are JIT on first launch
 
-        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-            raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
         self._cuda = cuda
         self._k = KC
         self.cfg = cfg

@@ -24,6 +24,8 @@ import pytest
 from fractaldb.errors import ConfigError
 from fractaldb.render import RenderConfig, create_renderer
 
+from tinyset import run_simulator_cases
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -45,30 +47,12 @@ def _gpu_present() -> bool:
 
 
 def test_simulator_cases_pass():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "cuda_cases.py"), "-q", "-p", "no:cacheprovider",
-         "-o", "addopts="],
-        cwd=ROOT, env=_env(NUMBA_ENABLE_CUDASIM="1"), capture_output=True, text=True, timeout=600)
-    tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, tail
-    summary = proc.stdout.strip().splitlines()[-1]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 50, tail
-    assert not re.search(r"failed|error|skipped", summary), tail
+    run_simulator_cases("cuda_cases.py", at_least=50)
 
 
 def test_perlin_simulator_cases_pass():
     """``tests/perlin_cuda_cases.py``: PerlinCUDARenderer == PerlinRenderer, bit for bit, in the simulator."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "perlin_cuda_cases.py"), "-q", "-p", "no:cacheprovider",
-         "-o", "addopts="],
-        cwd=ROOT, env=_env(NUMBA_ENABLE_CUDASIM="1"), capture_output=True, text=True, timeout=600)
-    tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, tail
-    summary = proc.stdout.strip().splitlines()[-1]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 60, tail
-    assert not re.search(r"failed|error|skipped", summary), tail
+    run_simulator_cases("perlin_cuda_cases.py", at_least=60)
 
 
 # --------------------------------------------------------------------------- compiled for a real GPU

@@ -10,19 +10,14 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fractaldb import config
 from fractaldb.errors import ConfigError
 
-from tinyset import assert_one_line_error, run_cli
+from tinyset import assert_one_line_error, run_cli, run_simulator_cases
 
-ROOT = Path(__file__).resolve().parents[1]
 NO_GPU = "error: --device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"
 
 
@@ -38,18 +33,7 @@ _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simul
 
 
 def test_simulator_device_cases_pass():
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "RANK", "WORLD_SIZE")}
-    env["NUMBA_ENABLE_CUDASIM"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "device_cases.py"), "-q", "-p", "no:cacheprovider",
-         "-o", "addopts="],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, tail
-    summary = proc.stdout.strip().splitlines()[-1]
-    passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 20, tail
-    assert not re.search(r"failed|error|skipped", summary), tail
+    run_simulator_cases("device_cases.py", at_least=20)
 
 
 def test_unknown_device_is_a_one_line_error(tmp_path):

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 TINY_SHARDS = ["tiny-000000.tar", "tiny-000001.tar", "tiny-000002.tar"]
 TINY_FILES = sorted(TINY_SHARDS + ["manifest.json", "wids-index.json", "_info.json"])
 TINY_SAMPLES = 48
@@ -60,6 +62,27 @@ def snapshot(folder) -> dict:
             if not any(p.iterdir()):
                 out[p.relative_to(folder).as_posix() + "/"] = b""
     return out
+
+
+def run_simulator_cases(name: str, at_least: int) -> None:
+    """Run ``tests/NAME`` under numba's CUDA simulator in a subprocess and require
+    ``at_least`` passed cases and nothing failed, errored or skipped.
+
+    ``NUMBA_ENABLE_CUDASIM`` must be set before numba is imported, and the
+    test process has imported it already.
+    """
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "RANK", "WORLD_SIZE")}
+    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / name), "-q", "-p", "no:cacheprovider",
+                           "-o", "addopts="], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, tail
+    summary = proc.stdout.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) >= at_least, tail
+    assert not re.search(r"failed|error|skipped", summary), tail
 
 
 def run_cli(argv) -> tuple:

@@ -71,8 +71,10 @@ KEYS = {
     "family": (str, lambda v: v in FAMILIES, " | ".join(FAMILIES), "fractal"),
     "perlin_classes": (int, _positive, "an integer > 0", 10),
     "perlin_instances": (int, _positive, "an integer > 0", 100),
-    "perlin_frequency": ("range", _positive_range, "[low, high] with 0 < low <= high (cycles per image)",
-                         [1.0, 16.0]),
+    # Above Nyquist (image_size / 2 <= 4096) an octave is only aliasing; 65536 keeps a
+    # tileable class's integer period far inside int64.
+    "perlin_frequency": ("range", lambda v: _positive_range(v) and v[1] <= 65536,
+                         "[low, high] with 0 < low <= high <= 65536 (cycles per image)", [1.0, 16.0]),
     "perlin_octaves": ("range", lambda v: _int_range(v) and v[0] >= 1, "[low, high] integers with 1 <= low <= high",
                        [1, 6]),
     "perlin_persistence": ("range", lambda v: 0 < v[0] <= v[1] <= 1, "[low, high] with 0 < low <= high <= 1",

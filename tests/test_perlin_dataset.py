@@ -188,3 +188,12 @@ def test_impossible_class_count_is_a_one_line_error(tmp_path):
                             "--set", "perlin_palettes=gray"])
     assert_one_line_error(code, err, "cannot find 40 Perlin classes", "lower min_distance")
     assert not out.exists()
+
+
+def test_perlin_frequency_above_the_cap_is_a_one_line_error(tmp_path):
+    from tinyset import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(["generate", "--preset", "perlin-tiny", "--set", "perlin_tileable=true",
+                            "--set", "perlin_frequency=[4, 100000000000000000000]", "--out", tmp_path / "o"])
+    assert_one_line_error(code, err, "error: perlin_frequency in --set must be [low, high] with 0 < low <= high <= 65536")
+    assert not (tmp_path / "o").exists()

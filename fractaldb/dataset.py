@@ -201,11 +201,9 @@ def check_device(device: str, locally: bool = True) -> None:
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     if device == "cuda" and locally:
-        from .render_cuda import NO_GPU, _numba_cuda, cuda_available
+        from .render_cuda import gpu_start
 
-        _numba_cuda()  # ConfigError without numba-cuda
-        if not cuda_available():
-            raise ConfigError(NO_GPU)
+        gpu_start(1)  # ConfigError without numba-cuda or a usable GPU
 
 
 def _finished(store: Store, ds: Dataset) -> dict:
@@ -265,7 +263,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     if workers is not None and (not isinstance(workers, int) or workers <= 0):
         raise ConfigError(f"workers must be a positive integer, got {workers}")
     workers = workers or default_workers()
-    check_device(device, locally=executor == "local")
+    check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
     store = Store(out)
     store.check_writable()
     existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]

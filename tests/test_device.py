@@ -90,3 +90,11 @@ def test_render_device_auto_follows_the_training_device():
     assert T.render_device({**cfg, "render_device": "cuda"}, rt) == "cuda"
     with pytest.raises(ConfigError, match="render-device from the command line must be auto | cpu | cuda"):
         T.resolve_config("pretrain", "cpu-sanity", {"render_device": "gpu"})
+
+
+@_NEEDS_NO_GPU
+def test_generate_dask_device_cuda_without_gpu_fails_before_starting(tmp_path):
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--out", tmp_path / "o", "--device", "cuda",
+                            "--executor", "dask", "--workers", "1"])
+    assert_one_line_error(code, err, NO_GPU)
+    assert not (tmp_path / "o").exists()

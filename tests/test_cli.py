@@ -8,9 +8,7 @@ output reaches a user's terminal.  Bad input must end with exactly one line
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -22,9 +20,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from fractaldb.cli.main import main
 from fractaldb.ifs import read_csv
 from fractaldb.render import CPURenderer, RenderConfig
+
+from tinyset import run_cli
 
 #: sha256 of the published FractalDB-1k categories 00000..00002 (see test_search.py).
 PUBLISHED_SHA256 = [
@@ -43,19 +42,6 @@ GOOD_CSV = (
 
 # Small renders keep the command-line tests fast.
 SMALL = ["--size", "64", "--points", "2000"]
-
-
-def run_cli(argv):
-    """Run ``fractaldb ARGV`` in-process; returns ``(exit_code, stdout, stderr)``."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-        else:  # pragma: no cover - main always exits
-            code = None
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_process(argv):

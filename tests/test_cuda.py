@@ -75,11 +75,16 @@ def _ptx_signatures():
     }
 
 
-def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
+def _compile_ptx(monkeypatch):
+    """``compile(py_func, signature) -> PTX`` for sm_90, after proving the FMA check can fail.
+
+    Skips under the simulator (it does not compile) and without NVVM.
+    """
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         pytest.skip("the simulator does not compile")
     from numba import cuda
     import numba.cuda.dispatcher as dispatcher
+    from numba.cuda import types as T
 
     # Device functions ask the current GPU for its compute capability; there
     # may be none here, and PTX for sm_90 needs only NVVM.
@@ -88,19 +93,21 @@ def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     def control(a, b, c, out):
         out[0] = a[0] * b[0] + c[0]
 
-    from numba.cuda import types as T
-
     try:
         control_ptx, _ = cuda.compile_ptx(control, (T.float64[::1],) * 4, cc=(9, 0))
     except Exception as exc:  # no NVVM (CUDA toolkit) on this machine
         pytest.skip(f"cannot compile PTX here: {type(exc).__name__}: {exc}".splitlines()[0])
     # The control proves the check can fail: plain a * b + c is contracted.
     assert "fma.rn.f64" in control_ptx
+    return lambda fn, sig: cuda.compile_ptx(fn, sig, cc=(9, 0))[0]
 
+
+def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
+    compile_ptx = _compile_ptx(monkeypatch)
     from fractaldb.kernels import cuda as KC
 
     for name, sig in _ptx_signatures().items():
-        ptx, _ = cuda.compile_ptx(getattr(KC, name).py_func, sig, cc=(9, 0))
+        ptx = compile_ptx(getattr(KC, name).py_func, sig)
         assert "fma.rn.f64" not in ptx, f"{name}: a fused multiply-add changes the CPU's results"
         if name in ("chaos_game_kernel", "rescale_kernel"):
             # Every product is an explicitly rounded mul.rn.f64, which PTX never fuses.
@@ -122,27 +129,11 @@ def _perlin_ptx_signatures():
 
 def test_perlin_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     """The Perlin kernels type-check for sm_90, and no product can be fused (the CPU rounds twice)."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        pytest.skip("the simulator does not compile")
-    from numba import cuda
-    import numba.cuda.dispatcher as dispatcher
-    from numba.cuda import types as T
-
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: type("Dev", (), {"compute_capability": (9, 0)})())
-
-    def control(a, b, c, out):
-        out[0] = a[0] * b[0] + c[0]
-
-    try:
-        control_ptx, _ = cuda.compile_ptx(control, (T.float64[::1],) * 4, cc=(9, 0))
-    except Exception as exc:  # no NVVM (CUDA toolkit) on this machine
-        pytest.skip(f"cannot compile PTX here: {type(exc).__name__}: {exc}".splitlines()[0])
-    assert "fma.rn.f64" in control_ptx  # the check below can fail
-
+    compile_ptx = _compile_ptx(monkeypatch)
     from fractaldb.kernels import perlin_cuda as KP
 
     for name, sig in _perlin_ptx_signatures().items():
-        ptx, _ = cuda.compile_ptx(getattr(KP, name).py_func, sig, cc=(9, 0))
+        ptx = compile_ptx(getattr(KP, name).py_func, sig)
         assert "fma.rn.f64" not in ptx, f"{name}: a fused multiply-add changes the CPU's results"
         # Every product is an explicitly rounded mul.rn.f64, which PTX never fuses.
         assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx, name

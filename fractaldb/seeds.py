@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PURPOSES", "stream_key", "int_seed", "generator"]
+__all__ = ["PURPOSES", "stream_key", "stream_keys", "int_seed", "generator"]
 
 #: Purpose codes: part of every stream's identity.  Never renumber them: that
 #: would change every dataset generated so far.
@@ -48,3 +48,89 @@ def int_seed(seed: int, purpose: str, *ids: int) -> int:
 def generator(seed: int, purpose: str, *ids: int) -> np.random.Generator:
     """A NumPy ``Generator`` (PCG64) for the stream."""
     return np.random.Generator(np.random.PCG64(_sequence(seed, purpose, ids)))
+
+
+# NumPy's SeedSequence constants (numpy/random/bit_generator.pyx), for stream_keys.
+_POOL = 4
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_M32 = 0xFFFFFFFF
+
+
+def _words(n: int) -> list:
+    """An int as SeedSequence coerces it: 32-bit words, least significant first (0 -> [0])."""
+    out = [n & _M32]
+    n >>= 32
+    while n:
+        out.append(n & _M32)
+        n >>= 32
+    return out
+
+
+def _hash_consts(count: int, init: int, mult: int) -> list:
+    """``init * mult**t`` (mod 2**32) for ``t < count``: the hash constants SeedSequence steps through."""
+    out, h = [], init
+    for _ in range(count):
+        out.append(np.uint32(h))
+        h = (h * mult) & _M32
+    return out
+
+
+def _xorshift(v):
+    return v ^ (v >> np.uint32(16))
+
+
+def stream_keys(seed: int, purpose: str, ids) -> np.ndarray:
+    """``stream_key(seed, purpose, *row)`` for every row of ``ids``, vectorised.
+
+    Runs SeedSequence's entropy mixing and ``generate_state(1, uint64)`` on
+    whole columns of uint32 words at once, so a few thousand keys cost about
+    as much as a handful of :func:`stream_key` calls, and each key is the one
+    :func:`stream_key` gives (``tests/test_seeds.py`` compares them).
+
+    Args:
+        seed: the dataset seed (a non-negative int).
+        purpose: a key of :data:`PURPOSES`.
+        ids: ``(n, k)`` integers, each row the ids of one stream.
+
+    Returns:
+        ``(n,)`` uint64 keys.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be a 2-D array of stream ids, got shape {ids.shape}")
+    n = ids.shape[0]
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    if ids.size and (ids.min() < 0 or ids.max() > _M32):
+        # Ids of several words (or invalid ones): SeedSequence itself decides.
+        return np.array([stream_key(seed, purpose, *row) for row in ids.tolist()], dtype=np.uint64)
+    run = _words(int(seed))
+    run += [0] * (_POOL - len(run))  # the spawn key is never empty: padded to the pool size
+    consts = [np.full(n, w, dtype=np.uint32) for w in run + _words(PURPOSES[purpose])]
+    entropy = consts + [ids[:, c].astype(np.uint32) for c in range(ids.shape[1])]
+    n_hash = _POOL + _POOL * (_POOL - 1) + (len(entropy) - _POOL) * _POOL
+    ha = _hash_consts(n_hash + 1, _INIT_A, _MULT_A)
+    step = iter(range(n_hash))
+
+    def hashmix(value):  # SeedSequence's hashmix, its t-th call
+        t = next(step)
+        return _xorshift((value ^ ha[t]) * ha[t + 1])
+
+    def mix(x, y):
+        return _xorshift(np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y)
+
+    with np.errstate(over="ignore"):
+        pool = [hashmix(entropy[i]) for i in range(_POOL)]
+        for src in range(_POOL):
+            for dst in range(_POOL):
+                if src != dst:
+                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        for src in range(_POOL, len(entropy)):
+            for dst in range(_POOL):
+                pool[dst] = mix(pool[dst], hashmix(entropy[src]))
+        # generate_state(1, uint64): two 32-bit words from pool[0] and pool[1], low word first.
+        hb = _hash_consts(3, _INIT_B, _MULT_B)
+        state = [_xorshift((pool[k] ^ hb[k]) * hb[k + 1]).astype(np.uint64) for k in range(2)]
+    return state[0] | (state[1] << np.uint64(32))

@@ -144,7 +144,7 @@ def main() -> None:
     t = median_time(gpu_render, args.repeat)
     gpu_rate = n_images / t
     print(f"1. GPU render only (device memory): median {t:.3f} s -> {gpu_rate:.0f} images/s "
-          f"({gpu.nan_fallbacks} host NaN fallbacks so far)")
+          f"({gpu.nan_trimmed} NaN-trimmed chaos games so far)")
     out = None  # free the device images before the end-to-end runs
 
     cpu_rate = None

@@ -15,12 +15,13 @@ imports this module only for ``device="cuda"``, and the renderer checks for a
 GPU when it is built, raising :class:`~fractaldb.errors.ConfigError` with
 :data:`NO_GPU` when there is none.
 
-What runs on the host: the per-block set-up (weighted maps, stream keys), the
-degenerate-variant decisions (a few numbers per block; the re-rendered
-variants run on the GPU), and the NaN trimming of diverging variants, which
-is rare and sequential: such a block's points are copied back, trimmed and
-rescaled with the CPU kernels and copied up again.  Points are bit-identical
-on both sides, so the result is the CPU's.
+What runs on the host: the per-launch set-up (weighted maps, and the stream
+keys of every block and draw, derived together by
+:func:`~fractaldb.seeds.stream_keys`) and the degenerate-variant decisions (a
+few numbers per block; the re-rendered variants run on the GPU).  Everything
+per point -- map selection, chaos game, NaN trim, rescale, fill rate, raster
+-- runs on the GPU; per launch the host waits for the GPU once per
+chaos-game pass, for the fill counts.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ import numpy as np
 
 from . import constants as C
 from .errors import ConfigError
-from .kernels import ifs as K
 from .render import _RETRIES, _SHRINK, Block, RenderConfig, color_table
-from .seeds import stream_key
+from .seeds import stream_keys
 
 __all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available"]
 
@@ -44,8 +44,8 @@ NO_GPU = "--device cuda needs an NVIDIA GPU with a working CUDA driver; none was
 #: The error of ``--device cuda`` without numba-cuda installed.
 NO_NUMBA_CUDA = "--device cuda needs numba-cuda; install it with: pip install 'fractaldb[cuda]'"
 
-#: Most scratch slots of one launch of degenerate-variant attempts (4.8 MB each
-#: at the original settings).
+#: Fewest scratch slots of one launch of degenerate-variant attempts (about 5 MB
+#: each at the original settings); a renderer uses ``max(_RETRY_SLOTS, max_batch)``.
 _RETRY_SLOTS = 256
 
 #: Serialises launch sequences under numba's CUDA simulator, which is not
@@ -105,6 +105,7 @@ class _Scratch:
         self.cap = cap
         self.xs = cuda.device_array((cap, n), dtype=np.float64)
         self.ys = cuda.device_array((cap, n), dtype=np.float64)
+        self.sel = cuda.device_array((cap, max(1, (n + 6) // 8)), dtype=np.uint64)  # map index per step
         self.px = cuda.device_array((cap, n), dtype=np.int32)
         self.py = cuda.device_array((cap, n), dtype=np.int32)
         self.nan = cuda.device_array(cap, dtype=np.int32)
@@ -113,7 +114,6 @@ class _Scratch:
         self.filled = cuda.device_array(cap, dtype=np.int64)
         shape = (cap, size, size) if need_owner else (1, 1, 1)
         self.owner = cuda.device_array(shape, dtype=np.int32)
-        self.npts_host = np.zeros(cap, dtype=np.int32)
 
 
 class CUDARenderer:
@@ -122,8 +122,11 @@ class CUDARenderer:
     Args:
         cfg: render settings (validated by :class:`RenderConfig`).
         max_batch: most (category, weight) blocks per launch.  Device scratch
-            is about ``points * 24 + size**2 * 4`` bytes per block (4.8 MB at
-            the original settings), allocated once for the largest batch seen.
+            is about ``points * 25 + size**2 * 4`` bytes per block (5.5 MB at
+            the original settings), allocated once for the largest batch seen;
+            with ``degenerate="replace"``, once a degenerate variant appears,
+            up to ``max(256, max_batch)`` retry slots of ``points * 25`` bytes
+            more.
 
     Raises:
         ConfigError: without numba-cuda, or without a usable GPU (:data:`NO_GPU`).
@@ -156,19 +159,14 @@ class CUDARenderer:
         self._lock = LAUNCH_LOCK if KC.SIMULATOR else contextlib.nullcontext()
         self._d_u = cuda.to_device(np.ascontiguousarray(u, dtype=np.float64))
         self._d_colors = cuda.to_device(self.colors)
-        # Host scratch of the NaN fallback (CPU kernels).
-        self._hx = np.empty(n, dtype=np.float64)
-        self._hy = np.empty(n, dtype=np.float64)
-        self._hpx = np.empty(n, dtype=np.int32)
-        self._hpy = np.empty(n, dtype=np.int32)
-        self._keep = np.empty(n, dtype=np.bool_)
         self._scratch = None
         self._retry = None
         self._dev_block = None
         self._buffer = None
         self._dev_many = self._host_many = None
-        #: Blocks whose points were NaN-trimmed and rescaled on the host so far.
-        self.nan_fallbacks = 0
+        #: Chaos games (blocks and degenerate-variant attempts) whose diverging
+        #: points were NaN-trimmed so far.
+        self.nan_trimmed = 0
 
     # ------------------------------------------------------------------ public interface
 
@@ -272,7 +270,8 @@ class CUDARenderer:
                 meta = self._render_batch(batch, out, offset)
             for (category, _, weight, draws), (fill, factors, record) in zip(batch, meta):
                 k = len(draws) * cfg.flips
-                blocks.append(Block(category, weight, out[offset:offset + k], fill, factors, record, draws))
+                if with_blocks:  # slicing a device array costs tens of microseconds: only when asked
+                    blocks.append(Block(category, weight, out[offset:offset + k], fill, factors, record, draws))
                 offset += k
         return (out, blocks) if with_blocks else out
 
@@ -316,42 +315,32 @@ class CUDARenderer:
         return (max(1, min(math.ceil(inner / tpb), g)), max(1, min(outer, g)))
 
     def _points(self, sc: _Scratch, act: np.ndarray, maps, cum, nmaps, keys) -> np.ndarray:
-        """Chaos game, rescale (with the host NaN fallback) and fill of the slots ``act``.
+        """Chaos game, NaN trim, rescale and fill of the slots ``act`` (all on the GPU).
 
         Returns the distinct-pixel counts of every slot (only ``act``'s are new).
         """
-        cuda, KC, cfg = self._cuda, self._k, self.cfg
+        cuda, KC, cfg, st = self._cuda, self._k, self.cfg, self._stream
         n, size = cfg.points, cfg.size
         a = len(act)
-        d_act = cuda.to_device(act, stream=self._stream)
+        d_act = cuda.to_device(act, stream=st)
+        KC.select_kernel[self._grid(sc.sel.shape[1], a, KC.TPB), KC.TPB, st](
+            d_act, cum, nmaps, keys, self._d_u, self._official, n - 1, sc.sel)
         chaos_grid = max(1, min(math.ceil(a / KC.CHAOS_TPB), KC.MAX_GRID))
-        KC.chaos_game_kernel[chaos_grid, KC.CHAOS_TPB, self._stream](
-            d_act, maps, cum, nmaps, keys, self._d_u, self._official, sc.xs, sc.ys)
-        KC.rescale_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB, self._stream](
-            d_act, sc.xs, sc.ys, size, size, cfg.pad, self._official, sc.px, sc.py, sc.nan)
-        nan = sc.nan.copy_to_host(stream=self._stream)
-        self._stream.synchronize()
-        for s in act:
-            sc.npts_host[s] = n
-            if nan[s]:
-                # Rare: a diverging variant.  Trim and rescale on the host with the CPU kernels.
-                sc.xs[s].copy_to_host(self._hx, stream=self._stream)
-                sc.ys[s].copy_to_host(self._hy, stream=self._stream)
-                self._stream.synchronize()
-                m = K.trim_nan(self._hx, self._hy, self._keep)
-                K.rescale(self._hx, self._hy, m, size, size, cfg.pad, self._hpx, self._hpy, self._official)
-                if m:
-                    sc.px[s, :m].copy_to_device(self._hpx[:m], stream=self._stream)
-                    sc.py[s, :m].copy_to_device(self._hpy[:m], stream=self._stream)
-                sc.npts_host[s] = m
-                self.nan_fallbacks += 1
-        sc.npts.copy_to_device(sc.npts_host, stream=self._stream)
-        st = self._stream
-        KC.clear_fill_kernel[self._grid(sc.hits.shape[1], a, KC.TPB), KC.TPB, st](d_act, sc.hits, sc.filled)
-        KC.fill_kernel[self._grid(n, a, KC.TPB), KC.TPB, st](d_act, sc.px, sc.py, sc.npts, size, size,
-                                                         sc.hits, sc.filled)
-        filled = sc.filled.copy_to_host(stream=self._stream)
-        self._stream.synchronize()
+        KC.chaos_game_kernel[chaos_grid, KC.CHAOS_TPB, st](d_act, maps, nmaps, sc.sel, sc.xs, sc.ys)
+        KC.rescale_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB, st](
+            d_act, sc.xs, sc.ys, size, size, cfg.pad, self._official, sc.px, sc.py, sc.npts, sc.nan)
+        bitmap = sc.hits.shape[1] * 8
+        if bitmap <= KC.FILL_SHARED_BYTES:
+            KC.fill_shared_kernel[max(1, min(a, KC.MAX_GRID)), KC.TPB, st, bitmap](
+                d_act, sc.px, sc.py, sc.npts, size, size, sc.hits, sc.filled)
+        else:
+            KC.clear_fill_kernel[self._grid(sc.hits.shape[1], a, KC.TPB), KC.TPB, st](d_act, sc.hits, sc.filled)
+            KC.fill_kernel[self._grid(n, a, KC.TPB), KC.TPB, st](d_act, sc.px, sc.py, sc.npts, size, size,
+                                                             sc.hits, sc.filled)
+        filled = sc.filled.copy_to_host(stream=st)
+        nan = sc.nan.copy_to_host(stream=st)
+        st.synchronize()
+        self.nan_trimmed += int(np.count_nonzero(nan[act]))
         return filled
 
     def _replace(self, sc: _Scratch, jobs: list, bad: list, factors: list, fills: list, cum, nmaps, keys) -> None:
@@ -360,21 +349,21 @@ class CUDARenderer:
         The CPU tries the shrunken factors one attempt after another and keeps
         the first whose fill passes (the identity last).  Every attempt is a
         pure function of the block and the attempt number, so here all
-        attempts of all degenerate blocks run in one chaos-game launch (in
-        separate slots) and the first passing one is picked: the CPU's factors,
-        points and fill, in one launch instead of up to ``_RETRIES + 1``
-        sequential ones.  The chosen points (and fill bitmap) move into the
-        block's slot.
+        attempts of all degenerate blocks run together (in separate slots,
+        ``max(256, max_batch)`` per launch) and the first passing one is
+        picked: the CPU's factors, points and fill, in one launch instead of
+        up to ``_RETRIES + 1`` sequential ones.  The chosen points (and fill
+        bitmap) move into the block's slot on the GPU.
         """
-        cuda, cfg = self._cuda, self.cfg
+        cuda, cfg, st = self._cuda, self.cfg, self._stream
         tries = _RETRIES + 1
-        group = max(1, _RETRY_SLOTS // tries)
+        group = max(1, max(_RETRY_SLOTS, self.max_batch) // tries)
         for start in range(0, len(bad), group):
             part = bad[start:start + group]
             n = len(part) * tries
             if self._retry is None or self._retry.cap < n:
                 self._retry = None
-                self._retry = _Scratch(cuda, cfg, max(n, min(_RETRY_SLOTS, len(bad) * tries)), False)
+                self._retry = _Scratch(cuda, cfg, n, False)
             rsc = self._retry
             maps = np.zeros((n,) + (cum.shape[1], 6), dtype=np.float64)
             rcum = np.repeat(cum[part], tries, axis=0)
@@ -387,8 +376,9 @@ class CUDARenderer:
                     f = 1.0 + (factors[s] - 1.0) * (_SHRINK ** (a + 1)) if a < _RETRIES else np.ones(6)
                     maps[i * tries + a, :ifs.n_maps] = ifs.weighted(f)
                     candidates.append(f)
-            counts = self._points(rsc, np.arange(n, dtype=np.int32), *(cuda.to_device(x, stream=self._stream)
-                                                                         for x in (maps, rcum, rnmaps, rkeys)))
+            counts = self._points(rsc, np.arange(n, dtype=np.int32),
+                                  *(cuda.to_device(x, stream=st) for x in (maps, rcum, rnmaps, rkeys)))
+            chosen = []
             for i, s in enumerate(part):
                 for a in range(tries):
                     j = i * tries + a
@@ -396,13 +386,12 @@ class CUDARenderer:
                     if fill >= cfg.min_fill:
                         break
                 factors[s], fills[s] = candidates[j], fill
-                m = int(rsc.npts_host[j])
-                sc.hits[s].copy_to_device(rsc.hits[j], stream=self._stream)  # gray point mode's image
-                if m:
-                    sc.px[s, :m].copy_to_device(rsc.px[j, :m], stream=self._stream)
-                    sc.py[s, :m].copy_to_device(rsc.py[j, :m], stream=self._stream)
-                sc.npts_host[s] = m
-        sc.npts.copy_to_device(sc.npts_host, stream=self._stream)
+                chosen.append(j)
+            src = cuda.to_device(np.array(chosen, dtype=np.int32), stream=st)
+            dst = cuda.to_device(np.array(part, dtype=np.int32), stream=st)
+            KC = self._k
+            KC.copy_slots_kernel[self._grid(cfg.points, len(part), KC.TPB), KC.TPB, st](
+                src, dst, rsc.px, rsc.py, rsc.npts, rsc.hits, sc.px, sc.py, sc.npts, sc.hits)
 
     def _render_batch(self, jobs: list, images, offset: int) -> list:
         """Render ``jobs`` (at most ``max_batch``) into ``images[offset:]``.
@@ -419,7 +408,7 @@ class CUDARenderer:
         maps = np.zeros((b, m_max, 6), dtype=np.float64)
         cum = np.full((b, m_max), 2.0, dtype=np.float64)
         nmaps = np.empty(b, dtype=np.int32)
-        keys = np.empty(b, dtype=np.uint64)
+        keys = stream_keys(cfg.seed, "render-points", [(category, weight) for category, _, weight, _ in jobs])
         factors = []
         for s, (category, ifs, weight, _) in enumerate(jobs):
             f = self.table[weight].copy()
@@ -427,7 +416,6 @@ class CUDARenderer:
             maps[s, :ifs.n_maps] = ifs.weighted(f)
             cum[s, :ifs.n_maps] = ifs.cumulative()
             nmaps[s] = ifs.n_maps
-            keys[s] = stream_key(cfg.seed, "render-points", category, weight)
         d_maps, d_cum, d_nmaps, d_keys = (cuda.to_device(x, stream=self._stream) for x in (maps, cum, nmaps, keys))
         act = np.arange(b, dtype=np.int32)
         counts = self._points(sc, act, d_maps, d_cum, d_nmaps, d_keys)
@@ -454,20 +442,20 @@ class CUDARenderer:
             KC.clear_owner_kernel[self._grid(size * size, b, KC.TPB), KC.TPB, st](d_act, sc.owner)
             KC.owner_kernel[self._grid(cfg.points, b, KC.TPB), KC.TPB, st](d_act, sc.px, sc.py, sc.npts, patch,
                                                                        sc.owner)
-        d_slot, d_key, d_base = [], [], []
-        base = offset
-        for s, (category, _, weight, draws) in enumerate(jobs):
-            for d in draws:
-                d_slot.append(s)
-                d_key.append(stream_key(cfg.seed, "render-patches", category, weight, d) if patch else np.uint64(0))
-                d_base.append(base)
-                base += cfg.flips
-        if d_slot:
+        # Job s composes draws d_first[s] .. d_first[s + 1] - 1 (of every job's draws, in order).
+        d_first = np.zeros(b + 1, dtype=np.int32)
+        np.cumsum([len(job[3]) for job in jobs], out=d_first[1:])
+        n_draws = int(d_first[-1])
+        if n_draws:
+            if patch:
+                d_key = stream_keys(cfg.seed, "render-patches",
+                                    [(category, weight, d) for category, _, weight, draws in jobs for d in draws])
+            else:
+                d_key = np.zeros(n_draws, dtype=np.uint64)
+            d_base = (offset + cfg.flips * np.arange(n_draws)).astype(np.int32)
             mode = KC.COMPOSE_PATCH if patch else (
                 KC.COMPOSE_POINT_COLOR if cfg.color == "color" else KC.COMPOSE_POINT_GRAY)
-            KC.compose_kernel[self._grid(size * size, len(d_slot), KC.TPB), KC.TPB, self._stream](
-                cuda.to_device(np.array(d_slot, dtype=np.int32), stream=self._stream),
-                cuda.to_device(np.array(d_key, dtype=np.uint64), stream=self._stream),
-                cuda.to_device(np.array(d_base, dtype=np.int32), stream=self._stream),
+            KC.compose_kernel[self._grid(size * size, b, KC.TPB), KC.TPB, self._stream](
+                d_act, *(cuda.to_device(x, stream=self._stream) for x in (d_first, d_key, d_base)),
                 sc.px, sc.py, sc.owner, sc.hits, self._d_colors, mode, cfg.flips, images)
         return [(fills[s], factors[s], records[s]) for s in range(b)]

@@ -37,15 +37,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 _RS = np.random.RandomState(5)
 _TEN = np.concatenate([_RS.uniform(-0.6, 0.6, (10, 6)), np.full((10, 1), 0.1)], axis=1)
 
-#: Overflows to inf after about 175 steps, then ``inf * 0`` is NaN: the host
-#: NaN-trim fallback runs with every point count used here (>= 200).
+#: Overflows to inf after about 175 steps, then ``inf * 0`` is NaN: the NaN
+#: trim runs with every point count used here (>= 200).
 DIVERGING = [[60.0, 0.0, 0.0, 60.0, 1.0, 1.0, 0.5], [60.0, 0.0, 0.0, 60.0, -1.0, 0.5, 0.5]]
 
 SYSTEMS = {
     "cat00000": CAT_00000,
     "cat00001": CAT_00001,
     "cat00002": CAT_00002,
-    "diverging": DIVERGING,  # overflow -> inf -> NaN: the host NaN-trim fallback
+    "diverging": DIVERGING,  # overflow -> inf -> NaN: the NaN trim
     "all_zero": [[0, 0, 0, 0, 0, 0, 0.5], [0, 0, 0, 0, 0, 0, 0.5]],
     "nan_within_100": [[1e200, 0, 0, 1e200, 1, 1, 1.0]],  # every point trimmed
     "identity": [[1.0, 0, 0, 1.0, 0, 0, 1.0]],  # zero span on both axes
@@ -161,34 +161,78 @@ def _special_points(kind: str, n: int = 64) -> tuple:
         ys = np.abs(ys) * 1e-310
     elif kind == "nan_inside":  # the last point is finite: no trimming; min/max skip NaN
         xs[10], ys[20] = np.nan, np.nan
-    elif kind == "nan_last":
-        xs[-1] = ys[-1] = np.nan
+    elif kind.startswith("nan_from_"):  # a chaos game's NaNs: a suffix per axis (x from fx, y from fy)
+        fx, fy = (int(v) for v in kind[len("nan_from_"):].split("_"))
+        xs[min(fx, n):], ys[min(fy, n):] = np.nan, np.nan
     return xs, ys
+
+
+# (first NaN of x, first NaN of y) over 400 points; 400 = no NaN on that axis.
+NAN_SUFFIXES = ["nan_from_399_399", "nan_from_250_250", "nan_from_250_252", "nan_from_252_250", "nan_from_300_120",
+                "nan_from_120_300", "nan_from_300_210", "nan_from_300_199", "nan_from_150_400", "nan_from_400_150",
+                "nan_from_99_300", "nan_from_300_99", "nan_from_100_100", "nan_from_0_0", "nan_from_5_400"]
 
 
 @pytest.mark.parametrize("x86_cast", [False, True])
 @pytest.mark.parametrize("kind", ["normal", "signed_zeros", "infinities", "span_overflows", "all_equal",
-                                  "subnormal", "nan_inside", "nan_last"])
+                                  "subnormal", "nan_inside"] + NAN_SUFFIXES)
 def test_rescale_kernel_matches_cpu(kind: str, x86_cast: bool) -> None:
-    """The GPU rescale against the CPU kernel on special values, width != height."""
+    """The GPU NaN trim and rescale against the CPU kernels on special values, width != height."""
     width, height, pad = 40, 33, 5
-    xs, ys = _special_points(kind)
+    xs, ys = _special_points(kind, 400 if kind.startswith("nan_from_") else 64)
     n = xs.size
     px = np.full((1, n), -99, dtype=np.int32)
     py = np.full((1, n), -99, dtype=np.int32)
+    npts = np.full(1, -1, dtype=np.int32)
     nan = np.full(1, -1, dtype=np.int32)
     act = np.zeros(1, dtype=np.int32)
     KC.rescale_kernel[KC.MAX_GRID, KC.TPB](act, xs[None].copy(), ys[None].copy(), width, height, pad, x86_cast,
-                                           px, py, nan)
-    assert nan[0] == int(kind == "nan_last")
-    if kind == "nan_last":
-        assert (px == -99).all()  # left to the host fallback
-        return
+                                           px, py, npts, nan)
+    hx, hy = xs.copy(), ys.copy()
+    m = K.trim_nan(hx, hy, np.empty(n, dtype=np.bool_))
+    assert npts[0] == m
+    assert nan[0] == int(m < n) == int(kind.startswith("nan_from_"))
     want_x = np.empty(n, dtype=np.int32)
     want_y = np.empty(n, dtype=np.int32)
-    K.rescale(xs.copy(), ys.copy(), n, width, height, pad, want_x, want_y, x86_cast)
-    np.testing.assert_array_equal(px[0], want_x)
-    np.testing.assert_array_equal(py[0], want_y)
+    K.rescale(hx, hy, m, width, height, pad, want_x, want_y, x86_cast)
+    np.testing.assert_array_equal(px[0, :m], want_x[:m])
+    np.testing.assert_array_equal(py[0, :m], want_y[:m])
+    assert (px[0, m:] == -99).all() and (py[0, m:] == -99).all()
+
+
+@pytest.mark.parametrize("width, height", [(40, 33), (8, 8), (64, 3)])
+def test_fill_kernels_match_count_filled(width: int, height: int) -> None:
+    """Both fill kernels (global and shared-memory bitmap) give the CPU's count and the exact bitmap."""
+    rs = np.random.RandomState(width * height)
+    slots, n = 3, 300
+    px = rs.randint(-3, width + 3, size=(slots, n)).astype(np.int32)
+    py = rs.randint(-3, height + 3, size=(slots, n)).astype(np.int32)
+    px[1, 100:200], py[1, 100:200] = px[1, :100], py[1, :100]  # repeated pixels count once
+    npts = np.array([n, 250, 0], dtype=np.int32)  # points past npts are ignored; an empty slot
+    words = (width * height + 63) // 64
+    act = np.arange(slots, dtype=np.int32)
+    results = []
+    for shared in (False, True):
+        hits = np.full((slots, words), 0xFFFF, dtype=np.uint64)  # the global kernel needs its clearing pass
+        filled = np.full(slots, -5, dtype=np.int64)
+        if shared:
+            KC.fill_shared_kernel[KC.MAX_GRID, KC.TPB, 0, words * 8](act, px, py, npts, width, height, hits, filled)
+        else:
+            KC.clear_fill_kernel[(KC.MAX_GRID, KC.MAX_GRID), KC.TPB](act, hits, filled)
+            KC.fill_kernel[(KC.MAX_GRID, KC.MAX_GRID), KC.TPB](act, px, py, npts, width, height, hits, filled)
+        results.append((hits.copy(), filled.copy()))
+    for s in range(slots):
+        m = int(npts[s])
+        want = K.count_filled(px[s], py[s], m, width, height, np.zeros(words, dtype=np.uint64))
+        image = np.zeros(width * height, dtype=bool)
+        inside = (px[s, :m] >= 0) & (py[s, :m] >= 0) & (px[s, :m] < width) & (py[s, :m] < height)
+        image[(py[s, :m] * width + px[s, :m])[inside]] = True
+        bitmap = np.zeros(words * 64, dtype=bool)
+        bitmap[:width * height] = image
+        want_bits = (bitmap.reshape(words, 64).astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1)
+        for hits, filled in results:
+            assert filled[s] == want == image.sum()
+            np.testing.assert_array_equal(hits[s], want_bits)
 
 
 # --------------------------------------------------------------------------- block parity
@@ -210,13 +254,23 @@ def test_degenerate_block_matches_cpu(config: str, system: str, weight: int) -> 
     assert_same_block(got, want, f"{config} {system} w{weight}")
 
 
+@pytest.mark.parametrize("config", ["patch-gray-modern", "point-gray-modern"])
+def test_block_matches_cpu_with_the_global_fill_bitmap(config: str, monkeypatch) -> None:
+    """Images too large for the shared-memory bitmap take fill_kernel: the same blocks."""
+    monkeypatch.setattr(KC, "FILL_SHARED_BYTES", 0)
+    cfg = _config(config, seed=12)
+    for system, weight in [("cat00000", 4), ("diverging", 0), ("cat00001", 7)]:
+        got, want = _both(cfg, 3, SYSTEMS[system], weight)
+        assert_same_block(got, want, f"{config} {system} w{weight} (global bitmap)")
+
+
 def test_cases_reach_their_branches() -> None:
-    """The parity cases above cover the NaN fallback, degenerate records and all-black images."""
+    """The parity cases above cover the NaN trim, degenerate records and all-black images."""
     cfg = _config("patch-gray-modern")
     gpu, _ = _pair(cfg)
-    before = gpu.nan_fallbacks
+    before = gpu.nan_trimmed
     got, want = _both(cfg, 3, DIVERGING, 0)
-    assert gpu.nan_fallbacks > before
+    assert gpu.nan_trimmed > before
     got, want = _both(cfg, 3, SYSTEMS["nan_within_100"], 0)
     assert want.fill == 0.0 and not want.images.any()
     # Category 00000 x 1.8 at this size is degenerate and replaced.
@@ -269,7 +323,7 @@ def test_batch_independence(config: str) -> None:
         assert images.shape == (sum(len(j[3]) if len(j) > 3 else cfg.draws for j in jobs) * cfg.flips,
                                 cfg.size, cfg.size, cfg.channels)
         np.testing.assert_array_equal(split.copy_to_host(), images)
-        assert together.nan_fallbacks > 0  # the diverging job
+        assert together.nan_trimmed > 0  # the diverging job
         if cfg.compat == "modern":
             assert any(b.record for b in blocks)  # a replaced variant inside the batch
         offset = 0

@@ -64,13 +64,16 @@ def _ptx_signatures():
     i32, u64, f64, i64 = T.int32[::1], T.uint64[::1], T.float64[::1], T.int64[::1]
     f2, i2, u2, i3 = T.float64[:, ::1], T.int32[:, ::1], T.uint64[:, ::1], T.int32[:, :, ::1]
     return {  # the argument types CUDARenderer launches with
-        "chaos_game_kernel": (i32, T.float64[:, :, ::1], f2, i32, u64, f64, T.boolean, f2, f2),
-        "rescale_kernel": (i32, f2, f2, T.int64, T.int64, T.int64, T.boolean, i2, i2, i32),
+        "select_kernel": (i32, f2, i32, u64, f64, T.boolean, T.int64, u2),
+        "chaos_game_kernel": (i32, T.float64[:, :, ::1], i32, u2, f2, f2),
+        "rescale_kernel": (i32, f2, f2, T.int64, T.int64, T.int64, T.boolean, i2, i2, i32, i32),
         "clear_fill_kernel": (i32, u2, i64),
         "fill_kernel": (i32, i2, i2, i32, T.int64, T.int64, u2, i64),
+        "fill_shared_kernel": (i32, i2, i2, i32, T.int64, T.int64, u2, i64),
+        "copy_slots_kernel": (i32, i32, i2, i2, i32, u2, i2, i2, i32, u2),
         "clear_owner_kernel": (i32, i3),
         "owner_kernel": (i32, i2, i2, i32, T.boolean, i3),
-        "compose_kernel": (i32, u64, i32, i2, i2, i3, u2, T.uint8[:, ::1], T.int64, T.int64,
+        "compose_kernel": (i32, i32, u64, i32, i2, i2, i3, u2, T.uint8[:, ::1], T.int64, T.int64,
                            T.uint8[:, :, :, ::1]),
     }
 
@@ -109,10 +112,12 @@ def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     for name, sig in _ptx_signatures().items():
         ptx = compile_ptx(getattr(KC, name).py_func, sig)
         assert "fma.rn.f64" not in ptx, f"{name}: a fused multiply-add changes the CPU's results"
-        if name in ("chaos_game_kernel", "rescale_kernel"):
+        if name in ("select_kernel", "chaos_game_kernel", "rescale_kernel"):
             # Every product is an explicitly rounded mul.rn.f64, which PTX never fuses.
-            assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx, name
+            assert "mul.rn.f64" in ptx, name
             assert not re.search(r"\bmul\.f64\b", ptx), f"{name}: a product the assembler may fuse"
+        if name in ("chaos_game_kernel", "rescale_kernel"):
+            assert "add.rn.f64" in ptx, name
 
 
 def _perlin_ptx_signatures():

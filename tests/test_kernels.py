@@ -836,3 +836,23 @@ def test_select_from_words_equals_doubles_then_select(n_maps: int) -> None:
     got = np.empty(5000, dtype=np.int8)
     ks.select_from_words(cum, words, got)
     assert_same(got, want, "idx")
+
+
+@pytest.mark.parametrize("n", [2, 50, 99, 100, 101, 230, 500])
+def test_nan_prefix_is_trim_nan_on_nan_suffixes(n: int) -> None:
+    """A chaos game's NaNs are a suffix per axis; trim_nan then keeps the prefix ``nan_prefix`` says."""
+    rs = np.random.RandomState(n)
+    firsts = sorted({0, 1, 99, 100, 101, 199, 200, n - 1, n} | set(rs.randint(0, n + 1, size=12).tolist()))
+    firsts = [f for f in firsts if 0 <= f <= n]
+    for fx in firsts:
+        for fy in firsts:
+            if fx == n and fy == n:
+                continue
+            xs, ys = rs.normal(size=n), rs.normal(size=n)
+            xs[fx:], ys[fy:] = np.nan, np.nan
+            tx, ty = xs.copy(), ys.copy()
+            m = K.trim_nan(tx, ty, np.empty(n, dtype=np.bool_))
+            assert K.nan_prefix(fx, fy, n) == m, (n, fx, fy)
+            assert_same(tx[:m], xs[:m], "xs")  # a prefix: nothing moved
+            assert_same(ty[:m], ys[:m], "ys")
+    assert K.nan_prefix(n, n, n) == n

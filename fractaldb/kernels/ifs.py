@@ -139,6 +139,27 @@ def has_nan(xs, ys, n):
 
 
 @kernel
+def nan_prefix(first_x, first_y, n):
+    """:func:`trim_nan`'s result length for a chaos game's points, in O(1).
+
+    ``first_x`` / ``first_y``: the index of the first NaN of each axis (``n``:
+    none).  In a chaos game a NaN coordinate stays NaN (``nan * a`` and
+    ``nan + b`` are NaN, and a step without a map repeats the point), so each
+    axis's NaNs are the suffix from its first one, and :func:`trim_nan` keeps
+    a prefix: the x pass deletes the 100 points before ``first_x`` and the
+    NaN suffix (everything when ``first_x < 100``: the deleted range then
+    covers every index below ``first_x``), then the y pass does the same to
+    what is left.  The GPU renderer trims this way without moving a point.
+    """
+    m = n
+    if first_x < m:
+        m = first_x - 100 if first_x >= 100 else 0
+    if first_y < m:
+        m = first_y - 100 if first_y >= 100 else 0
+    return m
+
+
+@kernel
 def _trim_axis(vals, xs, ys, n, keep):
     first = -1
     for i in range(n):

@@ -191,6 +191,15 @@ def select_kernel(act, cum, nmaps, keys, u_shared, official, steps, sel):
             sel[s, w] = word
 
 
+@cuda.jit(device=True)
+def _step_map(maps, s, m, word, k):
+    """The map index in byte ``k`` of ``word`` and that map's six coefficients
+    (row 0's when the index is past the maps: loaded, never used)."""
+    j = np.int32((word >> np.uint64(8 * k)) & np.uint64(0xFF))
+    r = j if j < m else 0
+    return j, maps[s, r, 0], maps[s, r, 1], maps[s, r, 2], maps[s, r, 3], maps[s, r, 4], maps[s, r, 5]
+
+
 @cuda.jit
 def chaos_game_kernel(act, maps, nmaps, sel, xs, ys):
     """Chaos game of every slot in ``act``, one thread each (``chaos_game``).
@@ -220,14 +229,7 @@ def chaos_game_kernel(act, maps, nmaps, sel, xs, ys):
         ys[s, 0] = y
         word = sel[s, 0]
         nxt = sel[s, 1] if words > 1 else np.uint64(0)
-        j = np.int32(word & np.uint64(0xFF))
-        r = j if j < m else 0
-        c0 = maps[s, r, 0]
-        c1 = maps[s, r, 1]
-        c2 = maps[s, r, 2]
-        c3 = maps[s, r, 3]
-        c4 = maps[s, r, 4]
-        c5 = maps[s, r, 5]
+        j, c0, c1, c2, c3, c4, c5 = _step_map(maps, s, m, word, 0)
         for i in range(n - 1):
             # Load step i + 1's index and coefficients first ...
             i1 = i + 1
@@ -236,14 +238,7 @@ def chaos_game_kernel(act, maps, nmaps, sel, xs, ys):
                 w2 = (i1 >> 3) + 1
                 if w2 < words:
                     nxt = sel[s, w2]
-            jn = np.int32((word >> np.uint64(8 * (i1 & 7))) & np.uint64(0xFF))
-            r = jn if jn < m else 0
-            n0 = maps[s, r, 0]
-            n1 = maps[s, r, 1]
-            n2 = maps[s, r, 2]
-            n3 = maps[s, r, 3]
-            n4 = maps[s, r, 4]
-            n5 = maps[s, r, 5]
+            jn, n0, n1, n2, n3, n4, n5 = _step_map(maps, s, m, word, i1 & 7)
             # ... then step i: (x*a + y*b) + e, rounded after every operation, as on the CPU.
             if j < m:
                 nx = _add(_add(_mul(x, c0), _mul(y, c1)), c4)

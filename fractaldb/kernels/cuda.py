@@ -71,10 +71,10 @@ TPB = 4 if SIMULATOR else 256
 CHAOS_TPB = 2 if SIMULATOR else 4
 #: Largest grid extent the launch helpers use per dimension.
 MAX_GRID = 2 if SIMULATOR else 65535
-#: Largest fill bitmap :func:`fill_shared_kernel` takes (the dynamic shared
-#: memory a kernel gets without opting in: 48 KiB, images up to 627 x 627);
-#: larger images use :func:`fill_kernel` on global memory.
-FILL_SHARED_BYTES = 48 * 1024
+#: Largest fill bitmap :func:`fill_shared_kernel` takes: the 48 KiB of shared
+#: memory a kernel gets without opting in, less room for its static counter
+#: (images up to 626 x 626); larger images use :func:`fill_kernel` on global memory.
+FILL_SHARED_BYTES = 48 * 1024 - 64
 
 # splitmix64 constants: the same as fractaldb.kernels.ifs.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

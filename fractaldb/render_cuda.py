@@ -355,7 +355,7 @@ class CUDARenderer:
         up to ``_RETRIES + 1`` sequential ones.  The chosen points (and fill
         bitmap) move into the block's slot on the GPU.
         """
-        cuda, cfg, st = self._cuda, self.cfg, self._stream
+        cuda, KC, cfg, st = self._cuda, self._k, self.cfg, self._stream
         tries = _RETRIES + 1
         group = max(1, max(_RETRY_SLOTS, self.max_batch) // tries)
         for start in range(0, len(bad), group):
@@ -389,7 +389,6 @@ class CUDARenderer:
                 chosen.append(j)
             src = cuda.to_device(np.array(chosen, dtype=np.int32), stream=st)
             dst = cuda.to_device(np.array(part, dtype=np.int32), stream=st)
-            KC = self._k
             KC.copy_slots_kernel[self._grid(cfg.points, len(part), KC.TPB), KC.TPB, st](
                 src, dst, rsc.px, rsc.py, rsc.npts, rsc.hits, sc.px, sc.py, sc.npts, sc.hits)
 

@@ -256,6 +256,37 @@ def chaos_game_kernel(act, maps, nmaps, sel, xs, ys):
             c5 = n5
 
 
+@cuda.jit(device=True)
+def _block_min2(a, b, t):
+    """Tree minimum of the ``TPB`` entries of the shared arrays ``a`` and ``b``,
+    left in ``a[0]`` and ``b[0]``; every thread of the block calls it (barriers)."""
+    cuda.syncthreads()
+    step = TPB // 2
+    while step > 0:
+        if t < step:
+            if a[t + step] < a[t]:
+                a[t] = a[t + step]
+            if b[t + step] < b[t]:
+                b[t] = b[t + step]
+        cuda.syncthreads()
+        step //= 2
+
+
+@cuda.jit(device=True)
+def _block_max2(a, b, t):
+    """:func:`_block_min2` for the maximum."""
+    cuda.syncthreads()
+    step = TPB // 2
+    while step > 0:
+        if t < step:
+            if a[t + step] > a[t]:
+                a[t] = a[t + step]
+            if b[t + step] > b[t]:
+                b[t] = b[t + step]
+        cuda.syncthreads()
+        step //= 2
+
+
 @cuda.jit
 def rescale_kernel(act, xs, ys, width, height, pad, x86_cast, px, py, npts, nan_flag):
     """NaN trim and min-max rescale of every slot in ``act``, one thread block per slot.
@@ -292,14 +323,7 @@ def rescale_kernel(act, xs, ys, width, height, pad, x86_cast, px, py, npts, nan_
                     fy = i
             first_x[t] = fx
             first_y[t] = fy
-            cuda.syncthreads()
-            step = TPB // 2
-            while step > 0:
-                if t < step:
-                    first_x[t] = min(first_x[t], first_x[t + step])
-                    first_y[t] = min(first_y[t], first_y[t + step])
-                cuda.syncthreads()
-                step //= 2
+            _block_min2(first_x, first_y, t)
             m = _nan_prefix(first_x[0], first_y[0], n)
             cuda.syncthreads()  # everyone has read the result before the next slot reuses the arrays
         if t == 0:
@@ -320,20 +344,8 @@ def rescale_kernel(act, xs, ys, width, height, pad, x86_cast, px, py, npts, nan_
         hi_x[t] = hx
         lo_y[t] = ly
         hi_y[t] = hy
-        cuda.syncthreads()
-        step = TPB // 2
-        while step > 0:
-            if t < step:
-                if lo_x[t + step] < lo_x[t]:
-                    lo_x[t] = lo_x[t + step]
-                if hi_x[t + step] > hi_x[t]:
-                    hi_x[t] = hi_x[t + step]
-                if lo_y[t + step] < lo_y[t]:
-                    lo_y[t] = lo_y[t + step]
-                if hi_y[t + step] > hi_y[t]:
-                    hi_y[t] = hi_y[t + step]
-            cuda.syncthreads()
-            step //= 2
+        _block_min2(lo_x, lo_y, t)
+        _block_max2(hi_x, hi_y, t)
         lx = lo_x[0]
         hx = hi_x[0]
         ly = lo_y[0]

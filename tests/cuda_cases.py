@@ -21,6 +21,7 @@ from numba import cuda
 from fractaldb.ifs import IFS
 from fractaldb.render import CPURenderer, RenderConfig, create_renderer
 from test_render import CAT_00000, CAT_00001, CAT_00002
+from tinyset import checked_to_torch
 
 if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
     pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
@@ -359,22 +360,10 @@ def test_create_renderer_cuda() -> None:
 
 
 def test_to_torch() -> None:
-    from fractaldb.errors import ConfigError
-
     cfg = _config("point-gray-modern")
     gpu, cpu = _pair(cfg)
     dev = gpu.render_blocks_device([(0, IFS.from_rows(CAT_00002), 1)])
-    if KC.SIMULATOR:  # simulated device arrays live in host memory: nothing to share
-        with pytest.raises(ConfigError, match="to_torch needs a real GPU"):
-            gpu.to_torch(dev)
-        return
-    torch = pytest.importorskip("torch")  # pragma: no cover - real GPU only
-    if not torch.cuda.is_available():  # pragma: no cover
-        with pytest.raises(ConfigError, match="to_torch needs a CUDA build"):
-            gpu.to_torch(dev)
-        return
-    t = gpu.to_torch(dev)  # pragma: no cover
-    assert t.is_cuda and tuple(t.shape) == tuple(dev.shape) and t.dtype == torch.uint8
-    assert t.data_ptr() == dev.__cuda_array_interface__["data"][0]  # zero-copy
-    np.testing.assert_array_equal(t.cpu().numpy(), cpu.render_block(0, IFS.from_rows(CAT_00002), 1).images)
+    t = checked_to_torch(gpu, dev)
+    if t is not None:  # pragma: no cover - real GPU only
+        np.testing.assert_array_equal(t.cpu().numpy(), cpu.render_block(0, IFS.from_rows(CAT_00002), 1).images)
 

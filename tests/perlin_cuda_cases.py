@@ -21,6 +21,7 @@ import pytest
 from numba import cuda, float64, int32
 
 from fractaldb.errors import ConfigError
+from tinyset import checked_to_torch
 from fractaldb.kernels import perlin as K
 from fractaldb.perlin import (
     PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, class_gain, create_perlin_renderer, instance_key,
@@ -329,14 +330,7 @@ def test_to_torch() -> None:
     gpu, cpu = _pair(cfg)
     items = [(CLASSES["six_octaves_viridis"], KEYS[0])]
     dev = gpu.render_many_device(items)
-    if KC.SIMULATOR:  # simulated device arrays live in host memory: nothing to share
-        with pytest.raises(ConfigError, match="to_torch needs a real GPU"):
-            gpu.to_torch(dev)
-        return
-    torch = pytest.importorskip("torch")  # pragma: no cover - real GPU only
-    if not torch.cuda.is_available():  # pragma: no cover
-        pytest.skip("PyTorch cannot see the GPU")
-    t = gpu.to_torch(dev)  # pragma: no cover
-    assert t.is_cuda and tuple(t.shape) == (1, 16, 16, 3) and t.dtype == torch.uint8
-    assert t.data_ptr() == dev.__cuda_array_interface__["data"][0]  # zero-copy
-    assert_same_image(t.cpu().numpy()[0], cpu.render(*items[0]), "to_torch")
+    t = checked_to_torch(gpu, dev)
+    if t is not None:  # pragma: no cover - real GPU only
+        assert tuple(t.shape) == (1, 16, 16, 3)
+        assert_same_image(t.cpu().numpy()[0], cpu.render(*items[0]), "to_torch")

@@ -38,17 +38,9 @@ from fractaldb.ifs import IFS
 from fractaldb.plan import Plan, Sample
 
 from tinyset import (TINY_CLASSES, TINY_FILES, TINY_SAMPLES, TINY_SHARDS, assert_one_line_error,
-                     check_tiny_untouched, cli_command, copy_tiny, run_cli, run_process, snapshot,
-                     tiny_dataset)
+                     cli_command, copy_tiny, run_cli, run_process, snapshot)
 
 KEY_RE = r"c\d{5}-w\d{2}-k\d+-f\d"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tiny_dataset(tmp_path_factory)
-    yield path
-    check_tiny_untouched()
 
 
 def read_tar(data: bytes) -> list:

@@ -18,15 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyset import (TINY_CLASSES, TINY_SAMPLES, TINY_SHARDS, check_tiny_untouched, run_cli,
-                     tiny_dataset)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tiny_dataset(tmp_path_factory)
-    yield path
-    check_tiny_untouched()
+from tinyset import TINY_CLASSES, TINY_SAMPLES, TINY_SHARDS, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from tinyset import (TINY_FILES, TINY_SHARDS, assert_one_line_error, check_tiny_untouched, run_cli,
-                     run_process, snapshot, tiny_dataset)
+from tinyset import TINY_FILES, TINY_SHARDS, assert_one_line_error, run_cli, run_process, snapshot
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 BUCKET = "fractaldb-test"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tiny_dataset(tmp_path_factory)
-    yield path
-    check_tiny_untouched()
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,7 @@ from PIL import Image
 import fractaldb.data as fdata
 from fractaldb.data import FractalStream, shard_dataset, shard_urls
 
-from tinyset import TINY_SAMPLES, TINY_SHARDS, check_tiny_untouched, tiny_dataset
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tiny_dataset(tmp_path_factory)
-    yield path
-    check_tiny_untouched()
+from tinyset import TINY_SAMPLES, TINY_SHARDS
 
 
 @pytest.fixture(autouse=True)

@@ -21,18 +21,11 @@ from PIL import Image
 
 from fractaldb import train as T
 
-from tinyset import assert_one_line_error, check_tiny_untouched, run_cli, tiny_dataset
+from tinyset import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "test_resnet"
 FAST = ["--arch", ARCH, "--recipe", "cpu-sanity", "--batch-size", "16", "--image-size", "32", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tiny_dataset(tmp_path_factory)
-    yield path
-    check_tiny_untouched()
 
 
 @pytest.fixture(autouse=True)

@@ -120,3 +120,30 @@ def assert_one_line_error(code, err, *fragments) -> str:
     for f in fragments:
         assert f in lines[0], (f, lines[0])
     return lines[0]
+
+
+def checked_to_torch(renderer, dev):
+    """``renderer.to_torch(dev)`` checked to share ``dev``'s GPU memory (uint8, same shape).
+
+    Returns ``None`` where ``to_torch`` must refuse -- under numba's CUDA
+    simulator, or with a PyTorch that cannot see the GPU -- after checking the
+    refusal's message.  For the CUDA renderers' cases.
+    """
+    import pytest
+
+    from fractaldb.errors import ConfigError
+    from fractaldb.kernels.cuda import SIMULATOR
+
+    if SIMULATOR:  # simulated device arrays live in host memory: nothing to share
+        with pytest.raises(ConfigError, match="to_torch needs a real GPU"):
+            renderer.to_torch(dev)
+        return None
+    torch = pytest.importorskip("torch")  # pragma: no cover - real GPU only
+    if not torch.cuda.is_available():  # pragma: no cover
+        with pytest.raises(ConfigError, match="to_torch needs a CUDA build"):
+            renderer.to_torch(dev)
+        return None
+    t = renderer.to_torch(dev)  # pragma: no cover
+    assert t.is_cuda and tuple(t.shape) == tuple(dev.shape) and t.dtype == torch.uint8
+    assert t.data_ptr() == dev.__cuda_array_interface__["data"][0]  # zero-copy
+    return t

@@ -38,8 +38,10 @@ import time
 
 import numpy as np
 
-from fractaldb.render import CPURenderer, RenderConfig, render_blocks
-from fractaldb.search import SearchConfig, default_workers, search
+from fractaldb.families.fractal.imagefolder import render_blocks
+from fractaldb.families.fractal.render import CPURenderer, RenderConfig
+from fractaldb.families.fractal.search import SearchConfig, search
+from fractaldb.parallel import default_workers
 
 
 def require_gpu() -> None:
@@ -48,7 +50,7 @@ def require_gpu() -> None:
         print("error: NUMBA_ENABLE_CUDASIM=1 selects numba's CUDA simulator, which is not a GPU; "
               "unset it to benchmark", file=sys.stderr)
         sys.exit(2)
-    from fractaldb.render_cuda import NO_GPU, cuda_available
+    from fractaldb.gpu import NO_GPU, cuda_available
 
     if not cuda_available():
         print(f"error: {NO_GPU}", file=sys.stderr)
@@ -100,7 +102,7 @@ def main() -> None:
 
     from numba import cuda
 
-    from fractaldb.render_cuda import CUDARenderer
+    from fractaldb.families.fractal.render_cuda import CUDARenderer
 
     cfg = RenderConfig(mode=args.mode, color=args.color, compat=args.compat, seed=1,
                        degenerate="keep" if args.compat == "official" else "replace")
@@ -158,7 +160,7 @@ def main() -> None:
     from fractaldb import config
     from fractaldb.dataset import generate
 
-    from fractaldb.ifs import write_csv
+    from fractaldb.families.fractal.ifs import write_csv
 
     with tempfile.TemporaryDirectory() as tmp:
         # The categories searched above, as a category folder: the timed runs do not search.

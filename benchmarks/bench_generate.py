@@ -7,8 +7,8 @@ after a warm-up that compiles every kernel.  Reports images per wall- and per
 CPU-second (medians over ``--repeat`` runs) and extrapolates the full preset
 (plus its measured class search unless ``--skip-search``).
 
-    python benchmarks/bench_generate.py --preset fractaldb-1k --set categories=8 --workers 2 --repeat 3
-    python benchmarks/bench_generate.py --preset perlin-1k --set perlin_classes=20 --set perlin_instances=100
+    python benchmarks/bench_generate.py --preset fractaldb-1k --classes 8 --workers 2 --repeat 3
+    python benchmarks/bench_generate.py --preset perlin-1k --classes 20 --set perlin.instances=100
 """
 
 from __future__ import annotations
@@ -23,25 +23,26 @@ import time
 
 from fractaldb import config
 from fractaldb.dataset import Dataset, generate
+from fractaldb.families import get_family
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="fractaldb-1k")
     ap.add_argument("--set", dest="overrides", action="append", default=None,
-                    help="key=value overrides that define the slice (default: categories=8)")
+                    help="key=value overrides of the preset (e.g. fractal.points=100000)")
+    ap.add_argument("--classes", type=int, default=8, help="the slice: the preset's first K classes (default 8)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-search", action="store_true", help="do not time the full preset's class search")
     args = ap.parse_args()
-    overrides = args.overrides or ["categories=8"]
+    overrides = args.overrides or []
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     full = config.resolve(args.preset)
-    cfg = config.resolve(args.preset, overrides)
+    cfg = config.first_classes(config.resolve(args.preset, overrides), args.classes)
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up: compile every kernel the slice uses, on a tiny version of it.
-        generate(config.resolve(args.preset, overrides + ["categories=1", "perlin_classes=1",
-                                                          "perlin_instances=4", "shard_size=40"]),
+        generate(config.first_classes(config.resolve(args.preset, overrides + ["shard_size=40"]), 1),
                  os.path.join(tmp, "warm"), workers=args.workers)
         walls, cpus = [], []
         for r in range(args.repeat):
@@ -53,7 +54,7 @@ def main():
             shutil.rmtree(out)
     n = manifest["plan"]["samples"]
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    print(f"generate {args.preset} slice ({' '.join(overrides)}): {n} images, {manifest['plan']['shards']} shards, "
+    print(f"generate {args.preset} slice (first {args.classes} classes {' '.join(overrides)}): {n} images, {manifest['plan']['shards']} shards, "
           f"workers={args.workers}: median {wall:.2f} s wall, {cpu:.2f} s CPU -> {n / wall:.0f} images/wall-s, "
           f"{n / cpu:.0f} images/CPU-s")
     full_ds_plan = None
@@ -63,14 +64,11 @@ def main():
         full_ds_plan = Dataset.from_config(full, args.workers).plan
         search_s = time.perf_counter() - t
     total = full_ds_plan.n_samples if full_ds_plan else None
-    if total is None:
-        parts = []
-        if "fractal" in full["family"]:
-            weights = len(config.render_config(full).weight_table())
-            parts.append(full["categories"] * weights * config.render_config(full).images_per_block)
-        if "perlin" in full["family"]:
-            parts.append(full["perlin_classes"] * full["perlin_instances"])
-        total = sum(parts)
+    if total is None:  # the plan without the search: every family's classes x blocks x images
+        total = 0
+        for name in config.families(full):
+            fam, settings = get_family(name), config.family_settings(full, name)
+            total += full[name][fam.count_key] * fam.blocks_per_class(settings) * fam.images_per_block(settings)
     render_s = total / (n / wall)
     print(f"extrapolated full {args.preset} ({total} images): class search {search_s:.0f} s + render "
           f"{render_s / 60:.1f} min = {(search_s + render_s) / 60:.1f} min on {args.workers} workers")

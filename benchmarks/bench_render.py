@@ -20,9 +20,9 @@ import tempfile
 import time
 
 
-from fractaldb.imagefolder import write_imagefolder
-from fractaldb.render import RenderConfig
-from fractaldb.search import SearchConfig, search
+from fractaldb.families.fractal.imagefolder import write_imagefolder
+from fractaldb.families.fractal.render import RenderConfig
+from fractaldb.families.fractal.search import SearchConfig, search
 
 import original_reference
 

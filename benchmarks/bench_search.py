@@ -1,6 +1,6 @@
 """Category-search benchmark: the official sampler, FractalDB-1k from seed 1.
 
-Times ``fractaldb.search`` for ``--categories`` (default 1000, the published
+Times ``fractaldb.families.fractal.search`` for ``--categories`` (default 1000, the published
 set: 42,655 candidates) after a warm-up that compiles the kernels, and the
 original loop's approach (benchmarks/original_reference.py) on a few
 candidates in the same run, extrapolated to the same candidate count.
@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from fractaldb.ifs import to_csv_bytes
-from fractaldb.search import SearchConfig, search
+from fractaldb.families.fractal.ifs import to_csv_bytes
+from fractaldb.families.fractal.search import SearchConfig, search
 
 import original_reference
 

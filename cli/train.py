@@ -28,7 +28,7 @@ def _library():
 
 def _progress():
     """A tqdm bar (stderr) around an epoch's batches."""
-    from fractaldb.cli.main import _tqdm
+    from fractaldb.console import progress_bar as _tqdm
 
     def wrap(iterable, total, desc):
         return _tqdm(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
@@ -170,7 +170,7 @@ def experiment():
 def transfer(quick, out, seeds, arms):
     """Pretrain on fractals (and Perlin noise), fine-tune few-shot on scikit-learn digits, compare with scratch."""
     train = _library()
-    from fractaldb.cli.main import _tqdm
+    from fractaldb.console import progress_bar as _tqdm
 
     start = time.perf_counter()
     with _tqdm(unit="run", desc="transfer") as bar:

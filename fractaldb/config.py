@@ -1,119 +1,151 @@
 """Presets and configuration: one function resolves CLI > preset > defaults.
 
-A preset is a flat YAML mapping.  Every key is declared in :data:`KEYS`
-with its type and a check; unknown keys and wrong types are errors that say
-what is allowed.  Built-in presets ship inside the package
-(``fractaldb.presets``), so they load from an installed wheel too.
+A preset is YAML with a few dataset-wide keys and one section per family::
+
+    name: tiny              # used in shard names
+    seed: 1                 # every random stream derives from it
+    shard_size: 16
+    families: [fractal]     # optional: the sections given, in order (labels follow it)
+    fractal:                # the fractal family's settings (fractaldb presets show NAME lists them all)
+      categories: 4
+      image_size: 64
+
+Every key, its type, default, allowed values and help text come from the
+family's settings dataclass (:mod:`fractaldb.families`); unknown keys and
+wrong types are one-line errors naming what is allowed.  ``--set
+perlin.classes=64`` addresses a section key, ``--set seed=3`` a dataset key.
+
+Presets written for fractaldb 0.1 (one flat mapping, ``family: fractal+perlin``,
+``perlin_classes`` ...) and the configs in old manifests still load: their
+keys are translated by each family's ``legacy_keys``.  Built-in presets ship
+inside the package (``fractaldb.presets``), so they load from a wheel too.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from . import constants as C
 from .errors import ConfigError
-from .render import RenderConfig
-from .search import SAMPLERS, SearchConfig, default_workers
+from .families import DEFAULT_FAMILY, get_family, list_families
+from .families.base import coerce, settings_of
 
-__all__ = ["KEYS", "FAMILIES", "list_presets", "load_preset", "resolve", "parse_override",
-           "search_config", "render_config", "perlin_search_config", "perlin_render_config",
-           "has_fractals", "has_perlin"]
-
-
-FAMILIES = ("fractal", "perlin", "fractal+perlin")
-
-
-def _positive(v):
-    return v > 0
-
-
-def _positive_range(v):
-    return 0 < v[0] <= v[1]
-
-
-def _int_range(v):
-    return all(isinstance(x, int) for x in v) and v[0] <= v[1]
-
-
-def _unit(v):
-    return 0.0 < v <= 1.0
+__all__ = ["TOP_KEYS", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
+           "family_settings", "section_keys", "first_classes"]
 
 
 def _name(v):
     return bool(v) and all(c.isalnum() or c in "-_" for c in v)
 
 
-#: key -> (type, check, allowed, default)
-KEYS = {
-    "description": (str, None, "any text", ""),
-    "name": (str, _name, "letters, digits, - and _ (used in shard names)", "fractaldb"),
-    "seed": (int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1),
-    "sampler": (str, lambda v: v in SAMPLERS, " | ".join(SAMPLERS), "official"),
-    "categories": (int, _positive, "an integer > 0", 1000),
-    "fill_rate": (float, _unit, "a number in (0, 1]", C.SEARCH_FILL_RATE),
-    "search_points": (int, lambda v: v >= 2, "an integer >= 2", C.SEARCH_POINTS),
-    "image_size": (int, lambda v: 16 <= v <= 8192, "an integer in 16..8192", C.RENDER_SIZE),
-    "points": (int, lambda v: v >= 2, "an integer >= 2", C.RENDER_POINTS),
-    "mode": (str, lambda v: v in ("point", "patch"), "point | patch", "patch"),
-    "color": (str, lambda v: v in ("gray", "color"), "gray | color", "gray"),
-    "weights": (str, None, "a step such as 0.4, a factor list, or none", C.RENDER_WEIGHT_STEP),
-    "patches": (int, _positive, "an integer > 0", C.RENDER_PATCHES),
-    "flips": (int, lambda v: 1 <= v <= 4, "an integer in 1..4", C.RENDER_FLIPS),
-    "compat": (str, lambda v: v in ("official", "modern"), "official | modern", "official"),
-    "degenerate": (str, lambda v: v in ("replace", "record", "keep"), "replace | record | keep", "keep"),
-    "shard_size": (int, _positive, "an integer > 0", 1000),
-    "image_format": (str, lambda v: v in ("png", "jpg", "webp"), "png | jpg | webp", "png"),
-    "category_dir": (str, None, "a category folder to load instead of searching ('' to search)", ""),
-    # Families and the Perlin-noise classes (fractaldb.perlin).
-    "family": (str, lambda v: v in FAMILIES, " | ".join(FAMILIES), "fractal"),
-    "perlin_classes": (int, _positive, "an integer > 0", 10),
-    "perlin_instances": (int, _positive, "an integer > 0", 100),
-    # Above Nyquist (image_size / 2 <= 4096) an octave is only aliasing; 65536 keeps a
-    # tileable class's integer period far inside int64.
-    "perlin_frequency": ("range", lambda v: _positive_range(v) and v[1] <= 65536,
-                         "[low, high] with 0 < low <= high <= 65536 (cycles per image)", [1.0, 16.0]),
-    "perlin_octaves": ("range", lambda v: _int_range(v) and v[0] >= 1, "[low, high] integers with 1 <= low <= high",
-                       [1, 6]),
-    "perlin_persistence": ("range", lambda v: 0 < v[0] <= v[1] <= 1, "[low, high] with 0 < low <= high <= 1",
-                           [0.3, 0.9]),
-    "perlin_lacunarity": ("range", lambda v: 1 < v[0] <= v[1], "[low, high] with 1 < low <= high", [1.5, 3.0]),
-    "perlin_palettes": (str, None, "'all' or a comma-separated list of palette names", "all"),
-    "perlin_min_distance": (float, lambda v: v >= 0, "a number >= 0, or -1 for the built-in default", -1.0),
-    "perlin_tileable": (bool, None, "true | false", False),
-    "perlin_image_format": (str, lambda v: v in ("png", "jpg", "webp"), "png | jpg | webp", "jpg"),
+class _Top:
+    """The dataset-wide keys (not a family's)."""
+
+    def __init__(self, kind, check, allowed, default, help):
+        self.kind, self.check, self.allowed, self.default, self.help = kind, check, allowed, default, help
+
+
+#: Dataset-wide keys: key -> (type, check, allowed, default, help).
+TOP_KEYS = {
+    "description": _Top(str, None, "any text", "", "One line saying what the dataset is."),
+    "name": _Top(str, _name, "letters, digits, - and _ (used in shard names)", "fractaldb", "Shard name prefix."),
+    "seed": _Top(int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1, "Seed of every random stream."),
+    "shard_size": _Top(int, lambda v: v > 0, "an integer > 0", 1000, "Samples per shard."),
 }
 
 
-def _coerce(key: str, value, source: str):
-    if key not in KEYS:
-        raise ConfigError(f"unknown key {key!r} in {source}; known keys: {', '.join(KEYS)}")
-    typ, check, allowed, _ = KEYS[key]
-    if typ == "range":
-        if not (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
-        value = list(value)
-        if check is not None and not check(value):
-            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
-        return value
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
-        return value
-    if key == "perlin_min_distance" and value == -1:
-        return -1.0
-    if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)  # weights: 0.4 written without quotes
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, typ) or isinstance(value, bool):
-        raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
-    if check is not None and not check(value):
-        raise ConfigError(f"{key} in {source} must be {allowed}, got {value!r}")
+def section_keys(family: str) -> dict:
+    """``{key: Setting}`` of a family's preset section."""
+    return settings_of(get_family(family).settings)
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _families_value(value, source: str) -> list:
+    """``[fractal, perlin]``, ``fractal`` or ``fractal+perlin`` -> a list of registered names."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split("+")]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"families in {source} must be a list of family names such as "
+                          f"[{', '.join(list_families())}], got {value!r}")
+    for v in value:
+        get_family(v)
+    if len(set(value)) != len(value):
+        raise ConfigError(f"families in {source} lists a family twice: {value!r}")
+    return list(value)
+
+
+def _top(key: str, value, source: str):
+    spec = TOP_KEYS[key]
+    if spec.kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, spec.kind) or isinstance(value, bool) or (spec.check and not spec.check(value)):
+        raise ConfigError(f"{key} in {source} must be {spec.allowed}, got {value!r}")
     return value
+
+
+def _section_value(family: str, key: str, value, source: str):
+    keys = section_keys(family)
+    if key not in keys:
+        raise ConfigError(f"unknown key {family}.{key} in {source}; {_suggest(key, keys)}"
+                          f"{family} keys: {', '.join(keys)}")
+    if key == "min_distance" and value == -1:  # the built-in default, written as an int
+        value = -1.0
+    return coerce(keys[key], value, f"{family}.{key} in {source}")
+
+
+def normalise(raw: dict, source: str = "the preset") -> dict:
+    """A preset or manifest config (new or 0.1 flat form) as ``{top keys, families, sections}``,
+    every given value checked; keys not given are left out (see :func:`resolve`)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping of key: value lines")
+    out: dict = {}
+    sections: dict = {}
+    flat: dict = {}
+    names = list_families()
+    fams = None
+    for key, value in raw.items():
+        key = str(key)
+        if key in TOP_KEYS:
+            out[key] = _top(key, value, source)
+        elif key in ("families", "family"):  # "family: fractal+perlin" is the 0.1 spelling
+            fams = _families_value(value, source)
+        elif key in names:
+            if not isinstance(value, dict):
+                raise ConfigError(f"section {key} in {source} must be a mapping of key: value lines, got {value!r}")
+            sections[key] = {str(k): _section_value(key, str(k), v, source) for k, v in value.items()}
+        else:
+            flat[key] = value
+    if fams is None:
+        fams = list(sections) or [DEFAULT_FAMILY]
+    for name in sections:
+        if name not in fams:
+            raise ConfigError(f"{source} has a {name} section but families is {fams}; "
+                              f"add {name} to families or remove the section")
+    # 0.1 flat keys: each goes to the families in use that know it.
+    for key, value in flat.items():
+        users = [f for f in fams if key in get_family(f).legacy_keys]
+        if users:
+            for f in users:
+                sections.setdefault(f, {})[get_family(f).legacy_keys[key]] = \
+                    _section_value(f, get_family(f).legacy_keys[key], value, source)
+        elif not any(key in get_family(f).legacy_keys for f in names):
+            known = list(TOP_KEYS) + ["families"] + names
+            raise ConfigError(f"unknown key {key!r} in {source}; {_suggest(key, known + [k for f in fams for k in section_keys(f)])}"
+                              f"dataset keys: {', '.join(known)}; family keys go in a section "
+                              f"(e.g. {fams[0]}: {{...}}; see 'fractaldb presets show')")
+        # else: a key of a family this dataset does not use (0.1 configs listed every key)
+    out["families"] = fams
+    for f in fams:
+        out[f] = sections.get(f, {})
+    return out
 
 
 def list_presets() -> list:
@@ -123,10 +155,9 @@ def list_presets() -> list:
 
 
 def load_preset(name_or_path) -> dict:
-    """A built-in preset by name, or a YAML file by path; validated."""
-    text = None
+    """A built-in preset by name, or a YAML file by path; validated (:func:`normalise`)."""
     source = str(name_or_path)
-    if str(name_or_path).endswith((".yaml", ".yml")):
+    if source.endswith((".yaml", ".yml")):
         path = Path(name_or_path)
         if not path.is_file():
             raise ConfigError(f"preset file {path} does not exist; give a YAML file or one of: {', '.join(list_presets())}")
@@ -134,7 +165,8 @@ def load_preset(name_or_path) -> dict:
     else:
         res = resources.files("fractaldb.presets") / f"{name_or_path}.yaml"
         if not res.is_file():
-            raise ConfigError(f"unknown preset {name_or_path!r}; choose one of: {', '.join(list_presets())}")
+            raise ConfigError(f"unknown preset {name_or_path!r}; {_suggest(source, list_presets())}"
+                              f"choose one of: {', '.join(list_presets())}")
         text = res.read_text()
     try:
         data = yaml.safe_load(text)
@@ -142,71 +174,113 @@ def load_preset(name_or_path) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"preset {source} is not valid YAML{where}; fix the file") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"preset {source} must be a mapping of key: value lines")
-    return {k: _coerce(k, v, source) for k, v in data.items()}
+    return normalise(data, f"preset {source}")
 
 
 def parse_override(text: str) -> tuple:
-    """``key=value`` from ``--set``; the value is parsed as YAML (so 0.4, 10, png)."""
+    """``key=value`` from ``--set``; the value is parsed as YAML (so 0.4, 10, png, [1, 2])."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} must look like key=value")
+        raise ConfigError(f"--set {text!r} must look like KEY=VALUE, e.g. --set seed=3 or --set fractal.categories=20")
     key, _, raw = text.partition("=")
     key = key.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return key, _coerce(key, value, "--set")
+    return key, value
+
+
+def _apply(cfg: dict, key: str, value) -> None:
+    """One ``--set``: a dataset key, ``families``, ``FAMILY.KEY``, or a 0.1 flat key."""
+    fams = cfg["families"]
+    if key in TOP_KEYS:
+        cfg[key] = _top(key, value, "--set")
+    elif key in ("families", "family"):
+        new = _families_value(value, "--set")
+        for f in fams:
+            if f not in new:
+                cfg.pop(f, None)
+        for f in new:
+            cfg.setdefault(f, {})
+        cfg["families"] = new
+    elif "." in key:
+        fam, _, sub = key.partition(".")
+        get_family(fam)
+        if fam not in fams:
+            raise ConfigError(f"--set {key}: this dataset has no {fam} family (families: {', '.join(fams)}); "
+                              f"add it first with --set families=[{', '.join(fams + [fam])}]")
+        cfg[fam][sub] = _section_value(fam, sub, value, "--set")
+    else:
+        users = [f for f in fams if key in get_family(f).legacy_keys or key in section_keys(f)]
+        if not users:
+            owners = [f for f in list_families() if key in get_family(f).legacy_keys or key in section_keys(f)]
+            if owners:
+                raise ConfigError(f"--set {key}: {key} belongs to the {owners[0]} family, which this dataset does "
+                                  f"not use (families: {', '.join(fams)})")
+            known = list(TOP_KEYS) + [f"{f}.{k}" for f in fams for k in section_keys(f)]
+            raise ConfigError(f"--set {key}: unknown key; {_suggest(key, known)}known keys: {', '.join(known)}")
+        for f in users:
+            sub = key if key in section_keys(f) else get_family(f).legacy_keys[key]
+            cfg[f][sub] = _section_value(f, sub, value, "--set")
 
 
 def resolve(preset=None, overrides=()) -> dict:
-    """Defaults < preset < ``--set`` overrides: the resolved configuration."""
-    cfg = {k: spec[3] for k, spec in KEYS.items()}
-    if preset is not None:
-        cfg.update(load_preset(preset) if not isinstance(preset, dict) else preset)
+    """Defaults < preset < ``--set`` overrides: the resolved configuration.
+
+    Args:
+        preset: a preset name, a YAML path, or a mapping (new or 0.1 form, e.g.
+            a manifest's ``config``).
+        overrides: ``key=value`` strings or ``(key, value)`` pairs.
+
+    Returns:
+        ``{"name", "description", "seed", "shard_size", "families": [...], FAMILY: {every key}}``.
+    """
+    if preset is None:
+        cfg = normalise({})
+    elif isinstance(preset, dict):
+        cfg = normalise(copy.deepcopy(preset), "the config")
+    else:
+        cfg = load_preset(preset)
+    for key, spec in TOP_KEYS.items():
+        cfg.setdefault(key, spec.default)
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
-        cfg[key] = value
-    render_config(cfg)  # cross-key checks (size vs pad, weights syntax)
-    if "perlin" in cfg["family"]:
-        perlin_search_config(cfg)  # palettes exist, ranges make sense
-    return cfg
+        _apply(cfg, key, value)
+    for f in cfg["families"]:
+        cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **cfg[f]}
+        family_settings(cfg, f)  # cross-key checks
+    order = ["name", "description", "seed", "shard_size", "families"] + cfg["families"]
+    return {k: cfg[k] for k in order}
 
 
-def search_config(cfg: dict, workers: int | None = None) -> SearchConfig:
-    return SearchConfig(sampler=cfg["sampler"], categories=cfg["categories"], seed=cfg["seed"],
-                        fill_rate=cfg["fill_rate"], points=cfg["search_points"],
-                        workers=workers or default_workers())
+def first_classes(cfg: dict, k: int) -> dict:
+    """``cfg`` cut to its first ``k`` classes in label order (``generate --classes K``).
+
+    Families are filled in order; a family left with no class is dropped.  The
+    classes kept are the same ones, with the same labels, as in the full dataset:
+    every family's class search is sequential.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ConfigError(f"--classes must be a positive integer, got {k!r}")
+    out = copy.deepcopy(cfg)
+    room = k
+    for name in list(out["families"]):
+        key = get_family(name).count_key
+        n = min(out[name][key], room)
+        room -= n
+        if n:
+            out[name][key] = n
+        else:
+            out["families"].remove(name)
+            del out[name]
+    return out
 
 
-def has_fractals(cfg: dict) -> bool:
-    return "fractal" in cfg["family"]
+def families(cfg: dict) -> list:
+    """The family names of a resolved config, in label order."""
+    return list(cfg["families"])
 
 
-def has_perlin(cfg: dict) -> bool:
-    return "perlin" in cfg["family"]
-
-
-def perlin_search_config(cfg: dict):
-    from .perlin import PALETTES, PerlinSearchConfig
-
-    palettes = tuple(PALETTES) if cfg["perlin_palettes"].strip() == "all" else \
-        tuple(p.strip() for p in cfg["perlin_palettes"].split(",") if p.strip())
-    extra = {} if cfg["perlin_min_distance"] < 0 else {"min_distance": cfg["perlin_min_distance"]}
-    return PerlinSearchConfig(classes=cfg["perlin_classes"], seed=cfg["seed"],
-                              frequency=tuple(cfg["perlin_frequency"]), octaves=tuple(cfg["perlin_octaves"]),
-                              persistence=tuple(cfg["perlin_persistence"]),
-                              lacunarity=tuple(cfg["perlin_lacunarity"]), palettes=palettes, **extra)
-
-
-def perlin_render_config(cfg: dict):
-    from .perlin import PerlinRenderConfig
-
-    return PerlinRenderConfig(size=cfg["image_size"], tileable=cfg["perlin_tileable"])
-
-
-def render_config(cfg: dict) -> RenderConfig:
-    return RenderConfig(mode=cfg["mode"], color=cfg["color"], size=cfg["image_size"], points=cfg["points"],
-                        weights=cfg["weights"], patches=cfg["patches"], flips=cfg["flips"],
-                        compat=cfg["compat"], seed=cfg["seed"], degenerate=cfg["degenerate"])
+def family_settings(cfg: dict, name: str):
+    """The settings object of family ``name`` of a resolved config."""
+    return get_family(name).configure(cfg[name], cfg["seed"])

@@ -41,15 +41,16 @@ from PIL import Image
 
 from . import config as fconfig
 from .dataset import Dataset, load_manifest
-from .keys import LABEL_EXT
-from .render import create_renderer
+from .encode import FORMATS
+from .errors import ConfigError
+from .keys import LABEL_EXT, SHARD_SUFFIX
 from .seeds import generator, int_seed
 from .storage import Store
 
-__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "worker_info",
-           "to_tensor"]
+__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "stream",
+           "render_device", "worker_info", "to_tensor"]
 
-_IMAGE_EXTS = ("png", "jpg", "webp")
+_IMAGE_EXTS = FORMATS
 
 
 def worker_info() -> tuple:
@@ -77,7 +78,7 @@ def shard_urls(source) -> list:
     if isinstance(source, (list, tuple)):
         return list(source)
     source = str(source)
-    if source.endswith(".tar") or "{" in source:
+    if source.endswith(SHARD_SUFFIX) or "{" in source:
         return [source]
     store = Store(source)
     manifest = load_manifest(store)
@@ -234,23 +235,16 @@ class FractalStream(_Stream, IterableDataset):
     def _samples(self):
         ds = self.dataset
         plan = ds.plan
-        renderer = create_renderer(ds.render_config) if ds.systems else None
-        perlin = None
-        if ds.perlin_classes:
-            from .perlin import PerlinRenderer, instance_key
-
-            perlin = PerlinRenderer(ds.perlin_render_config)
+        renderers = {}
         for b in self.blocks():
-            first = plan.sample(b, 0)
-            if first.family == "fractal":
-                block = renderer.render_block(ds.category_ids[first.category], ds.systems[first.category],
-                                              first.weight)
-                for img in block.images:
-                    yield img, first.category
-            else:
-                klass = first.category - plan.n_categories
-                key = instance_key(ds.config["seed"], klass, first.instance)
-                yield perlin.render(ds.perlin_classes[klass], key), first.category
+            seg, klass, block = plan.block(b)
+            p = ds.part(seg.family)
+            if seg.family not in renderers:
+                renderers[seg.family] = p.family.create_renderer(p.settings)
+            job = [(klass, block, list(range(seg.images_per_block)))]
+            for rb in p.family.render_blocks(renderers[seg.family], p.settings, p.classes, job):
+                for img in rb.images:
+                    yield img.copy(), seg.label_offset + klass
 
     def __iter__(self):
         rank, _, worker, _ = worker_info()
@@ -279,22 +273,6 @@ class FractalStream(_Stream, IterableDataset):
 
 def _squeeze(img: np.ndarray) -> np.ndarray:
     return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
-
-
-def _as_torch(images) -> "torch.Tensor":
-    """A numba device array of ``(n, H, W, C)`` images as a ``torch`` tensor.
-
-    On a GPU: a CUDA tensor sharing the array's memory (no copy).  Under
-    numba's CUDA simulator "device" arrays live in host memory, so the tensor
-    is a CPU one (tests only).
-    """
-    from .kernels import cuda as KC
-
-    if KC.SIMULATOR:
-        return torch.from_numpy(images.copy_to_host())
-    from .render_cuda import CUDARenderer
-
-    return CUDARenderer.to_torch(images)
 
 
 def _chw3(x: "torch.Tensor") -> "torch.Tensor":
@@ -357,16 +335,11 @@ class GPUFractalStream(_Stream):
         self.epoch_size = epoch_size
         self.drop_last = drop_last
         self.epoch = 0
-        self.renderer = create_renderer(dataset.render_config, "cuda") if dataset.systems else None
-        if self.renderer is not None:
-            self.renderer.max_batch = max_batch
-        self.channels = max([dataset.render_config.channels] * bool(dataset.systems)
-                            + [pc.channels for pc in dataset.perlin_classes])
-        self.perlin = None
-        if dataset.perlin_classes:
-            from .perlin import create_perlin_renderer
-
-            self.perlin = create_perlin_renderer(dataset.perlin_render_config, "cuda")
+        self.renderers = {name: p.family.create_renderer(p.settings, "cuda") for name, p in dataset.parts.items()}
+        for r in self.renderers.values():
+            if hasattr(r, "max_batch") and r.max_batch < max_batch:
+                r.max_batch = max_batch
+        self.channels = max(p.family.channels(p.settings, p.classes) for p in dataset.parts.values())
 
     def blocks(self) -> list:
         """The block ids this rank renders this epoch (:meth:`FractalStream.blocks`, one worker)."""
@@ -374,42 +347,37 @@ class GPUFractalStream(_Stream):
         return self._share(rank, world)
 
     def _render(self, blocks: list) -> tuple:
-        """``(images (n, H, W, C), labels (n,))`` of ``blocks``, in block order, on the device."""
-        from .perlin import instance_key
+        """``(images (n, H, W, C), labels (n,))`` of ``blocks`` on the device, family
+        after family (each family's images in its own launch order)."""
+        from .gpu import as_torch
 
         ds, plan = self.dataset, self.dataset.plan
-        parts, labels = {}, {}
-        jobs, jlabels = [], []
-        items = {}
+        by_family: dict = {}
         for b in blocks:
-            first = plan.sample(b, 0)
-            if first.family == "fractal":
-                jobs.append((ds.category_ids[first.category], ds.systems[first.category], first.weight))
-                jlabels.append(first.category)
-            else:
-                klass = first.category - plan.n_categories
-                pc = ds.perlin_classes[klass]
-                items.setdefault(pc.channels, []).append(
-                    ((pc, instance_key(ds.config["seed"], klass, first.instance)), first.category))
-        if jobs:
-            parts["fractal"] = _as_torch(self.renderer.render_blocks_device(jobs))
-            labels["fractal"] = torch.tensor(jlabels, dtype=torch.int64).repeat_interleave(
-                plan.images_per_block)
-        for c, group in sorted(items.items()):
-            parts[c] = _as_torch(self.perlin.render_many_device([it for it, _ in group]))
-            labels[c] = torch.tensor([label for _, label in group], dtype=torch.int64)
+            seg, klass, block = plan.block(b)
+            by_family.setdefault(seg.family, (seg, []))[1].append((klass, block))
+        parts, labels = [], []
+        for name in ds.parts:  # family order: the same windows on every run
+            if name not in by_family:
+                continue
+            seg, pairs = by_family[name]
+            p = ds.part(name)
+            for positions, images in p.family.render_device(self.renderers[name], p.settings, p.classes, pairs):
+                parts.append(as_torch(images))
+                labels.append(torch.tensor([seg.label_offset + pairs[i][0] for i in positions],
+                                           dtype=torch.int64).repeat_interleave(seg.images_per_block))
         # One channel count for the whole stream (windows are concatenated): gray
         # becomes 3 channels when any class of the dataset is in colour.
-        parts = [p if p.shape[3] == self.channels else p.expand(-1, -1, -1, self.channels) for p in parts.values()]
+        parts = [x if x.shape[3] == self.channels else x.expand(-1, -1, -1, self.channels) for x in parts]
         images = torch.cat(parts) if len(parts) > 1 else parts[0]
-        return images, torch.cat(list(labels.values())).to(images.device)
+        return images, torch.cat(labels).to(images.device)
 
     def __iter__(self):
         plan = self.dataset.plan
         rank = worker_info()[0]
         seed = self.dataset.config["seed"]
         blocks = self.blocks()
-        per_block = max(plan.images_per_block, 1)
+        per_block = max(max(s.images_per_block for s in plan.segments), 1)
         step = max(1, self.window // per_block)
         cap = self.epoch_size
         count = 0
@@ -440,3 +408,32 @@ class GPUFractalStream(_Stream):
     def _out(self, images, labels):
         x = _chw3(images)
         return (self.transform(x) if self.transform is not None else x), labels
+
+
+def render_device(device: str = "auto") -> str:
+    """Where on-the-fly images are rendered: ``cpu``, ``cuda``, or ``auto`` (the GPU
+    when numba-cuda sees one and PyTorch has CUDA, else the CPU).
+
+    Raises:
+        ConfigError: an unknown device, or ``cuda`` without a usable GPU.
+    """
+    from .gpu import cuda_available, gpu_start
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() and cuda_available() else "cpu"
+    if device == "cuda":
+        gpu_start(1)
+        return device
+    if device != "cpu":
+        raise ConfigError(f"unknown render device {device!r}; choose auto, cpu or cuda")
+    return device
+
+
+def stream(dataset: Dataset, device: str = "auto", **kwargs):
+    """The on-the-fly stream of ``dataset`` for ``device`` (see :func:`render_device`):
+    :class:`GPUFractalStream` (batches, in the training process) on ``cuda``,
+    :class:`FractalStream` (samples, in DataLoader workers) on ``cpu``.  ``kwargs``
+    go to the chosen class."""
+    if render_device(device) == "cuda":
+        return GPUFractalStream(dataset=dataset, **kwargs)
+    return FractalStream(dataset=dataset, **kwargs)

@@ -23,23 +23,27 @@ import json
 import threading
 from dataclasses import dataclass
 
-from . import __version__
 from . import config as fconfig
 from . import executors
+from ._version import __version__
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
-from .ifs import IFS, load_categories
+from .families import DEFAULT_FAMILY, get_family
+from .families.base import Family
 from .keys import MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
+from .parallel import default_workers
 from .plan import Plan
-from .render import create_renderer
-from .search import default_workers, search
-from .shards import PerlinPart, build_shard
+from .shards import build_shard
 from .storage import Store
 
-__all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "load_manifest", "MANIFEST_FORMAT",
-           "DEVICES", "check_device"]
+__all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "Part", "load_manifest",
+           "MANIFEST_FORMAT", "MANIFEST_FORMATS", "DEVICES", "check_device"]
 
-MANIFEST_FORMAT = "fractaldb-webdataset-v1"
+#: Format of the manifests this version writes: v2 has sectioned configs
+#: (``families`` and one section per family) and plan segments.
+MANIFEST_FORMAT = "fractaldb-webdataset-v2"
+#: Formats this version reads (v1: fractaldb 0.1, flat configs).
+MANIFEST_FORMATS = ("fractaldb-webdataset-v1", MANIFEST_FORMAT)
 #: Where images are rendered; the bytes are the same on both.
 DEVICES = ("cpu", "cuda")
 
@@ -55,86 +59,89 @@ def _dumps(obj) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
 
-@dataclass
+@dataclass(frozen=True)
+class Part:
+    """One family of a dataset: the family, its settings and its classes."""
+
+    family: Family
+    settings: object
+    classes: object
+
+
 class Dataset:
-    """Everything a shard depends on, resolved once.
+    """Everything a shard depends on, resolved once: the config and, per
+    family, its settings and classes (labels follow the family order)."""
 
-    ``systems`` / ``category_ids`` are the fractal categories (labels
-    ``0..K-1``); ``perlin_classes`` the Perlin classes (labels ``K..``).
-    """
+    def __init__(self, config: dict, classes: dict):
+        self.config = config
+        self.classes = classes
+        self.parts = {name: Part(get_family(name), fconfig.family_settings(config, name), classes[name])
+                      for name in fconfig.families(config)}
 
-    config: dict
-    category_ids: list
-    systems: list
-    perlin_classes: list = dataclasses.field(default_factory=list)
-
-    @property
-    def render_config(self):
-        return fconfig.render_config(self.config)
+    def part(self, name: str) -> Part:
+        return self.parts[name]
 
     @property
-    def perlin_render_config(self):
-        return fconfig.perlin_render_config(self.config)
+    def seed(self) -> int:
+        return self.config["seed"]
 
     @functools.cached_property
     def plan(self) -> Plan:
         """Computed once per Dataset (the block permutation is O(blocks))."""
-        rc = self.render_config
-        return Plan(n_categories=len(self.systems), n_weights=len(rc.weight_table()), draws=rc.draws,
-                    flips=rc.flips, shard_size=self.config["shard_size"], seed=self.config["seed"],
-                    perlin_classes=len(self.perlin_classes),
-                    perlin_instances=self.config["perlin_instances"] if self.perlin_classes else 0)
+        return Plan.build([(name, len(p.classes), p.family.blocks_per_class(p.settings),
+                            p.family.images_per_block(p.settings)) for name, p in self.parts.items()],
+                          self.config["shard_size"], self.config["seed"])
 
     @property
     def n_classes(self) -> int:
-        return len(self.systems) + len(self.perlin_classes)
+        return sum(len(p.classes) for p in self.parts.values())
 
     def shard_name(self, index: int) -> str:
         return shard_name(self.config["name"], index)
 
     def categories_doc(self) -> list:
         """Every class: its label, family and parameters (the manifest's ``categories``)."""
-        k = len(self.systems)
-        return ([{"label": i, "family": "fractal", "id": int(cid), "rows": ifs.rows().tolist()}
-                 for i, (cid, ifs) in enumerate(zip(self.category_ids, self.systems))]
-                + [{"label": k + j, "family": "perlin", "class": j, "params": pc.to_dict()}
-                   for j, pc in enumerate(self.perlin_classes)])
+        out = []
+        for seg in self.plan.segments:
+            p = self.parts[seg.family]
+            out += [{"label": seg.label_offset + j, "family": seg.family, **doc}
+                    for j, doc in enumerate(p.family.class_docs(p.classes))]
+        return out
 
     def fingerprint(self) -> str:
         """Hash of what the shards depend on (config and class parameters)."""
         doc = {"config": self.config, "categories": self.categories_doc(), "versions": _versions()}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
+    def renderers(self, device: str = "cpu") -> dict:
+        """One renderer per family for the calling thread (cached per thread, settings and device)."""
+        return {name: _renderer(p, device) for name, p in self.parts.items()}
+
     @classmethod
     def from_config(cls, cfg: dict, workers: int | None = None, progress=None) -> "Dataset":
-        ids, systems, perlin = [], [], []
-        if fconfig.has_fractals(cfg):
-            if cfg.get("category_dir"):
-                ids, systems = load_categories(cfg["category_dir"])
-                if cfg["categories"] < len(systems):
-                    ids, systems = ids[: cfg["categories"]], systems[: cfg["categories"]]
-                cfg = {**cfg, "categories": len(systems)}
-            else:
-                result = search(fconfig.search_config(cfg, workers), progress=progress)
-                ids, systems = list(range(len(result.categories))), result.categories
-        if fconfig.has_perlin(cfg):
-            from .perlin import search_classes
+        """Search (or load) every family's classes.
 
-            perlin = search_classes(fconfig.perlin_search_config(cfg))
-        return cls(cfg, ids, systems, perlin)
+        ``progress(family, accepted, tried, total)`` follows the searches.
+        """
+        cfg = fconfig.resolve(cfg)
+        classes = {}
+        for name in fconfig.families(cfg):
+            fam = get_family(name)
+            total = cfg[name][fam.count_key]
+            cb = (lambda a, t, n=name, total=total: progress(n, a, t, total)) if progress is not None else None
+            classes[name] = fam.find_classes(fconfig.family_settings(cfg, name), workers or default_workers(), cb)
+            cfg[name][fam.count_key] = len(classes[name])  # a category folder may hold fewer
+        return cls(cfg, classes)
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "Dataset":
-        cats = manifest["categories"]
-        fractal = [c for c in cats if c.get("family", "fractal") == "fractal"]
-        perlin = [c for c in cats if c.get("family") == "perlin"]
-        classes = []
-        if perlin:
-            from .perlin import PerlinClass
-
-            classes = [PerlinClass.from_dict(c["params"]) for c in perlin]
-        return cls(manifest["config"], [c["id"] for c in fractal], [IFS.from_rows(c["rows"]) for c in fractal],
-                   classes)
+        """The dataset a manifest describes (v1 or v2), with no search."""
+        cfg = fconfig.resolve(manifest["config"])
+        docs: dict = {}
+        for c in manifest["categories"]:
+            docs.setdefault(c.get("family", DEFAULT_FAMILY), []).append(c)
+        classes = {name: get_family(name).classes_from_docs(docs.get(name, [])) for name in fconfig.families(cfg)}
+        return cls(cfg, classes)
 
 
 def load_manifest(store: Store) -> dict:
@@ -144,37 +151,28 @@ def load_manifest(store: Store) -> dict:
         manifest = json.loads(store.read(MANIFEST))
     except ValueError:
         raise InputError(f"{store.path(MANIFEST)} is not valid JSON; regenerate the dataset") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise InputError(f"{store.path(MANIFEST)} is not a fractaldb manifest ({MANIFEST_FORMAT})")
+    if not isinstance(manifest, dict) or manifest.get("format") not in MANIFEST_FORMATS:
+        raise InputError(f"{store.path(MANIFEST)} is not a fractaldb manifest ({' or '.join(MANIFEST_FORMATS)})")
     return manifest
 
 
 _LOCAL = threading.local()
 
 
-def _renderer(cfg, device: str, make):
-    """One renderer per (thread, settings, device): they own scratch buffers."""
+def _renderer(part: Part, device: str):
+    """One renderer per (thread, family, settings, device): renderers own scratch buffers."""
     cache = getattr(_LOCAL, "renderers", None)
     if cache is None:
         cache = _LOCAL.renderers = {}
-    if (cfg, device) not in cache:
-        cache[(cfg, device)] = make(cfg, device)
-    return cache[(cfg, device)]
+    key = (part.family.name, repr(part.settings), device)
+    if key not in cache:
+        cache[key] = part.family.create_renderer(part.settings, device)
+    return cache[key]
 
 
 def _make_shard(ds: Dataset, index: int, device: str = "cpu") -> tuple:
     """Render and pack shard ``index`` (on ``device``: the same bytes)."""
-    rc = ds.render_config
-    perlin = None
-    if ds.perlin_classes:
-        from .perlin import create_perlin_renderer
-
-        prc = ds.perlin_render_config
-        perlin = PerlinPart(ds.perlin_classes, _renderer(prc, device, create_perlin_renderer), ds.config["seed"],
-                            ds.config["perlin_image_format"])
-    renderer = _renderer(rc, device, create_renderer) if ds.systems else None
-    data, n, records = build_shard(ds.plan, index, ds.systems, ds.category_ids, rc,
-                                   renderer, ds.config["image_format"], perlin=perlin)
+    data, n, records = build_shard(ds, index, ds.renderers(device))
     entry = {"name": ds.shard_name(index), "samples": n, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     return data, entry, records
@@ -201,7 +199,7 @@ def check_device(device: str, locally: bool = True) -> None:
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     if device == "cuda" and locally:
-        from .render_cuda import gpu_start
+        from .gpu import gpu_start
 
         gpu_start(1)  # ConfigError without numba-cuda or a usable GPU
 
@@ -216,8 +214,8 @@ def _finished(store: Store, ds: Dataset) -> dict:
                               "use a new --out")
         if Dataset.from_manifest(manifest).fingerprint() != ds.fingerprint():
             raise ConfigError(f"{store.url} holds a dataset made with other settings; use a new --out")
-        known = {e["name"]: (e, manifest.get("degenerate_variants_by_shard", {}).get(e["name"], []))
-                 for e in manifest["shards"]}
+        by_shard = manifest.get("records_by_shard", manifest.get("degenerate_variants_by_shard", {}))
+        known = {e["name"]: (e, by_shard.get(e["name"], [])) for e in manifest["shards"]}
     elif store.exists(PROGRESS_DIR):
         try:
             head = json.loads(store.read(f"{PROGRESS_DIR}/run.json"))
@@ -300,13 +298,13 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         "config": ds.config,
         "versions": _versions(),
         "plan": {"samples": plan.n_samples, "shards": plan.n_shards, "shard_size": plan.shard_size,
-                 "images_per_block": plan.images_per_block, "weights": plan.n_weights,
-                 "classes": ds.n_classes, "fractal_classes": len(ds.systems),
-                 "perlin_classes": len(ds.perlin_classes)},
+                 "classes": ds.n_classes,
+                 "segments": [dataclasses.asdict(seg) for seg in plan.segments]},
         "categories": ds.categories_doc(),
         "shards": shards,
-        "degenerate_variants": _dedupe([r for n in names for r in records[n]]),
-        "degenerate_variants_by_shard": {n: records[n] for n in names if records[n]},
+        # What the renderers noted of single blocks (e.g. degenerate fractal weight variants).
+        "records": _dedupe([r for n in names for r in records[n]]),
+        "records_by_shard": {n: records[n] for n in names if records[n]},
     }
     store.write(WIDS_INDEX, _dumps({
         "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": ds.config["name"],
@@ -323,13 +321,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
 
 
 def _dedupe(records):
-    seen, out = set(), []
-    for r in records:
-        k = (r["category"], r["weight"])
-        if k not in seen:
-            seen.add(k)
-            out.append(r)
-    return sorted(out, key=lambda r: (r["category"], r["weight"]))
+    """Each record once (a block can feed several shards), in a fixed order."""
+    unique = {json.dumps(r, sort_keys=True): r for r in records}
+    return [unique[k] for k in sorted(unique)]
 
 
 def verify(out: str) -> list:
@@ -380,17 +374,19 @@ def regenerate(out: str, index: int, device: str = "cpu") -> dict:
 
 
 def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -> int:
-    """Unpack a shard dataset into an ImageFolder with the original file names.
+    """Unpack a shard dataset into an ImageFolder with each family's file names.
 
-    ``dest/<cat>/<cat>_<ww>_count_<k>_flip<t>.<ext>``, for training scripts
-    written for the original FractalDB folders.  Assembled under a temporary
-    name and renamed into place.  Returns the number of images.
+    Fractal samples get the original FractalDB names
+    (``<cat>/<cat>_<ww>_count_<k>_flip<t>.<ext>``), for training scripts written
+    for the original folders; every family's folder names sort in label order.
+    Assembled under a temporary name and renamed into place.  Returns the
+    number of images.
     """
     import io
     import tarfile
     from pathlib import Path
 
-    from .render import image_name
+    from .encode import FORMATS
     from .storage import staged_dir
 
     store = Store(out)
@@ -405,14 +401,13 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
                     data = tar.extractfile(member).read()
                     if ext == "json":
                         metas[key] = json.loads(data)
-                    elif ext in ("png", "jpg", "webp"):
+                    elif ext in FORMATS:
                         images[key] = (ext, data)
             for key, meta in metas.items():
                 ext, data = images[key]
-                folder = tmp / f"{meta['category']:05d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                name = image_name(meta["category"], meta["weight"], meta["draw"], meta["flip"])
-                (folder / f"{name}.{ext}").write_bytes(data)
+                target = tmp / get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
                 count += 1
             if progress is not None:
                 progress(entry["samples"])

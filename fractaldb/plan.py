@@ -1,17 +1,21 @@
 """The plan: which samples go into which shard, as a pure function of the config.
 
-Samples come in blocks.  A fractal block is one (category, weight): its
-``draws x flips`` images share one chaos game.  A Perlin block is one
-(class, instance): a single image.  All blocks are shuffled with a seeded
-permutation and laid end to end; shard ``i`` takes samples
-``[i * S, (i + 1) * S)`` of that sequence (S = ``shard_size``) and shuffles
-them within the shard.  So every shard mixes many classes (and both families
-of a mixed dataset), a streaming shuffle buffer sees many classes at once,
-and shard ``i`` depends only on (config, i): any worker can make it alone,
-in any order, and it always has the same bytes.
+A dataset is a list of **segments**, one per family, laid end to end: segment
+``s`` has ``classes x blocks_per_class`` blocks of ``images_per_block``
+images, and its labels start at ``label_offset`` (the classes of the segments
+before it).  A block is what one render produces: for the fractal family one
+(category, weight) with its ``draws x flips`` images; for Perlin noise one
+(class, instance), a single image.
 
-Labels: fractal categories are ``0 .. K-1``; Perlin classes follow as
-``K .. K+P-1``, so the two families never collide.
+All blocks are shuffled with a seeded permutation and laid end to end; shard
+``i`` takes samples ``[i * S, (i + 1) * S)`` of that sequence (S =
+``shard_size``) and shuffles them within the shard.  So every shard mixes many
+classes (and every family of a mixed dataset), a streaming shuffle buffer sees
+many classes at once, and shard ``i`` depends only on (config, i): any worker
+can make it alone, in any order, and it always has the same bytes.
+
+Block ids: segment after segment, ``class * blocks_per_class + block`` within
+a segment.
 """
 
 from __future__ import annotations
@@ -24,81 +28,102 @@ import numpy as np
 
 from .seeds import generator
 
-__all__ = ["Plan", "Sample"]
+__all__ = ["Plan", "Sample", "Segment"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One family's part of a dataset."""
+
+    family: str
+    classes: int
+    blocks_per_class: int
+    images_per_block: int
+    label_offset: int = 0
+
+    @property
+    def n_blocks(self) -> int:
+        return self.classes * self.blocks_per_class
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_blocks * self.images_per_block
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One image of the dataset."""
+    """One image of the dataset: its label, family, class within the family,
+    block within the class and offset within the block."""
 
-    category: int          # the label (fractal category, or K + Perlin class)
-    weight: int            # fractal: row of the weight table (Perlin: 0)
-    draw: int              # fractal: patch re-draw (Perlin: 0)
-    flip: int              # fractal: orientation (Perlin: 0)
-    family: str = "fractal"
-    instance: int = 0      # Perlin: the instance of its class
+    label: int
+    family: str
+    klass: int
+    block: int
+    offset: int
 
     @property
-    def block(self) -> tuple:
-        """What one render produces: (category, weight) or (label, instance)."""
-        return (self.category, self.instance if self.family == "perlin" else self.weight)
+    def block_id(self) -> tuple:
+        """What one render produces: (family, class, block)."""
+        return (self.family, self.klass, self.block)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Block layout and shard assignment of a dataset.
+    """Block layout and shard assignment of a dataset."""
 
-    The fractal part has ``n_categories x n_weights`` blocks of
-    ``draws x flips`` images; the Perlin part ``perlin_classes x
-    perlin_instances`` blocks of one image.
-    """
-
-    n_categories: int
-    n_weights: int
-    draws: int
-    flips: int
+    segments: tuple
     shard_size: int
     seed: int
-    perlin_classes: int = 0
-    perlin_instances: int = 0
 
-    @property
-    def images_per_block(self) -> int:
-        """Images of a fractal block."""
-        return self.draws * self.flips
-
-    @property
-    def n_fractal_blocks(self) -> int:
-        return self.n_categories * self.n_weights
+    @staticmethod
+    def build(segments, shard_size: int, seed: int) -> "Plan":
+        """A plan of ``(family, classes, blocks_per_class, images_per_block)`` segments (label offsets follow)."""
+        out, offset = [], 0
+        for family, classes, bpc, ipb in segments:
+            out.append(Segment(family, classes, bpc, ipb, offset))
+            offset += classes
+        return Plan(tuple(out), shard_size, seed)
 
     @property
     def n_blocks(self) -> int:
-        return self.n_fractal_blocks + self.perlin_classes * self.perlin_instances
+        return sum(s.n_blocks for s in self.segments)
 
     @property
     def n_samples(self) -> int:
-        return self.n_fractal_blocks * self.images_per_block + self.perlin_classes * self.perlin_instances
+        return sum(s.n_samples for s in self.segments)
 
     @property
     def n_classes(self) -> int:
-        return self.n_categories + self.perlin_classes
+        return sum(s.classes for s in self.segments)
 
     @property
     def n_shards(self) -> int:
         return math.ceil(self.n_samples / self.shard_size)
 
+    def segment(self, family: str) -> Segment:
+        return next(s for s in self.segments if s.family == family)
+
+    @cached_property
+    def _block_starts(self) -> np.ndarray:
+        """First block id of each segment."""
+        return np.cumsum([0] + [s.n_blocks for s in self.segments])
+
     @cached_property
     def block_order(self) -> np.ndarray:
-        """The shuffled block sequence (fractal block id = category * n_weights + weight;
-        Perlin block ids follow: n_fractal_blocks + class * perlin_instances + instance)."""
+        """The shuffled block sequence."""
         return generator(self.seed, "plan-blocks").permutation(self.n_blocks)
 
     @cached_property
-    def _block_ends(self) -> np.ndarray | None:
-        """Cumulative sample count along ``block_order`` (None when all blocks are equal)."""
-        if self.perlin_classes == 0 or self.n_fractal_blocks == 0 or self.images_per_block == 1:
-            return None
-        sizes = np.where(self.block_order < self.n_fractal_blocks, self.images_per_block, 1)
+    def _uniform(self) -> int | None:
+        """Images per block when every non-empty segment has the same, else None."""
+        sizes = {s.images_per_block for s in self.segments if s.n_blocks}
+        return sizes.pop() if len(sizes) <= 1 and sizes else (1 if not sizes else None)
+
+    @cached_property
+    def _block_ends(self) -> np.ndarray:
+        """Cumulative sample count along ``block_order`` (blocks of unequal sizes)."""
+        seg = np.searchsorted(self._block_starts, self.block_order, side="right") - 1
+        sizes = np.array([s.images_per_block for s in self.segments], dtype=np.int64)[seg]
         return np.cumsum(sizes)
 
     def shard_length(self, index: int) -> int:
@@ -107,22 +132,25 @@ class Plan:
 
     def _locate(self, g: int) -> tuple:
         """(block id, offset in the block) of global sample position ``g``."""
-        ends = self._block_ends
-        if ends is None:
-            per = self.images_per_block if self.n_fractal_blocks else 1
+        per = self._uniform
+        if per is not None:
             return int(self.block_order[g // per]), g % per
+        ends = self._block_ends
         k = int(np.searchsorted(ends, g, side="right"))
         start = int(ends[k - 1]) if k else 0
         return int(self.block_order[k]), g - start
 
-    def sample(self, block: int, offset: int) -> Sample:
-        """The sample at ``offset`` of block ``block``."""
-        if block < self.n_fractal_blocks:
-            category, weight = divmod(block, self.n_weights)
-            draw, flip = divmod(offset, self.flips)
-            return Sample(category, weight, draw, flip)
-        klass, instance = divmod(block - self.n_fractal_blocks, self.perlin_instances)
-        return Sample(self.n_categories + klass, 0, 0, 0, family="perlin", instance=instance)
+    def block(self, block_id: int) -> tuple:
+        """``(segment, class, block within the class)`` of a global block id."""
+        s = int(np.searchsorted(self._block_starts, block_id, side="right")) - 1
+        seg = self.segments[s]
+        klass, block = divmod(block_id - int(self._block_starts[s]), seg.blocks_per_class)
+        return seg, klass, block
+
+    def sample(self, block_id: int, offset: int) -> Sample:
+        """The sample at ``offset`` of global block ``block_id``."""
+        seg, klass, block = self.block(block_id)
+        return Sample(seg.label_offset + klass, seg.family, klass, block, offset)
 
     def shard_samples(self, index: int) -> list:
         """The samples of shard ``index`` in their order inside the shard."""

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .encode import FORMATS
 from .errors import InputError, OutputError
-from .render import RenderConfig, create_renderer
 
-__all__ = ["contact_sheet", "preview_categories", "preview_dataset", "preview_shards", "preview_folder",
-           "save_sheet", "check_sheet_path"]
+__all__ = ["contact_sheet", "preview_dataset", "preview_shards", "preview_folder", "save_sheet", "check_sheet_path"]
 
 
 def contact_sheet(images, columns: int | None = None, gap: int = 2) -> np.ndarray:
@@ -36,42 +35,18 @@ def contact_sheet(images, columns: int | None = None, gap: int = 2) -> np.ndarra
     return sheet
 
 
-def _fractal_images(ids, systems, cfg: RenderConfig, per_category: int) -> list:
-    """Identity weight first, then further weights: first draw, flip 0."""
-    renderer = create_renderer(cfg)
-    table = cfg.weight_table()
-    identity = int(np.argmax(np.all(table == 1.0, axis=1)))
-    weights = [identity] + [w for w in range(len(table)) if w != identity][: per_category - 1]
-    return [renderer.render_block(cid, ifs, w, draws=[0]).images[0].copy()
-            for cid, ifs in zip(ids, systems) for w in weights]
-
-
-def preview_categories(ids, systems, cfg: RenderConfig, per_category: int = 1, limit: int = 64) -> np.ndarray:
-    """Identity-weight renders of the first ``limit`` categories (first draw,
-    flip 0, plus ``per_category - 1`` more weights) as a sheet."""
-    images = _fractal_images(list(ids)[:limit], list(systems)[:limit], cfg, per_category)
-    return contact_sheet(images, columns=per_category if per_category > 1 else None)
-
-
 def preview_dataset(ds, per_category: int = 1, limit: int = 64) -> np.ndarray:
-    """A row per class of a :class:`fractaldb.dataset.Dataset`, either family.
-
-    Fractal categories show their identity weight (and more weights when
-    ``per_category > 1``); Perlin classes show their first instances.
-    """
-    import dataclasses
-
-    from .perlin import PerlinRenderer, instance_key
-
+    """A row of ``per_category`` images per class of a :class:`fractaldb.dataset.Dataset`,
+    the first ``limit`` classes in label order, every family (each chooses its images:
+    fractals show their identity weight first, Perlin classes their first instances)."""
     images = []
-    if ds.systems:
-        cfg = dataclasses.replace(ds.render_config, patches=1, flips=1)
-        images += _fractal_images(ds.category_ids[:limit], ds.systems[:limit], cfg, per_category)
-    room = max(0, limit - len(ds.systems))
-    if ds.perlin_classes and room:
-        renderer = PerlinRenderer(ds.perlin_render_config)
-        images += [renderer.render(pc, instance_key(ds.config["seed"], j, i)).copy()
-                   for j, pc in enumerate(ds.perlin_classes[:room]) for i in range(per_category)]
+    room = limit
+    for seg in ds.plan.segments:
+        if room <= 0:
+            break
+        p = ds.part(seg.family)
+        images += p.family.preview_images(p.settings, p.classes, per_category, room)
+        room -= min(room, seg.classes)
     return contact_sheet(images, columns=per_category if per_category > 1 else None)
 
 
@@ -96,7 +71,7 @@ def preview_shards(url, per_category: int = 1, limit: int = 64) -> np.ndarray:
                 label = int(tar.extractfile(m).read())
                 if label >= limit or len(found.setdefault(label, [])) >= per_category:
                     continue
-                img_name = next(f"{key}.{e}" for e in ("png", "jpg", "webp") if f"{key}.{e}" in members)
+                img_name = next(f"{key}.{e}" for e in FORMATS if f"{key}.{e}" in members)
                 with Image.open(io.BytesIO(tar.extractfile(members[img_name]).read())) as im:
                     found[label].append(np.array(im.convert("RGB")))
         if len(found) >= min(limit, manifest["plan"]["classes"]) and all(len(v) >= per_category for v in found.values()):

@@ -1,24 +1,22 @@
 """One WebDataset shard: render its samples, encode them, pack a tar.
 
-A shard is a pure function of (config, categories, shard index): the tar
+A shard is a pure function of (config, classes, shard index): the tar
 headers are fixed (mtime 0, uid/gid 0, fixed owner names, mode 0o444,
 ustar), members come in plan order, and each sample is three members:
 ``<key>.cls`` (ASCII label), ``<key>.json`` (what made it) and the image.
+Family-specific parts (keys, metadata, rendering) come from each family
+(:mod:`fractaldb.families`); nothing here names one.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 
 from .encode import encode_image
-from .keys import LABEL_EXT, META_EXT, perlin_key, sample_key
-from .perlin import instance_key
-from .plan import Plan
-from .render import RenderConfig
+from .keys import LABEL_EXT, META_EXT
 
-__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "PerlinPart"]
+__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes"]
 
 TAR_OWNER = "fractaldb"
 
@@ -68,95 +66,50 @@ def tar_bytes(members) -> bytes:
     return body + b"\0" * (1024 + (-total % 10240))
 
 
-@dataclass(frozen=True)
-class PerlinPart:
-    """What the Perlin samples of a shard need."""
-
-    classes: list          # PerlinClass per Perlin class index
-    renderer: object       # a fractaldb.perlin.PerlinRenderer owned by the calling thread
-    seed: int
-    image_format: str = "jpg"
+def meta_bytes(meta: dict) -> bytes:
+    """A sample's ``.json`` member: sorted keys, no spaces."""
+    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _perlin_source(plan: Plan, samples, perlin: PerlinPart):
-    """``image(class, instance)`` for the shard's Perlin samples.
-
-    A CPU renderer draws each image when asked (one at a time in memory).  A
-    GPU renderer (``render_many_device``) draws all of the shard's instances
-    of one channel count in one launch, copied to the host in one go.
-    """
-    r = perlin.renderer
-    if not hasattr(r, "render_many_device"):
-        return lambda k, i: r.render(perlin.classes[k], instance_key(perlin.seed, k, i))
-    wanted = sorted({(s.category - plan.n_categories, s.instance) for s in samples if s.family == "perlin"})
-    images = {}
-    for c in sorted({perlin.classes[k].channels for k, _ in wanted}):
-        part = [(k, i) for k, i in wanted if perlin.classes[k].channels == c]
-        batch = r.render_many_device([(perlin.classes[k], instance_key(perlin.seed, k, i)) for k, i in part])
-        images.update(zip(part, batch.copy_to_host()))
-    return lambda k, i: images[(k, i)]
-
-
-def build_shard(plan: Plan, index: int, systems, category_ids, cfg: RenderConfig, renderer,
-                image_format: str = "png", perlin: PerlinPart | None = None):
-    """Render and pack shard ``index``.
+def build_shard(ds, index: int, renderers: dict):
+    """Render and pack shard ``index`` of dataset ``ds`` (a :class:`fractaldb.dataset.Dataset`).
 
     Args:
-        plan: the dataset plan.
+        ds: the dataset (plan, families, settings and classes).
         index: shard number.
-        systems: the :class:`~fractaldb.ifs.IFS` of every fractal category (by label).
-        category_ids: category numbers (names and seeds), by label.
-        cfg: fractal render settings.
-        renderer: a renderer from :func:`fractaldb.render.create_renderer`
-            (owned by the calling thread; CPU or GPU, the same bytes).
-        image_format: fractal images: ``png``, ``jpg`` or ``webp``.
-        perlin: the Perlin classes and renderer, for a plan with Perlin samples.
+        renderers: family name -> a renderer owned by the calling thread
+            (CPU or GPU: the same bytes).
 
     Returns:
-        ``(tar bytes, number of samples, degenerate-variant records)``.
+        ``(tar bytes, number of samples, block records)``.
     """
-    samples = plan.shard_samples(index)
-    # One chaos game per (category, weight) block, only the draws we need.
-    wanted = defaultdict(set)
+    samples = ds.plan.shard_samples(index)
+    # Each family renders the blocks this shard needs, only the offsets it needs.
+    wanted = defaultdict(lambda: defaultdict(set))
     for s in samples:
-        if s.family == "fractal":
-            wanted[s.block].add(s.draw)
-    encoded = {}
-    records = []
-    factors = {}
-    blocks = sorted(wanted)
-    jobs = [(category_ids[label], systems[label], weight, sorted(wanted[(label, weight)]))
-            for (label, weight) in blocks]
-    # Blocks come one at a time (CPU) or many per launch (GPU); the images
-    # are only valid until the next block, so encode them right away.
-    for (label, weight), (_, _, _, draws), block in zip(blocks, jobs, renderer.render_many(jobs) if jobs else ()):
-        factors[(label, weight)] = [float(f) for f in block.factors]
-        if block.record is not None:
-            records.append(block.record)
-        for k, d in enumerate(draws):
-            for t in range(cfg.flips):
-                encoded[(label, weight, d, t)] = encode_image(block.images[k * cfg.flips + t], image_format)
-    perlin_image = _perlin_source(plan, samples, perlin) if perlin is not None else None
+        wanted[s.family][(s.klass, s.block)].add(s.offset)
+    encoded, block_meta, records = {}, {}, []
+    for name, blocks in wanted.items():
+        part = ds.part(name)
+        jobs = [(k, b, sorted(offsets)) for (k, b), offsets in sorted(blocks.items())]
+        fmt = part.family.image_format(part.settings)
+        # Images are valid only until the next block: encode them right away.
+        for rb in part.family.render_blocks(renderers[name], part.settings, part.classes, jobs):
+            block_meta[(name, rb.klass, rb.block)] = rb.meta
+            if rb.record is not None:
+                records.append(rb.record)
+            for offset, img in zip(rb.offsets, rb.images):
+                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt))
     members = []
     for s in samples:
-        if s.family == "fractal":
-            cid = int(category_ids[s.category])
-            key = sample_key(cid, s.weight, s.draw, s.flip)
-            meta = {
-                "key": key, "family": "fractal", "label": s.category, "category": cid,
-                "weight": s.weight, "factors": factors[s.block], "draw": s.draw, "flip": s.flip,
-                "seed": cfg.seed, "compat": cfg.compat,
-            }
-            ext, data = image_format, encoded[(s.category, s.weight, s.draw, s.flip)]
-        else:
-            klass = s.category - plan.n_categories
-            key = perlin_key(klass, s.instance)
-            pc = perlin.classes[klass]
-            img = perlin_image(klass, s.instance)
-            meta = {"key": key, "family": "perlin", "label": s.category, "class": klass,
-                    "instance": s.instance, "params": pc.to_dict(), "seed": perlin.seed}
-            ext, data = perlin.image_format, encode_image(img, perlin.image_format)
-        members.append((f"{key}.{LABEL_EXT}", str(s.category).encode("ascii")))
-        members.append((f"{key}.{META_EXT}", json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()))
+        part = ds.part(s.family)
+        fam, cfg, classes = part.family, part.settings, part.classes
+        key = fam.sample_key(cfg, classes, s.klass, s.block, s.offset)
+        meta = {"key": key, "family": s.family, "label": s.label,
+                **fam.sample_meta(cfg, classes, s.klass, s.block, s.offset),
+                **block_meta[(s.family, s.klass, s.block)]}
+        ext, data = encoded[(s.family, s.klass, s.block, s.offset)]
+        members.append((f"{key}.{LABEL_EXT}", str(s.label).encode("ascii")))
+        members.append((f"{key}.{META_EXT}", meta_bytes(meta)))
         members.append((f"{key}.{ext}", data))
     return tar_bytes(members), len(samples), records

@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("fractaldb.train needs PyTorch: pip install 'fractaldb[torch]'") from exc
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, InputError, OutputError
 from .seeds import generator, int_seed
 
@@ -405,7 +405,7 @@ def render_device(cfg: dict, rt: Runtime) -> str:
         return want
     if rt.device.type != "cuda":
         return "cpu"
-    from .render_cuda import cuda_available
+    from .gpu import cuda_available
 
     return "cuda" if cuda_available() else "cpu"
 
@@ -418,7 +418,7 @@ def _stream_source(cfg: dict, rt: Runtime) -> Source:
     batch = cfg["batch_size"] // rt.world
     where = render_device(cfg, rt)
     if where == "cuda":
-        from .render_cuda import cuda_available
+        from .gpu import cuda_available
 
         if not cuda_available():
             raise ConfigError("--render-device cuda needs numba-cuda (pip install 'fractaldb[cuda]') and an NVIDIA "

@@ -22,18 +22,19 @@ from numba import cuda, float64, int32
 
 from fractaldb.errors import ConfigError
 from tinyset import checked_to_torch
-from fractaldb.kernels import perlin as K
-from fractaldb.perlin import (
-    PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, class_gain, create_perlin_renderer, instance_key,
+from fractaldb.families.perlin import kernels as K
+from fractaldb.families import create_renderer  # noqa: E402
+from fractaldb.families.perlin.model import (
+    PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, class_gain, instance_key,
     octave_table,
 )
 
 if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
     pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
 
-from fractaldb.kernels import cuda as KC  # noqa: E402
-from fractaldb.kernels import perlin_cuda as KP  # noqa: E402
-from fractaldb.perlin_cuda import PerlinCUDARenderer  # noqa: E402
+from fractaldb.families.fractal import kernels_cuda as KC  # noqa: E402
+from fractaldb.families.perlin import kernels_cuda as KP  # noqa: E402
+from fractaldb.families.perlin.render_cuda import PerlinCUDARenderer  # noqa: E402
 
 # splitmix64 wraps around on purpose: under the simulator NumPy scalars warn.
 # On a GPU, the tiny launches here warn about occupancy.
@@ -308,14 +309,14 @@ def test_bad_max_batch(max_batch) -> None:
         PerlinCUDARenderer(PerlinRenderConfig(size=16), max_batch=max_batch)
 
 
-def test_create_perlin_renderer_cuda() -> None:
+def test_create_renderer_perlin_cuda() -> None:
     cfg = PerlinRenderConfig(size=16, tileable=True)
-    renderer = create_perlin_renderer(cfg, "cuda")
+    renderer = create_renderer("perlin", cfg, "cuda")
     assert isinstance(renderer, PerlinCUDARenderer) and renderer.device == "cuda" and renderer.cfg is cfg
     cls = CLASSES["max_octaves_tapered_ice"]
-    assert_same_image(renderer.render(cls, KEYS[0]), create_perlin_renderer(cfg, "cpu").render(cls, KEYS[0]),
-                      "create_perlin_renderer")
-    assert create_perlin_renderer(cfg).device == "cpu"
+    assert_same_image(renderer.render(cls, KEYS[0]), create_renderer("perlin", cfg, "cpu").render(cls, KEYS[0]),
+                      "create_renderer")
+    assert create_renderer("perlin", cfg).device == "cpu"
 
 
 def test_palette_tables_on_the_device_are_the_palettes() -> None:

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from fractaldb.ifs import read_csv
-from fractaldb.render import CPURenderer, RenderConfig
+from fractaldb.families.fractal.ifs import read_csv
+from fractaldb.families.fractal.render import CPURenderer, RenderConfig
 
 from tinyset import run_cli
 
@@ -420,10 +420,14 @@ def test_presets_list():
 def test_presets_show_tiny():
     code, out, err = run_cli(["presets", "show", "tiny"])
     assert code == 0, err
-    assert "image_size: 64" in out.splitlines()
+    assert "  image_size: 64" in out.splitlines() and "fractal:" in out.splitlines()
     doc = yaml.safe_load(out)
-    assert doc["image_size"] == 64
-    assert doc["categories"] == 4
+    assert doc["fractal"]["image_size"] == 64
+    assert doc["fractal"]["categories"] == 4
+    assert doc["families"] == ["fractal"]
+    # what 'show' prints is a preset that resolves to the same config
+    from fractaldb.config import resolve
+    assert resolve(doc) == resolve("tiny")
 
 
 def test_version_and_help():

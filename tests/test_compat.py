@@ -46,8 +46,7 @@ def test_old_dataset_verifies_and_regenerates(name, tmp_path):
     assert verify(str(ds)) == []
 
 
-@pytest.mark.parametrize("name", ["tiny", pytest.param("mixed", marks=pytest.mark.xfail(
-    strict=True, reason="export of Perlin samples is broken (KeyError 'category'), fixed by the family interface"))])
+@pytest.mark.parametrize("name", ["tiny", "mixed"])
 def test_old_dataset_exports(name, tmp_path):
     ds = _old(name, tmp_path)
     manifest = json.loads((ds / "manifest.json").read_text())

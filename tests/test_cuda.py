@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from fractaldb.errors import ConfigError
-from fractaldb.render import RenderConfig, create_renderer
+from fractaldb.families.fractal.imagefolder import create_renderer
+from fractaldb.families.fractal.render import RenderConfig
 
 from tinyset import run_simulator_cases
 
@@ -38,7 +39,7 @@ def _env(**extra) -> dict:
 def _gpu_present() -> bool:
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return True
-    from fractaldb.render_cuda import cuda_available
+    from fractaldb.gpu import cuda_available
 
     return cuda_available()
 
@@ -107,7 +108,7 @@ def _compile_ptx(monkeypatch):
 
 def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     compile_ptx = _compile_ptx(monkeypatch)
-    from fractaldb.kernels import cuda as KC
+    from fractaldb.families.fractal import kernels_cuda as KC
 
     for name, sig in _ptx_signatures().items():
         ptx = compile_ptx(getattr(KC, name).py_func, sig)
@@ -135,7 +136,7 @@ def _perlin_ptx_signatures():
 def test_perlin_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     """The Perlin kernels type-check for sm_90, and no product can be fused (the CPU rounds twice)."""
     compile_ptx = _compile_ptx(monkeypatch)
-    from fractaldb.kernels import perlin_cuda as KP
+    from fractaldb.families.perlin import kernels_cuda as KP
 
     for name, sig in _perlin_ptx_signatures().items():
         ptx = compile_ptx(getattr(KP, name).py_func, sig)
@@ -152,8 +153,8 @@ def test_perlin_kernels_compile_for_the_gpu_without_fma(monkeypatch):
 _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
 
 
-@pytest.mark.parametrize("modules", ["fractaldb, fractaldb.render, fractaldb.shards, fractaldb.cli.main",
-                                     "fractaldb.perlin"])
+@pytest.mark.parametrize("modules", ["fractaldb, fractaldb.families.fractal.render, fractaldb.shards, fractaldb.cli.main",
+                                     "fractaldb.families.perlin.model"])
 def test_importing_fractaldb_does_not_import_cuda(modules):
     code = f"import sys, {modules}; print('numba.cuda' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
@@ -172,7 +173,7 @@ def test_create_renderer_cuda_without_gpu():
 
 @_NEEDS_NO_GPU
 def test_cli_render_device_cuda_without_gpu(tmp_path):
-    from fractaldb.ifs import IFS, write_csv
+    from fractaldb.families.fractal.ifs import IFS, write_csv
     from test_render import CAT_00002
 
     write_csv(IFS.from_rows(CAT_00002), tmp_path / "good.csv")
@@ -189,18 +190,20 @@ def test_cli_render_device_cuda_without_gpu(tmp_path):
 
 @_NEEDS_NO_GPU
 def test_create_perlin_renderer_cuda_without_gpu():
-    from fractaldb.perlin import PerlinRenderConfig, create_perlin_renderer
+    from fractaldb.families import create_renderer as create_family_renderer
+    from fractaldb.families.perlin.model import PerlinRenderConfig
 
     with pytest.raises(ConfigError) as info:
-        create_perlin_renderer(PerlinRenderConfig(size=32), "cuda")
+        create_family_renderer("perlin", PerlinRenderConfig(size=32), "cuda")
     assert str(info.value) == ("--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. "
                                "Use --device cpu")
 
 
 def test_create_perlin_renderer_unknown_device():
-    from fractaldb.perlin import PerlinRenderConfig, PerlinRenderer, create_perlin_renderer
+    from fractaldb.families import create_renderer as create_family_renderer
+    from fractaldb.families.perlin.model import PerlinRenderConfig, PerlinRenderer
 
     with pytest.raises(ConfigError) as info:
-        create_perlin_renderer(PerlinRenderConfig(size=32), "tpu")
+        create_family_renderer("perlin", PerlinRenderConfig(size=32), "tpu")
     assert str(info.value) == "unknown device 'tpu'; choose cpu or cuda"
-    assert isinstance(create_perlin_renderer(PerlinRenderConfig(size=32), "cpu"), PerlinRenderer)
+    assert isinstance(create_family_renderer("perlin", PerlinRenderConfig(size=32), "cpu"), PerlinRenderer)

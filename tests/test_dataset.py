@@ -34,7 +34,7 @@ import fractaldb
 from fractaldb.config import resolve
 from fractaldb.dataset import Dataset, generate, regenerate, verify
 from fractaldb.errors import ConfigError, FractalDBError, OutputError
-from fractaldb.ifs import IFS
+from fractaldb.families.fractal.ifs import IFS
 from fractaldb.plan import Plan, Sample
 
 from tinyset import (TINY_CLASSES, TINY_FILES, TINY_SAMPLES, TINY_SHARDS, assert_one_line_error,
@@ -173,18 +173,20 @@ def test_every_image_is_distinct_and_not_blank(tiny):
 
 def test_manifest(tiny):
     manifest = json.loads((tiny / "manifest.json").read_bytes())
-    assert manifest["format"] == "fractaldb-webdataset-v1"
+    assert manifest["format"] == "fractaldb-webdataset-v2"
     assert manifest["config"] == resolve("tiny")
     assert manifest["versions"]["fractaldb"] == fractaldb.__version__
     for k in ("numpy", "numba"):
         assert manifest["versions"][k]
     plan = manifest["plan"]
     assert plan["samples"] == TINY_SAMPLES and plan["shards"] == 3 and plan["shard_size"] == 16
-    assert plan["classes"] == TINY_CLASSES and plan["images_per_block"] == 12 and plan["weights"] == 1
+    assert plan["classes"] == TINY_CLASSES
+    assert plan["segments"] == [{"family": "fractal", "classes": TINY_CLASSES, "blocks_per_class": 1,
+                                 "images_per_block": 12, "label_offset": 0}]
     cats = manifest["categories"]
     assert [c["label"] for c in cats] == list(range(TINY_CLASSES))
     searched = Dataset.from_config(resolve("tiny"))
-    for c, ifs in zip(cats, searched.systems):
+    for c, ifs in zip(cats, searched.part("fractal").classes.systems):
         rows = IFS.from_rows(c["rows"]).rows().tolist()
         assert rows == c["rows"]  # round trip, exact floats
         assert rows == ifs.rows().tolist()  # and what the search found
@@ -641,15 +643,26 @@ def test_export_of_a_missing_dataset(tmp_path):
 # --------------------------------------------------------------------------- plan
 
 
+def _fractal_plan(categories, weights, draws, flips, shard_size, seed):
+    """A one-family plan shaped like a fractal dataset (blocks of draws x flips images)."""
+    return Plan.build([("fractal", categories, weights, draws * flips)], shard_size, seed)
+
+
 PLANS = [
-    Plan(n_categories=4, n_weights=1, draws=3, flips=4, shard_size=16, seed=1),   # tiny
-    Plan(n_categories=5, n_weights=3, draws=2, flips=4, shard_size=7, seed=9),    # ragged last shard
-    Plan(n_categories=3, n_weights=2, draws=1, flips=1, shard_size=1, seed=0),    # one sample a shard
-    Plan(n_categories=2, n_weights=4, draws=5, flips=2, shard_size=1000, seed=3),  # one shard
+    _fractal_plan(4, 1, 3, 4, 16, 1),     # tiny
+    _fractal_plan(5, 3, 2, 4, 7, 9),      # ragged last shard
+    _fractal_plan(3, 2, 1, 1, 1, 0),      # one sample a shard
+    _fractal_plan(2, 4, 5, 2, 1000, 3),   # one shard
+    Plan.build([("fractal", 3, 2, 4), ("perlin", 4, 3, 1)], 5, 2),  # two families, blocks of unequal size
 ]
 
 
-@pytest.mark.parametrize("plan", PLANS, ids=lambda p: f"{p.n_categories}x{p.n_weights}x{p.draws}x{p.flips}/{p.shard_size}")
+def _plan_id(p):
+    return "+".join(f"{s.family}:{s.classes}x{s.blocks_per_class}x{s.images_per_block}" for s in p.segments) \
+        + f"/{p.shard_size}"
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=_plan_id)
 def test_plan_covers_every_sample_exactly_once(plan):
     everything = Counter()
     for i in range(plan.n_shards):
@@ -657,8 +670,9 @@ def test_plan_covers_every_sample_exactly_once(plan):
         assert len(samples) == plan.shard_length(i)
         assert all(isinstance(s, Sample) for s in samples)
         everything.update(samples)
-    expected = {Sample(c, w, d, f) for c, w, d, f in itertools.product(
-        range(plan.n_categories), range(plan.n_weights), range(plan.draws), range(plan.flips))}
+    expected = {Sample(seg.label_offset + k, seg.family, k, b, o) for seg in plan.segments
+                for k, b, o in itertools.product(range(seg.classes), range(seg.blocks_per_class),
+                                                 range(seg.images_per_block))}
     assert set(everything) == expected
     assert set(everything.values()) == {1}
     assert plan.n_samples == len(expected)
@@ -670,36 +684,45 @@ def test_plan_covers_every_sample_exactly_once(plan):
         plan.shard_samples(-1)
 
 
-@pytest.mark.parametrize("plan", PLANS[:2])
+def test_plan_labels_follow_the_family_order():
+    plan = PLANS[-1]
+    assert [(s.family, s.label_offset) for s in plan.segments] == [("fractal", 0), ("perlin", 3)]
+    labels = {s.family: set() for s in plan.segments}
+    for i in range(plan.n_shards):
+        for s in plan.shard_samples(i):
+            labels[s.family].add(s.label)
+    assert labels == {"fractal": {0, 1, 2}, "perlin": {3, 4, 5, 6}}
+
+
+@pytest.mark.parametrize("plan", [PLANS[0], PLANS[1], PLANS[-1]], ids=_plan_id)
 def test_plan_shard_is_independent_of_other_shards(plan):
     in_order = [plan.shard_samples(i) for i in range(plan.n_shards)]
     for i in reversed(range(plan.n_shards)):
-        fresh = Plan(**{k: getattr(plan, k) for k in ("n_categories", "n_weights", "draws", "flips",
-                                                          "shard_size", "seed")})
+        fresh = Plan(plan.segments, plan.shard_size, plan.seed)
         assert fresh.shard_samples(i) == in_order[i]
 
 
 def test_plan_mixes_classes_and_depends_on_the_seed():
     plan = PLANS[1]
-    per = plan.images_per_block
+    per = plan.segments[0].images_per_block
+    bpc = plan.segments[0].blocks_per_class
     for i in range(plan.n_shards):
         # a shard holds exactly the blocks its slice of the shuffled block sequence touches
         start, stop = i * plan.shard_size, i * plan.shard_size + plan.shard_length(i)
-        touched = {divmod(int(b), plan.n_weights) for b in plan.block_order[start // per:(stop - 1) // per + 1]}
-        assert {s.block for s in plan.shard_samples(i)} == touched
+        touched = {divmod(int(b), bpc) for b in plan.block_order[start // per:(stop - 1) // per + 1]}
+        assert {(s.klass, s.block) for s in plan.shard_samples(i)} == touched
     # consecutive samples of the block sequence are not in category order
     assert list(plan.block_order) != sorted(plan.block_order)
-    big = Plan(n_categories=6, n_weights=1, draws=2, flips=2, shard_size=6, seed=4)
+    big = _fractal_plan(6, 1, 2, 2, 6, 4)
     for i in range(big.n_shards):
-        assert len({s.category for s in big.shard_samples(i)}) >= 2
-    other = Plan(**{**{k: getattr(plan, k) for k in ("n_categories", "n_weights", "draws", "flips",
-                                                       "shard_size")}, "seed": plan.seed + 1})
+        assert len({s.label for s in big.shard_samples(i)}) >= 2
+    other = Plan(plan.segments, plan.shard_size, plan.seed + 1)
     assert [other.shard_samples(i) for i in range(other.n_shards)] != \
         [plan.shard_samples(i) for i in range(plan.n_shards)]
     # within a shard the samples are shuffled, not in block order
     tiny = PLANS[0]
     s = tiny.shard_samples(0)
-    assert s != sorted(s, key=lambda x: (x.category, x.weight, x.draw, x.flip))
+    assert s != sorted(s, key=lambda x: (x.label, x.block, x.offset))
 
 
 def test_regenerate_api_returns_the_manifest_entry(tmp_path_factory, tmp_path, tiny):

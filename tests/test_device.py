@@ -24,7 +24,7 @@ NO_GPU = "error: --device cuda needs an NVIDIA GPU with a working CUDA driver; n
 def _gpu_present() -> bool:
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return True
-    from fractaldb.render_cuda import cuda_available
+    from fractaldb.gpu import cuda_available
 
     return cuda_available()
 

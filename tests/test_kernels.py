@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 import reference as ref
 
-from fractaldb.kernels import ifs as K
+from fractaldb.families.fractal import kernels as K
 from fractaldb.kernels import mt19937 as mt
-from fractaldb.kernels import search as ks
+from fractaldb.families.fractal import kernels_search as ks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0")

@@ -22,8 +22,8 @@ import perlin_reference as ref
 import pytest
 
 from fractaldb.errors import ConfigError
-from fractaldb.kernels import perlin as K
-from fractaldb.perlin import (
+from fractaldb.families.perlin import kernels as K
+from fractaldb.families.perlin.model import (
     NOISE_SIGMA, PALETTES, SEARCH_SIZE, PerlinClass, PerlinRenderConfig, PerlinRenderer,
     PerlinSearchConfig, channels, class_distance, class_features, class_gain, instance_key, octave_table,
     palette_distance, probe_keys, search_classes,

@@ -62,8 +62,7 @@ def test_perlin_tiny_layout_and_manifest(perlin_tiny):
     manifest = json.loads((perlin_tiny / "manifest.json").read_text())
     assert manifest["plan"]["samples"] == PERLIN_TINY["samples"]
     assert manifest["plan"]["shards"] == PERLIN_TINY["shards"]
-    assert manifest["plan"]["perlin_classes"] == PERLIN_TINY["classes"]
-    assert manifest["plan"]["fractal_classes"] == 0
+    assert [(g["family"], g["classes"]) for g in manifest["plan"]["segments"]] == [("perlin", PERLIN_TINY["classes"])]
     fams = {c["family"] for c in manifest["categories"]}
     assert fams == {"perlin"}
     for c in manifest["categories"]:
@@ -147,15 +146,16 @@ def test_mixed_families_do_not_collide(tmp_path):
 def test_on_the_fly_stream_renders_every_instance_once(perlin_tiny):
     torch = pytest.importorskip("torch")
     from fractaldb.data import FractalStream, to_tensor
-    from fractaldb.perlin import PerlinRenderer, instance_key
+    from fractaldb.families.perlin.model import PerlinRenderer, instance_key
 
     stream = FractalStream("perlin-tiny", shuffle=0)
     assert stream.num_classes == PERLIN_TINY["classes"]
     got = sorted((int(y), x.numpy().tobytes()) for x, y in torch.utils.data.DataLoader(stream, batch_size=None))
     ds = stream.dataset
-    renderer = PerlinRenderer(ds.perlin_render_config)
+    part = ds.part("perlin")
+    renderer = PerlinRenderer(part.settings.render_config())
     want = []
-    for j, pc in enumerate(ds.perlin_classes):
+    for j, pc in enumerate(part.classes):
         for i in range(PERLIN_TINY["instances"]):
             img = renderer.render(pc, instance_key(ds.config["seed"], j, i))
             img = img[:, :, 0] if img.shape[2] == 1 else img
@@ -166,12 +166,12 @@ def test_on_the_fly_stream_renders_every_instance_once(perlin_tiny):
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("perlin_octaves=[0, 3]", "perlin_octaves in --set must be [low, high] integers with 1 <= low <= high"),
-    ("perlin_persistence=[0.5, 1.5]", "perlin_persistence in --set must be [low, high] with 0 < low <= high <= 1"),
-    ("perlin_persistence=[0.0, 0.5]", "perlin_persistence in --set must be [low, high] with 0 < low <= high <= 1"),
-    ("perlin_frequency=[8, 2]", "perlin_frequency in --set must be [low, high] with 0 < low <= high"),
-    ("perlin_lacunarity=[1.0, 2.0]", "perlin_lacunarity in --set must be [low, high] with 1 < low <= high"),
-    ("perlin_classes=0", "perlin_classes in --set must be an integer > 0"),
+    ("perlin_octaves=[0, 3]", "perlin.octaves in --set must be [low, high] integers with 1 <= low <= high"),
+    ("perlin_persistence=[0.5, 1.5]", "perlin.persistence in --set must be [low, high] with 0 < low <= high <= 1"),
+    ("perlin_persistence=[0.0, 0.5]", "perlin.persistence in --set must be [low, high] with 0 < low <= high <= 1"),
+    ("perlin_frequency=[8, 2]", "perlin.frequency in --set must be [low, high] with 0 < low <= high"),
+    ("perlin_lacunarity=[1.0, 2.0]", "perlin.lacunarity in --set must be [low, high] with 1 < low <= high"),
+    ("perlin_classes=0", "perlin.classes in --set must be an integer > 0"),
     ("perlin_palettes=rainbow", "rainbow"),
 ])
 def test_bad_perlin_settings(tmp_path, override, fragment):
@@ -195,5 +195,5 @@ def test_perlin_frequency_above_the_cap_is_a_one_line_error(tmp_path):
 
     code, _, err = run_cli(["generate", "--preset", "perlin-tiny", "--set", "perlin_tileable=true",
                             "--set", "perlin_frequency=[4, 100000000000000000000]", "--out", tmp_path / "o"])
-    assert_one_line_error(code, err, "error: perlin_frequency in --set must be [low, high] with 0 < low <= high <= 65536")
+    assert_one_line_error(code, err, "error: perlin.frequency in --set must be [low, high] with 0 < low <= high <= 65536")
     assert not (tmp_path / "o").exists()

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from fractaldb.errors import ConfigError, OutputError
-from fractaldb.ifs import read_csv, to_csv_bytes
-from fractaldb.search import SearchConfig, search, svd_params, write_categories
+from fractaldb.families.fractal.ifs import read_csv, to_csv_bytes
+from fractaldb.families.fractal.search import SearchConfig, search, svd_params, write_categories
 from fractaldb.seeds import generator
 
 PUBLISHED_SHA256 = [

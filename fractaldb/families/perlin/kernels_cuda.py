@@ -64,8 +64,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float64, int32
 
-from .cuda import SIMULATOR, _add, _mul, splitmix64
-from .perlin import OFFSET_COUNTER, OFFSET_RANGE
+from ...kernels.cuda_common import SIMULATOR, _add, _mul, splitmix64
+from .kernels import OFFSET_COUNTER, OFFSET_RANGE
 
 __all__ = ["MAX_OCTAVES", "PERLIN_TPB", "perlin_image_kernel", "perlin_field_kernel"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel
-from . import mt19937 as mt
-from .ifs import chaos_game, count_filled, fill_uniform, rescale, select_maps, trim_nan
+from ..._jit import kernel
+from ...kernels import mt19937 as mt
+from .kernels import chaos_game, count_filled, fill_uniform, rescale, select_maps, trim_nan
 
 MAX_MAPS = 7
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel
-from .ifs import splitmix64
+from ..._jit import kernel
+from ...kernels.random import splitmix64
 
 # Gradient directions, indexed by ``hash & 7``.  Module-level arrays are
 # frozen into the compiled code as constants.

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
-from .perlin import MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, class_gain, host_out, octave_table
-from .render_cuda import LAUNCH_LOCK, NO_GPU, NO_NUMBA_CUDA, CUDARenderer, gpu_start
+from ...errors import ConfigError
+from .model import (MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, check_channels, class_gain,
+                    host_out, octave_table)
+from ...gpu import NO_GPU, NO_NUMBA_CUDA, gpu_start, launch_lock, to_torch
 
 __all__ = ["PerlinCUDARenderer", "NO_GPU", "NO_NUMBA_CUDA"]
 
@@ -94,8 +95,8 @@ class PerlinCUDARenderer:
 
     def __init__(self, cfg: PerlinRenderConfig, max_batch: int = 4096):
         cuda = gpu_start(max_batch)
-        from .kernels import perlin_cuda as KP  # compiles nothing yet: kernels are JIT on first launch
-        from .kernels.cuda import MAX_GRID
+        from ...kernels.cuda_common import MAX_GRID
+        from . import kernels_cuda as KP  # compiles nothing yet: kernels are JIT on first launch
 
         self._cuda = cuda
         self._k = KP
@@ -103,6 +104,7 @@ class PerlinCUDARenderer:
         self.cfg = cfg
         self.max_batch = max_batch
         self._classes = _ClassTable(cfg)
+        self._lock = launch_lock(own_stream=False)
         self._d_luts = cuda.to_device(np.stack([PALETTES[p] for p in _PALETTE_NAMES]))
         n = cfg.size
         #: Host buffer of :meth:`render_field` (as the CPU renderer's ``field``).
@@ -176,13 +178,7 @@ class PerlinCUDARenderer:
         """
         cfg = self.cfg
         items = list(items)
-        counts = sorted({channels(cls.palette) for cls, _ in items})
-        if len(counts) > 1:
-            gray = [i for i, (cls, _) in enumerate(items) if channels(cls.palette) == 1]
-            raise ConfigError(f"render_many_device needs items of one channel count, got {len(gray)} gray "
-                              f"(1 channel, e.g. item {gray[0]}) and {len(items) - len(gray)} colour (3 channels); "
-                              f"render gray and colour palettes in separate calls")
-        c = counts[0] if counts else (out.shape[3] if out is not None and len(out.shape) == 4 else 1)
+        c = check_channels(items) if items else (out.shape[3] if out is not None and len(out.shape) == 4 else 1)
         shape = (len(items), cfg.size, cfg.size, c)
         if out is None:
             out = self._cuda.device_array(shape, dtype=np.uint8)
@@ -196,14 +192,34 @@ class PerlinCUDARenderer:
         KP = self._k
         for start in range(0, len(items), self.max_batch):
             batch = items[start:start + self.max_batch]
-            with LAUNCH_LOCK:  # one launch sequence at a time per process (see render_cuda)
+            with self._lock:  # launches on the default stream: one sequence at a time per process
                 keys, steps, amps, periods, noct, gains, lut = self._tables(batch)
                 grid = max(1, min(len(batch), self._max_grid))
                 KP.perlin_image_kernel[grid, KP.PERLIN_TPB](keys, steps, amps, periods, noct, gains, lut,
                                                             self._d_luts, out[start:start + len(batch)])
         return out
 
-    to_torch = staticmethod(CUDARenderer.to_torch)
+    def render_many(self, items):
+        """Render ``(PerlinClass, key)`` items, ``max_batch`` per launch and one channel
+        count at a time; yields each item's host image, in order (valid until the next
+        launch's images are requested)."""
+        items = list(items)
+        by_channels = {}
+        for i, (cls, _) in enumerate(items):
+            by_channels.setdefault(channels(cls.palette), []).append(i)
+        images = [None] * len(items)
+        for c, idx in sorted(by_channels.items()):
+            for start in range(0, len(idx), self.max_batch):
+                part = idx[start:start + self.max_batch]
+                host = self.render_many_device([items[i] for i in part]).copy_to_host()
+                for i, img in zip(part, host):
+                    images[i] = img
+        for i in range(len(items)):
+            yield images[i]
+            images[i] = None
+
+    #: Device images as a CUDA ``torch.Tensor`` without a copy (:func:`fractaldb.gpu.to_torch`).
+    to_torch = staticmethod(to_torch)
 
     # ------------------------------------------------------------------ launches
 

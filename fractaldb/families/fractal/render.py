@@ -24,34 +24,30 @@ scratch buffers; :func:`create_renderer` validates the configuration once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import constants as C
-from .errors import ConfigError
+from ...errors import ConfigError
+from ..base import setting
+from ...seeds import stream_key
+from . import kernels as K
 from .ifs import IFS
-from .kernels import ifs as K
-from .seeds import stream_key
+from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
 from .weights import parse_weights
 
 __all__ = [
-    "RenderConfig", "CPURenderer", "Block", "create_renderer", "color_table",
-    "flip", "image_name", "render_blocks", "DEGENERATE_POLICIES",
+    "RenderConfig", "CPURenderer", "Block", "color_table",
+    "flip", "image_name", "render_previews", "DEGENERATE_POLICIES",
 ]
 
 MODES = ("point", "patch")
 COLORS = ("gray", "color")
 COMPATS = ("official", "modern")
 DEGENERATE_POLICIES = ("replace", "record", "keep")
-#: How far a degenerate weight factor is pulled towards 1 per retry (0.75,
-#: not 0.5: halving would turn 1.8 into 1.4, a copy of another table row).
-_SHRINK = 0.75
-_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -78,17 +74,25 @@ class RenderConfig:
         min_fill: fill-rate floor of a weight variant (point raster, this size).
     """
 
-    mode: str = "patch"
-    color: str = "gray"
-    size: int = C.RENDER_SIZE
-    points: int = C.RENDER_POINTS
-    pad: int = C.PAD
-    weights: str = C.RENDER_WEIGHT_STEP
-    patches: int = C.RENDER_PATCHES
-    flips: int = C.RENDER_FLIPS
-    compat: str = "modern"
-    seed: int = 0
-    degenerate: str = "replace"
+    mode: str = setting("patch", "point (one pixel per point) or patch (3x3 random patches).", " | ".join(MODES),
+                        lambda v: v in MODES)
+    color: str = setting("gray", "gray (value 127) or color (hue cycles with the point index).",
+                         " | ".join(COLORS), lambda v: v in COLORS)
+    size: int = setting(C.RENDER_SIZE, "Image side in pixels.", "an integer in 16..8192",
+                        lambda v: 16 <= v <= 8192)
+    points: int = setting(C.RENDER_POINTS, "Chaos-game points per image.", "an integer >= 2", lambda v: v >= 2)
+    pad: int = setting(C.PAD, "Border in pixels.", "an integer >= 0", lambda v: v >= 0)
+    weights: str = setting(C.RENDER_WEIGHT_STEP, "Weight table: a step (0.4), factors (0.2,0.6,1.4,1.8) or none.",
+                           "a step such as 0.4, a factor list, or none")
+    patches: int = setting(C.RENDER_PATCHES, "Patch re-draws per weight.", "an integer > 0", lambda v: v > 0)
+    flips: int = setting(C.RENDER_FLIPS, "Orientations per draw (1..4).", "an integer in 1..4",
+                         lambda v: 1 <= v <= 4)
+    compat: str = setting("modern", "official: the original renderer's streams and semantics; modern: keyed streams.",
+                          " | ".join(COMPATS), lambda v: v in COMPATS)
+    seed: int = setting(1, "Seed of the point and mask streams.", "an integer in 0..2**32-1",
+                        lambda v: 0 <= v < 2**32)
+    degenerate: str = setting("replace", "Near-empty weight variants (modern mode): replace, record or keep.",
+                              " | ".join(DEGENERATE_POLICIES), lambda v: v in DEGENERATE_POLICIES)
     min_fill: float = 0.01
 
     def __post_init__(self):
@@ -235,7 +239,7 @@ class CPURenderer(PointScratch):
         if cfg.compat == "official":
             # The original calls np.random.seed(100) before every render: all
             # images share the first ``points`` uniforms of that stream.
-            self.official_u = np.random.RandomState(C.RENDER_COMPAT_SEED).random_sample(n)[: n - 1]
+            self.official_u = official_uniforms(n)
 
     def block_buffer(self, draws: int) -> np.ndarray:
         """A reusable ``(draws * flips, H, W, C)`` output buffer owned by this renderer.
@@ -246,8 +250,8 @@ class CPURenderer(PointScratch):
         """
         cfg = self.cfg
         need = draws * cfg.flips
-        if getattr(self, "_buffer", None) is None or self._buffer.shape[0] < need:
-            self._buffer = np.empty((cfg.images_per_block, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+        self._buffer = grow_buffer(getattr(self, "_buffer", None), need, cfg.images_per_block,
+                                   (cfg.size, cfg.size, cfg.channels))
         return self._buffer[:need]
 
     def _points(self, maps: np.ndarray, cum: np.ndarray, key) -> int:
@@ -280,13 +284,11 @@ class CPURenderer(PointScratch):
         fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
         record = None
         if cfg.compat == "modern" and cfg.degenerate != "keep" and fill < cfg.min_fill:
-            record = {"category": category, "weight": weight, "factors": factors.tolist(),
-                      "fill": fill, "action": cfg.degenerate}
+            record = degenerate_record(category, weight, factors, fill, cfg.degenerate)
             if cfg.degenerate == "replace":
                 original = factors.copy()
-                for attempt in range(_RETRIES + 1):
-                    factors = 1.0 + (original - 1.0) * (_SHRINK ** (attempt + 1)) if attempt < _RETRIES \
-                        else np.ones(6)
+                for attempt in range(RETRIES + 1):
+                    factors = attempt_factors(original, attempt)
                     m = self._points(ifs.weighted(factors), cum, key)
                     fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
                     if fill >= cfg.min_fill:
@@ -312,88 +314,43 @@ class CPURenderer(PointScratch):
         <fractaldb.render_cuda.CUDARenderer.render_many>` has the same
         contract and renders many jobs per launch.
         """
-        for job in jobs:
-            category, ifs, weight = job[:3]
-            draws = range(self.cfg.draws) if len(job) < 4 or job[3] is None else job[3]
+        for category, ifs, weight, draws in normalise_jobs(jobs, self.cfg.draws):
             yield self.render_block(category, ifs, weight, draws=draws, out=self.block_buffer(len(draws)))
 
+    def render_many_device(self, jobs, out: np.ndarray | None = None) -> np.ndarray:
+        """Every job's images in one array, job after job (each in ``draw * flips + flip``
+        order): :meth:`CUDARenderer.render_many_device
+        <fractaldb.families.fractal.render_cuda.CUDARenderer.render_many_device>` on the CPU,
+        whose "device" is host memory."""
+        cfg = self.cfg
+        jobs = normalise_jobs(jobs, cfg.draws)
+        total = sum(len(j[3]) for j in jobs) * cfg.flips
+        out = np.empty((total, cfg.size, cfg.size, cfg.channels), dtype=np.uint8) if out is None else out
+        offset = 0
+        for category, ifs, weight, draws in jobs:
+            k = len(draws) * cfg.flips
+            self.render_block(category, ifs, weight, draws=draws, out=out[offset:offset + k])
+            offset += k
+        return out
 
-def create_renderer(cfg: RenderConfig, device: str = "cpu"):
-    """The renderer for ``device``: ``cpu``, or ``cuda`` (:class:`~fractaldb.render_cuda.CUDARenderer`,
-    the same interface and the same blocks; :class:`ConfigError` without a usable GPU)."""
-    if device == "cuda":
-        # Imported here: importing fractaldb never imports numba.cuda.  Raises
-        # ConfigError without numba-cuda or without a usable GPU.
-        from .render_cuda import CUDARenderer
+    @staticmethod
+    def to_torch(images):
+        """Host images as a ``torch.Tensor`` sharing their memory."""
+        import torch
 
-        return CUDARenderer(cfg)
-    if device != "cpu":
-        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-    return CPURenderer(cfg)
+        return torch.from_numpy(images)
 
 
-def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=None, consume=None,
-                  device: str = "cpu"):
-    """Render every (category, weight) block on ``workers`` threads.
+def render_previews(cfg: RenderConfig, categories, per_class: int, limit: int) -> list:
+    """Contact-sheet images of the first ``limit`` categories: the identity weight
+    first, then ``per_class - 1`` more weights (first draw, flip 0 each).
 
-    Args:
-        categories: sequence of :class:`~fractaldb.ifs.IFS`.
-        cfg: render settings.
-        workers: threads; each has its own renderer.
-        category_ids: category numbers (default ``0..len-1``), used in names and seeds.
-        consume: ``consume(block)`` called on the worker thread right after
-            the block is rendered (encode and write there, in parallel).
-        device: ``cpu`` or ``cuda`` (same images; see docs/gpu.md).
-
-    Yields:
-        The result of ``consume(block)`` (or the block), in (category, weight) order.
+    ``categories`` is a sequence of ``(id, IFS)`` pairs (e.g. :class:`~fractaldb.families.fractal.Categories`).
     """
-    if category_ids is None:
-        category_ids = range(len(categories))
-    jobs = [(cid, ifs, w) for cid, ifs in zip(category_ids, categories) for w in range(len(cfg.weight_table()))]
-    if device == "cuda":
-        yield from _render_blocks_gpu(jobs, cfg, workers, consume)
-        return
-    local = threading.local()
-
-    def run(job):
-        if not hasattr(local, "renderer"):
-            local.renderer = create_renderer(cfg, device)
-        block = local.renderer.render_block(*job)
-        return consume(block) if consume is not None else block
-
-    if workers <= 1:
-        for job in jobs:
-            yield run(job)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        # Bounded look-ahead keeps memory flat on long runs.
-        window = 4 * workers
-        futures = [pool.submit(run, j) for j in jobs[:window]]
-        nxt = window
-        for i in range(len(jobs)):
-            result = futures[i].result()
-            futures[i] = None
-            if nxt < len(jobs):
-                futures.append(pool.submit(run, jobs[nxt]))
-                nxt += 1
-            yield result
-
-
-def _render_blocks_gpu(jobs, cfg: RenderConfig, workers: int, consume):
-    """:func:`render_blocks` on the GPU: one renderer launches many blocks at a
-    time from this thread; ``consume`` (encoding, writing) runs on ``workers``
-    threads meanwhile."""
-    renderer = create_renderer(cfg, "cuda")
-    window = 4 * max(workers, 1)
-    pending = deque()
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
-        for block in renderer.render_many(jobs):
-            block.images = block.images.copy()  # the launch's host buffer is reused
-            pending.append(pool.submit(consume, block) if consume is not None else block)
-            while len(pending) > window:
-                head = pending.popleft()
-                yield head.result() if consume is not None else head
-        while pending:
-            head = pending.popleft()
-            yield head.result() if consume is not None else head
+    cfg = dataclasses.replace(cfg, patches=1, flips=1)
+    renderer = CPURenderer(cfg)
+    table = cfg.weight_table()
+    identity = int(np.argmax(np.all(table == 1.0, axis=1)))
+    weights = [identity] + [w for w in range(len(table)) if w != identity][: per_class - 1]
+    return [renderer.render_block(cid, ifs, w, draws=[0]).images[0].copy()
+            for cid, ifs in list(categories)[:limit] for w in weights]

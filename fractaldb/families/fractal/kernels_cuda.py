@@ -1,10 +1,10 @@
 """CUDA twins of the chaos game, rescale and rasterisation kernels (numba-cuda).
 
-Each kernel mirrors a CPU kernel of :mod:`fractaldb.kernels.ifs` and must give
+Each kernel mirrors a CPU kernel of :mod:`fractaldb.families.fractal.kernels` and must give
 bit-identical results; ``tests/cuda_cases.py`` compares them under numba's
 CUDA simulator.  Importing this module imports ``numba.cuda`` (and nothing
 touches a GPU until a kernel is launched); only
-:mod:`fractaldb.render_cuda` imports it, lazily.
+:mod:`fractaldb.families.fractal.render_cuda` imports it, lazily.
 
 Layout of one launch: ``B`` (category, weight) blocks in scratch *slots*
 ``0..B-1``; every kernel receives ``act``, the slots it works on (all of them,
@@ -16,7 +16,7 @@ a grid-stride loop, so the results never depend on the launch geometry.
 * :func:`chaos_game_kernel` -- one thread per slot: the recurrence is
   sequential (software-pipelined around the dependent arithmetic).
 * :func:`rescale_kernel` -- one thread block per slot: the CPU's NaN trim (a
-  prefix of the points: see ``fractaldb.kernels.ifs.nan_prefix``), a min/max
+  prefix of the points: see ``fractaldb.families.fractal.kernels.nan_prefix``), a min/max
   reduction in shared memory, then the original min-max formula per point.
 * :func:`fill_kernel` / :func:`fill_shared_kernel` -- distinct pixels of the
   point raster (``atomic.or_`` on a bitmap, in shared memory when it fits),
@@ -46,9 +46,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, cuda, float64, int32, int64, uint64
+from numba import cuda, float64, int32, int64, uint64
 
-from . import ifs as K
+from ...kernels.cuda_common import MAX_GRID, SIMULATOR, TPB, _add, _mul, patch_mask, splitmix64, uniform
+from . import kernels as K
 
 __all__ = [
     "SIMULATOR", "TPB", "CHAOS_TPB", "MAX_GRID",
@@ -59,74 +60,25 @@ __all__ = [
     "COMPOSE_POINT_GRAY", "COMPOSE_POINT_COLOR", "COMPOSE_PATCH",
 ]
 
-#: Whether numba runs kernels in its CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
-SIMULATOR = bool(config.ENABLE_CUDASIM)
-# The simulator runs one Python thread per CUDA thread: tiny blocks and grids
-# keep it fast, and the grid-stride loops make the results independent of it.
-#: Threads per block of the data-parallel kernels (a power of two: tree reduction).
-TPB = 4 if SIMULATOR else 256
 #: Threads per block of the chaos game: few, so that the slots spread over as
 #: many multiprocessors as possible -- each thread is a long dependent chain,
 #: latency-bound (H100, 1024 slots: 18 ms per launch with 4, 32 ms with 32).
 CHAOS_TPB = 2 if SIMULATOR else 4
-#: Largest grid extent the launch helpers use per dimension.
-MAX_GRID = 2 if SIMULATOR else 65535
 #: Largest fill bitmap :func:`fill_shared_kernel` takes: the 48 KiB of shared
 #: memory a kernel gets without opting in, less room for its static counter
 #: (images up to 626 x 626); larger images use :func:`fill_kernel` on global memory.
 FILL_SHARED_BYTES = 48 * 1024 - 64
-
-# splitmix64 constants: the same as fractaldb.kernels.ifs.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_INV53 = 1.0 / 9007199254740992.0
 
 #: ``compose_kernel`` modes.
 COMPOSE_POINT_GRAY = 0
 COMPOSE_POINT_COLOR = 1
 COMPOSE_PATCH = 2
 
-if SIMULATOR:
-    def _mul(a, b):
-        return a * b
-
-    def _add(a, b):
-        return a + b
-else:  # pragma: no cover - needs the CUDA target (compiled, not run, on CI)
-    from numba.cuda import libdevice
-
-    # Never fused into an FMA (see the module docstring).
-    _mul = libdevice.dmul_rn
-    _add = libdevice.dadd_rn
-
 
 # --------------------------------------------------------------------------- device functions
 
 # The CPU's O(1) NaN-trim length (a plain function under NUMBA_DISABLE_JIT).
 _nan_prefix = cuda.jit(device=True)(getattr(K.nan_prefix, "py_func", K.nan_prefix))
-
-
-@cuda.jit(device=True)
-def splitmix64(key, counter):
-    """Draw ``counter`` of the splitmix64 stream keyed by ``key`` (a ``uint64``)."""
-    z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
-
-
-@cuda.jit(device=True)
-def patch_mask(key, counter):
-    """A 9-bit patch mask in 1..511 (multiply-shift), as the CPU kernel."""
-    hi = splitmix64(key, counter) >> np.uint64(32)
-    return np.int64(1) + np.int64((hi * np.uint64(511)) >> np.uint64(32))
-
-
-@cuda.jit(device=True)
-def uniform(key, counter):
-    """Uniform double in [0, 1): draw ``counter`` of ``fill_uniform``'s stream."""
-    return _mul(np.float64(splitmix64(key, counter) >> np.uint64(11)), _INV53)
 
 
 @cuda.jit(device=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .constants import MAX_MAPS
-from .errors import InputError
+from ...errors import InputError
 
 __all__ = ["IFS", "read_csv", "write_csv", "to_csv_bytes", "parse_csv", "load_categories"]
 
@@ -186,3 +186,17 @@ def load_categories(path) -> tuple:
     else:
         ids = list(range(len(files)))
     return ids, systems
+
+
+class Categories:
+    """Fractal categories: their numbers (names and seeds) and systems, by class index."""
+
+    def __init__(self, ids, systems):
+        self.ids = [int(i) for i in ids]
+        self.systems = list(systems)
+
+    def __len__(self) -> int:
+        return len(self.systems)
+
+    def __getitem__(self, k):
+        return self.ids[k], self.systems[k]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,26 +29,20 @@ from pathlib import Path
 import numpy as np
 
 from . import constants as C
-from .errors import ConfigError
+from ...errors import ConfigError
+from ...keys import CATEGORIES_SUMMARY
+from ...kernels import mt19937 as mt
+from ...parallel import default_workers
+from ...seeds import generator, stream_key
+from ...storage import check_output_dir, staged_dir
+from . import kernels_search as ks
 from .ifs import IFS, write_csv
-from .kernels import mt19937 as mt
-from .kernels import search as ks
 from .render import PointScratch
-from .seeds import generator, stream_key
-from .storage import check_output_dir, staged_dir
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers",
            "check_output_dir"]
 
 SAMPLERS = ("official", "modern", "svd")
-
-
-def default_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -283,5 +276,5 @@ def write_categories(result: SearchResult, out_dir, overwrite: bool = False) -> 
     with staged_dir(out, overwrite) as tmp:
         for i, ifs in enumerate(result.categories):
             write_csv(ifs, tmp / f"{i:05d}.csv")
-        (tmp / "categories.json").write_text(json.dumps(result.summary(), indent=1) + "\n")
+        (tmp / CATEGORIES_SUMMARY).write_text(json.dumps(result.summary(), indent=1) + "\n")
     return out

@@ -22,43 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import kernel
-
-# splitmix64 constants (Steele, Lea & Flood 2014): a counter-based stream, so
-# draw ``i`` of a key is available without the ``i - 1`` before it and a GPU
-# thread can produce exactly the same value.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_INV53 = 1.0 / 9007199254740992.0
-
-
-@kernel
-def splitmix64(key, counter):
-    """Draw ``counter`` of the splitmix64 stream keyed by ``key``.
-
-    ``key`` must be a ``np.uint64`` (as :func:`fractaldb.seeds.stream_key`
-    returns): numba types a plain Python int as int64, and int64 + uint64
-    is a float there.
-    """
-    z = key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
-
-
-@kernel
-def patch_mask(key, counter):
-    """A 9-bit patch mask in 1..511 from the keyed stream (multiply-shift)."""
-    hi = splitmix64(key, counter) >> np.uint64(32)
-    return np.int64(1) + np.int64((hi * np.uint64(511)) >> np.uint64(32))
-
-
-@kernel
-def fill_uniform(key, out):
-    """``out[i]`` = a uniform double in [0, 1) from the keyed stream."""
-    for i in range(out.shape[0]):
-        out[i] = np.float64(splitmix64(key, i) >> np.uint64(11)) * _INV53
+from ..._jit import kernel
+# The keyed stream lives in fractaldb.kernels.random (shared by every family);
+# re-exported here for the renderer and the tests.
+from ...kernels.random import fill_uniform, patch_mask, splitmix64  # noqa: F401
 
 
 @kernel

@@ -7,7 +7,7 @@ splitmix64 streams of :mod:`fractaldb.seeds`; official: the shared
 ``np.random.seed(100)`` uniforms, copied to the device once) and runs the
 same arithmetic (see :mod:`fractaldb.kernels.cuda`).  On top of
 ``render_block`` it renders many blocks per launch into GPU memory
-(:meth:`CUDARenderer.render_blocks_device`) and hands them to PyTorch without
+(:meth:`CUDARenderer.render_many_device`) and hands them to PyTorch without
 a copy (:meth:`CUDARenderer.to_torch`).
 
 Nothing here runs at import of :mod:`fractaldb`: :func:`fractaldb.render.create_renderer`
@@ -26,75 +26,21 @@ chaos-game pass, for the fill counts.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 
 import numpy as np
 
-from . import constants as C
-from .errors import ConfigError
-from .render import _RETRIES, _SHRINK, Block, RenderConfig, color_table
-from .seeds import stream_keys
+from ...errors import ConfigError
+from ...gpu import NO_GPU, NO_NUMBA_CUDA, cuda_available, gpu_start, launch_lock, to_torch
+from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
+from .render import Block, RenderConfig, color_table
+from ...seeds import stream_keys
 
-__all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available"]
-
-#: The error of ``--device cuda`` on a machine without a usable GPU.
-NO_GPU = "--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"
-#: The error of ``--device cuda`` without numba-cuda installed.
-NO_NUMBA_CUDA = "--device cuda needs numba-cuda; install it with: pip install 'fractaldb[cuda]'"
+__all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available", "gpu_start"]
 
 #: Fewest scratch slots of one launch of degenerate-variant attempts (about 5 MB
 #: each at the original settings); a renderer uses ``max(_RETRY_SLOTS, max_batch)``.
 _RETRY_SLOTS = 256
-
-#: Serialises launch sequences under numba's CUDA simulator, which is not
-#: thread-safe (``generate --workers N`` runs one renderer per thread).  On a
-#: GPU each CUDARenderer launches on its own stream and renderers of several
-#: threads run concurrently; the Perlin renderer's short launches take it too.
-LAUNCH_LOCK = threading.RLock()
-
-
-def _numba_cuda():
-    """``numba.cuda``, or :class:`ConfigError` when it cannot be imported."""
-    try:
-        from numba import cuda
-    except ImportError as exc:  # pragma: no cover - numba-cuda is in the test extra
-        raise ConfigError(NO_NUMBA_CUDA) from exc
-    return cuda
-
-
-def cuda_available() -> bool:
-    """Whether a GPU (or numba's CUDA simulator) can run the kernels."""
-    try:
-        return bool(_numba_cuda().is_available())
-    except Exception:  # a broken driver counts as no GPU
-        return False
-
-
-def gpu_start(max_batch):
-    """``numba.cuda`` after the checks both CUDA renderers make when they are built.
-
-    Raises:
-        ConfigError: without numba-cuda (:data:`NO_NUMBA_CUDA`), without a usable
-            GPU (:data:`NO_GPU`), or when ``max_batch`` is not a positive integer.
-    """
-    cuda = _numba_cuda()
-    if not cuda_available():
-        raise ConfigError(NO_GPU)
-    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-        raise ConfigError(f"max_batch must be a positive integer, got {max_batch!r}")
-    return cuda
-
-
-def _jobs(jobs, cfg: RenderConfig) -> list:
-    """``(category, ifs, weight[, draws])`` -> ``(category, ifs, weight, draws)`` tuples."""
-    out = []
-    for job in jobs:
-        category, ifs, weight = job[:3]
-        draws = list(range(cfg.draws)) if len(job) < 4 or job[3] is None else list(job[3])
-        out.append((int(category), ifs, int(weight), draws))
-    return out
 
 
 class _Scratch:
@@ -136,7 +82,7 @@ class CUDARenderer:
 
     def __init__(self, cfg: RenderConfig, max_batch: int = 256):
         cuda = gpu_start(max_batch)
-        from .kernels import cuda as KC  # compiles nothing yet: kernels are JIT on first launch
+        from . import kernels_cuda as KC  # compiles nothing yet: kernels are JIT on first launch
 
         self._cuda = cuda
         self._k = KC
@@ -149,14 +95,14 @@ class CUDARenderer:
         self._need_owner = cfg.mode == "patch" or cfg.color == "color"
         if self._official:
             # The same uniforms as CPURenderer.official_u: np.random.seed(100) before every render.
-            self.official_u = np.random.RandomState(C.RENDER_COMPAT_SEED).random_sample(n)[: n - 1]
+            self.official_u = official_uniforms(n)
             u = self.official_u
         else:
             u = np.zeros(1, dtype=np.float64)
         # Every launch and copy of this renderer goes to its own stream: renderers
         # of several host threads run concurrently on the GPU.
         self._stream = cuda.stream()
-        self._lock = LAUNCH_LOCK if KC.SIMULATOR else contextlib.nullcontext()
+        self._lock = launch_lock(own_stream=True)
         self._d_u = cuda.to_device(np.ascontiguousarray(u, dtype=np.float64))
         self._d_colors = cuda.to_device(self.colors)
         self._scratch = None
@@ -174,9 +120,7 @@ class CUDARenderer:
         """A reusable host ``(draws * flips, H, W, C)`` buffer, as :meth:`CPURenderer.block_buffer`."""
         cfg = self.cfg
         need = draws * cfg.flips
-        if self._buffer is None or self._buffer.shape[0] < need:
-            self._buffer = np.empty((max(need, cfg.images_per_block), cfg.size, cfg.size, cfg.channels),
-                                    dtype=np.uint8)
+        self._buffer = grow_buffer(self._buffer, need, cfg.images_per_block, (cfg.size, cfg.size, cfg.channels))
         return self._buffer[:need]
 
     def render_block(self, category: int, ifs, weight: int, out: np.ndarray | None = None,
@@ -193,7 +137,7 @@ class CUDARenderer:
             self._dev_block = self._cuda.device_array(
                 (max(k, cfg.images_per_block), cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
         dev = self._dev_block[:k]
-        _, blocks = self.render_blocks_device([(category, ifs, weight, draws)], out=dev, with_blocks=True)
+        _, blocks = self.render_many_device([(category, ifs, weight, draws)], out=dev, with_blocks=True)
         if out is None:
             out = np.empty((k, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
         if k:
@@ -215,7 +159,7 @@ class CUDARenderer:
         requested.  Each launch's images come to the host in one copy.
         """
         cfg = self.cfg
-        jobs = _jobs(jobs, cfg)
+        jobs = normalise_jobs(jobs, cfg.draws)
         for start in range(0, len(jobs), self.max_batch):
             batch = jobs[start:start + self.max_batch]
             n = sum(len(j[3]) for j in batch) * cfg.flips
@@ -227,7 +171,7 @@ class CUDARenderer:
                 self._host_many = self._cuda.pinned_array(shape, dtype=np.uint8)
             dev, host = self._dev_many[:n], self._host_many[:n]
             with self._lock:
-                _, blocks = self.render_blocks_device(batch, out=dev, with_blocks=True)
+                _, blocks = self.render_many_device(batch, out=dev, with_blocks=True)
                 if n:
                     dev.copy_to_host(host, stream=self._stream)
                     self._stream.synchronize()
@@ -238,7 +182,7 @@ class CUDARenderer:
                 offset += k
                 yield block
 
-    def render_blocks_device(self, jobs, out=None, with_blocks: bool = False):
+    def render_many_device(self, jobs, out=None, with_blocks: bool = False):
         """Render many blocks, leaving the images in GPU memory.
 
         Args:
@@ -255,7 +199,7 @@ class CUDARenderer:
             alone or among others gives the same images.
         """
         cfg = self.cfg
-        jobs = _jobs(jobs, cfg)
+        jobs = normalise_jobs(jobs, cfg.draws)
         total = sum(len(j[3]) for j in jobs) * cfg.flips
         shape = (total, cfg.size, cfg.size, cfg.channels)
         if out is None:
@@ -275,31 +219,11 @@ class CUDARenderer:
                 offset += k
         return (out, blocks) if with_blocks else out
 
-    @staticmethod
-    def to_torch(images):
-        """A ``torch.Tensor`` on the GPU sharing ``images``' memory (no copy).
+    #: The name of :meth:`render_many_device` before 0.2 (kept for existing callers).
+    render_blocks_device = render_many_device
 
-        Goes through ``__cuda_array_interface__``; the whole device is
-        synchronised first, so the kernels that wrote ``images`` (on a
-        renderer's own stream) are finished.
-
-        Raises:
-            ConfigError: under numba's CUDA simulator, without PyTorch, or with
-                a PyTorch that cannot see the GPU.
-        """
-        from .kernels import cuda as KC
-
-        if KC.SIMULATOR:
-            raise ConfigError("to_torch needs a real GPU: numba's CUDA simulator keeps device arrays in host memory")
-        try:
-            import torch
-        except ImportError as exc:
-            raise ConfigError("to_torch needs PyTorch; install it with: pip install 'fractaldb[torch]'") from exc
-        if not torch.cuda.is_available():
-            raise ConfigError("to_torch needs a CUDA build of PyTorch that sees the GPU; "
-                              "torch.cuda.is_available() is False")
-        _numba_cuda().synchronize()
-        return torch.as_tensor(images, device="cuda")
+    #: Device images as a CUDA ``torch.Tensor`` without a copy (:func:`fractaldb.gpu.to_torch`).
+    to_torch = staticmethod(to_torch)
 
     # ------------------------------------------------------------------ launches
 
@@ -352,11 +276,11 @@ class CUDARenderer:
         attempts of all degenerate blocks run together (in separate slots,
         ``max(256, max_batch)`` per launch) and the first passing one is
         picked: the CPU's factors, points and fill, in one launch instead of
-        up to ``_RETRIES + 1`` sequential ones.  The chosen points (and fill
+        up to ``RETRIES + 1`` sequential ones.  The chosen points (and fill
         bitmap) move into the block's slot on the GPU.
         """
         cuda, KC, cfg, st = self._cuda, self._k, self.cfg, self._stream
-        tries = _RETRIES + 1
+        tries = RETRIES + 1
         group = max(1, max(_RETRY_SLOTS, self.max_batch) // tries)
         for start in range(0, len(bad), group):
             part = bad[start:start + group]
@@ -373,7 +297,7 @@ class CUDARenderer:
             for i, s in enumerate(part):
                 ifs = jobs[s][1]
                 for a in range(tries):
-                    f = 1.0 + (factors[s] - 1.0) * (_SHRINK ** (a + 1)) if a < _RETRIES else np.ones(6)
+                    f = attempt_factors(factors[s], a)
                     maps[i * tries + a, :ifs.n_maps] = ifs.weighted(f)
                     candidates.append(f)
             counts = self._points(rsc, np.arange(n, dtype=np.int32),
@@ -426,8 +350,7 @@ class CUDARenderer:
             bad = [s for s in range(b) if fills[s] < cfg.min_fill]
             for s in bad:
                 category, _, weight, _ = jobs[s]
-                records[s] = {"category": category, "weight": weight, "factors": factors[s].tolist(),
-                              "fill": fills[s], "action": cfg.degenerate}
+                records[s] = degenerate_record(category, weight, factors[s], fills[s], cfg.degenerate)
             if cfg.degenerate == "replace" and bad:
                 self._replace(sc, jobs, bad, factors, fills, cum, nmaps, keys)
                 for s in bad:

@@ -33,13 +33,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import ConfigError
-from .kernels import perlin as K
-from .seeds import generator, stream_key
+from ...errors import ConfigError
+from ...seeds import generator, stream_key
+from . import kernels as K
 
 __all__ = [
     "PALETTES", "PerlinClass", "PerlinSearchConfig", "search_classes", "PerlinRenderConfig",
-    "PerlinRenderer", "create_perlin_renderer", "instance_key", "channels", "class_gain", "octave_table",
+    "PerlinRenderer", "check_channels", "instance_key", "channels", "class_gain", "octave_table",
     "class_distance",
     "class_features", "palette_distance", "probe_keys", "nyquist_taper", "MAX_OCTAVES", "SEARCH_SIZE",
 ]
@@ -267,7 +267,7 @@ def host_out(shape: tuple, out: np.ndarray | None) -> np.ndarray:
     that layout)."""
     if out is None:
         return np.empty(shape, dtype=np.uint8)
-    if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+    if tuple(out.shape) != tuple(shape) or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, got {out.dtype} {out.shape}")
     return out
 
@@ -329,20 +329,46 @@ class PerlinRenderer:
         K.colorize(field, class_gain(amps), PALETTES[cls.palette], out)
         return out
 
+    def render_many(self, items):
+        """Render ``(PerlinClass, key)`` items one after another; yields each image (a new array)."""
+        for cls, key in items:
+            yield self.render(cls, key)
 
-def create_perlin_renderer(cfg: PerlinRenderConfig, device: str = "cpu"):
-    """The Perlin renderer for ``device``: ``cpu``, or ``cuda``
-    (:class:`~fractaldb.perlin_cuda.PerlinCUDARenderer`, the same interface and the same images;
-    :class:`ConfigError` without a usable GPU)."""
-    if device == "cuda":
-        # Imported here: importing fractaldb.perlin never imports numba.cuda.
-        # Raises ConfigError without numba-cuda or without a usable GPU.
-        from .perlin_cuda import PerlinCUDARenderer
+    def render_many_device(self, items, out: np.ndarray | None = None) -> np.ndarray:
+        """All items' images in one ``(n, size, size, C)`` array: the GPU twin's
+        ``render_many_device`` on the CPU, whose "device" is host memory.
 
-        return PerlinCUDARenderer(cfg)
-    if device != "cpu":
-        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-    return PerlinRenderer(cfg)
+        Raises:
+            ConfigError: the items' channel counts differ.
+        """
+        items = list(items)
+        c = check_channels(items)
+        out = host_out((len(items), self.cfg.size, self.cfg.size, c), out)
+        for i, (cls, key) in enumerate(items):
+            self.render(cls, key, out=out[i])
+        return out
+
+    @staticmethod
+    def to_torch(images):
+        """Host images as a ``torch.Tensor`` sharing their memory."""
+        import torch
+
+        return torch.from_numpy(images)
+
+
+def check_channels(items) -> int:
+    """The one channel count of ``(PerlinClass, key)`` items (1 when there are none).
+
+    Raises:
+        ConfigError: gray and colour palettes are mixed.
+    """
+    counts = sorted({channels(cls.palette) for cls, _ in items})
+    if len(counts) > 1:
+        gray = [i for i, (cls, _) in enumerate(items) if channels(cls.palette) == 1]
+        raise ConfigError(f"render_many_device needs items of one channel count, got {len(gray)} gray "
+                          f"(1 channel, e.g. item {gray[0]}) and {len(items) - len(gray)} colour (3 channels); "
+                          f"render gray and colour palettes in separate calls")
+    return counts[0] if counts else 1
 
 
 # --------------------------------------------------------------------------

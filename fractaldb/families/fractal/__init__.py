@@ -1,0 +1,163 @@
+"""The FractalDB family: IFS categories found by the fill-rate search, rendered
+as (category, weight) blocks of patch draws and flips.
+
+Modules: :mod:`.ifs` (the IFS model and the original CSV format),
+:mod:`.weights` (weight tables), :mod:`.search` (the category search),
+:mod:`.render` (CPU renderer), :mod:`.render_cuda` (its GPU twin),
+:mod:`.policy` (host-side decisions both renderers share), :mod:`.kernels`,
+:mod:`.kernels_search` and :mod:`.kernels_cuda` (numba kernels), and
+:mod:`.constants` (the original's constants).  This module is the family's
+face to the rest of fractaldb (:class:`FractalFamily`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...encode import FORMATS
+from ...parallel import default_workers
+from ..base import Family, RenderedBlock, setting
+from . import constants as C
+from .ifs import IFS, Categories, load_categories
+from .render import CPURenderer, RenderConfig, image_name, render_previews
+from .search import SAMPLERS, SearchConfig, search
+
+__all__ = ["FractalFamily", "FractalSettings", "Categories", "sample_key"]
+
+
+def sample_key(category: int, weight: int, draw: int, flip: int) -> str:
+    """``c00042-w03-k7-f2``: category 42, weight row 3, patch draw 7, flip 2."""
+    return f"c{category:05d}-w{weight:02d}-k{draw}-f{flip}"
+
+
+def _render_setting(name: str, **override):
+    """A section key whose default, help and check are :class:`RenderConfig`'s."""
+    f = RenderConfig.__dataclass_fields__[name]
+    m = {**f.metadata, **override}
+    return setting(f.default, m["help"], m["allowed"], m["check"], m["kind"])
+
+
+@dataclass(frozen=True)
+class FractalSettings:
+    """The ``fractal:`` section of a preset (defaults: the original's settings, our
+    modern render mode), plus the dataset seed."""
+
+    sampler: str = setting("official", "Category search: official (replays the original loop), modern "
+                           "(seeded per candidate) or svd (sigma-factor, every candidate accepted).",
+                           " | ".join(SAMPLERS), lambda v: v in SAMPLERS)
+    categories: int = setting(1000, "Categories to search (or to load from category_dir).", "an integer > 0",
+                              lambda v: v > 0)
+    fill_rate: float = setting(C.SEARCH_FILL_RATE, "Fill-rate threshold of the search.", "a number in (0, 1]",
+                               lambda v: 0.0 < v <= 1.0)
+    search_points: int = setting(C.SEARCH_POINTS, "Chaos-game points per search candidate.", "an integer >= 2",
+                                 lambda v: v >= 2)
+    image_size: int = _render_setting("size")
+    points: int = _render_setting("points")
+    mode: str = _render_setting("mode")
+    color: str = _render_setting("color")
+    weights: str = _render_setting("weights")
+    patches: int = _render_setting("patches")
+    flips: int = _render_setting("flips")
+    compat: str = _render_setting("compat")
+    degenerate: str = _render_setting("degenerate")
+    image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
+    category_dir: str = setting("", "A category folder to load instead of searching ('' to search).",
+                                "a folder path, or '' to search")
+    seed: int = 1
+
+    def __post_init__(self):
+        self.render_config()  # cross-key checks (size vs pad, weights syntax)
+
+    def render_config(self) -> RenderConfig:
+        return RenderConfig(mode=self.mode, color=self.color, size=self.image_size, points=self.points,
+                            weights=self.weights, patches=self.patches, flips=self.flips, compat=self.compat,
+                            seed=self.seed, degenerate=self.degenerate)
+
+    def search_config(self, workers: int | None = None) -> SearchConfig:
+        return SearchConfig(sampler=self.sampler, categories=self.categories, seed=self.seed,
+                            fill_rate=self.fill_rate, points=self.search_points, workers=workers or default_workers())
+
+
+class FractalFamily(Family):
+    name = "fractal"
+    summary = "FractalDB: IFS categories (fill-rate search) x weight variants x patch draws x flips"
+    settings = FractalSettings
+    count_key = "categories"
+    legacy_keys = {k: k for k in ("sampler", "categories", "fill_rate", "search_points", "image_size", "points",
+                                  "mode", "color", "weights", "patches", "flips", "compat", "degenerate",
+                                  "image_format", "category_dir")}
+    config_types = (FractalSettings, RenderConfig)
+
+    def find_classes(self, cfg: FractalSettings, workers: int, progress=None) -> Categories:
+        if cfg.category_dir:
+            ids, systems = load_categories(cfg.category_dir)
+            return Categories(ids[: cfg.categories], systems[: cfg.categories])
+        result = search(cfg.search_config(workers), progress=progress)
+        return Categories(range(len(result.categories)), result.categories)
+
+    def class_docs(self, classes: Categories) -> list:
+        return [{"id": cid, "rows": ifs.rows().tolist()} for cid, ifs in zip(classes.ids, classes.systems)]
+
+    def classes_from_docs(self, docs: list) -> Categories:
+        return Categories([d["id"] for d in docs], [IFS.from_rows(d["rows"]) for d in docs])
+
+    def blocks_per_class(self, cfg: FractalSettings) -> int:
+        return len(cfg.render_config().weight_table())
+
+    def images_per_block(self, cfg: FractalSettings) -> int:
+        return cfg.render_config().images_per_block
+
+    def channels(self, cfg: FractalSettings, classes) -> int:
+        return cfg.render_config().channels
+
+    def sample_key(self, cfg, classes, klass, block, offset):
+        draw, flip = divmod(offset, cfg.flips)
+        return sample_key(classes.ids[klass], block, draw, flip)
+
+    def sample_meta(self, cfg, classes, klass, block, offset):
+        draw, flip = divmod(offset, cfg.flips)
+        return {"category": classes.ids[klass], "weight": block, "draw": draw, "flip": flip, "seed": cfg.seed,
+                "compat": cfg.compat}
+
+    def export_path(self, meta, ext):
+        cid = meta["category"]
+        return f"{cid:05d}/{image_name(cid, meta['weight'], meta['draw'], meta['flip'])}.{ext}"
+
+    def create_renderer(self, cfg, device="cpu", **options):
+        rc = cfg.render_config() if isinstance(cfg, FractalSettings) else cfg
+        if device == "cuda":
+            # Imported here: importing fractaldb never imports numba.cuda.  Raises
+            # ConfigError without numba-cuda or without a usable GPU.
+            from .render_cuda import CUDARenderer
+
+            return CUDARenderer(rc, **options)
+        return CPURenderer(rc)
+
+    def render_blocks(self, renderer, cfg, classes, jobs):
+        flips = cfg.flips
+        jobs = list(jobs)
+        # One chaos game per (category, weight), only the draws the offsets need.
+        draws = [sorted({o // flips for o in offsets}) for _, _, offsets in jobs]
+        native = [(classes.ids[k], classes.systems[k], w, d) for (k, w, _), d in zip(jobs, draws)]
+        for (k, w, offsets), d, block in zip(jobs, draws, renderer.render_many(native) if native else ()):
+            where = {draw: i for i, draw in enumerate(d)}
+            images = [block.images[where[o // flips] * flips + o % flips] for o in offsets]
+            yield RenderedBlock(k, w, list(offsets), images, {"factors": [float(f) for f in block.factors]},
+                                block.record)
+
+    def render_device(self, renderer, cfg, classes, blocks):
+        jobs = [(classes.ids[k], classes.systems[k], w) for k, w in blocks]
+        return [(list(range(len(blocks))), renderer.render_many_device(jobs))]
+
+    def preview_images(self, cfg, classes, per_class, limit):
+        return render_previews(cfg.render_config(), classes, per_class, limit)
+
+    def commands(self):
+        from . import commands
+
+        return [commands.search, commands.render]
+
+    def params_preview(self):
+        from . import commands
+
+        return commands

@@ -1,0 +1,129 @@
+"""The fractal family's own commands: ``fractaldb search`` (the category search,
+in the original CSV format) and ``fractaldb render`` (an ImageFolder with the
+original file names), and the ``--params`` source of ``fractaldb preview``.
+
+The CLI adds them through :meth:`FractalFamily.commands
+<fractaldb.families.fractal.FractalFamily.commands>`; they follow its rules:
+parse, build a config, one library call, print; errors are
+:class:`~fractaldb.errors.FractalDBError` (one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import click
+
+from ...console import progress_bar, workers_option
+from ...errors import ConfigError
+from ..base import settings_of
+from .render import RenderConfig
+
+__all__ = ["search", "render", "render_options", "render_config", "params_sheet"]
+
+
+@click.command()
+@click.option("--sampler", default="official", show_default=True,
+              help="official (replays the original loop), modern (seeded per candidate) or svd "
+                   "(sigma-factor: every candidate accepted, --fill-rate not applied).")
+@click.option("--categories", type=int, default=1000, show_default=True, help="Categories to accept.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Search seed (1 gives the published FractalDB).")
+@click.option("--out", required=True, type=click.Path(), help="Output folder for 00000.csv ... and categories.json.")
+@click.option("--fill-rate", type=float, default=0.2, show_default=True, help="Acceptance threshold in (0, 1].")
+@click.option("--points", type=int, default=100_000, show_default=True, help="Chaos-game points per candidate.")
+@click.option("--size", type=int, default=512, show_default=True, help="Raster side used for the fill rate.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
+@workers_option
+def search(sampler, categories, seed, out, fill_rate, points, size, overwrite, workers):
+    """Search IFS categories with the fill-rate gate (writes the official CSV format)."""
+    from pathlib import Path
+
+    from ...parallel import default_workers
+    from ...storage import check_output_dir
+    from .search import SearchConfig, write_categories
+    from .search import search as run_search
+
+    cfg = SearchConfig(sampler=sampler, categories=categories, seed=seed, fill_rate=fill_rate,
+                       points=points, size=size, workers=workers or default_workers())
+    check_output_dir(Path(out), overwrite)
+    start = time.perf_counter()
+    with progress_bar(total=categories, unit="cat", desc="search") as bar:
+        def progress(accepted, tried):
+            bar.update(accepted - bar.n)
+            bar.set_postfix(tried=tried, rate=f"{accepted / max(tried, 1):.1%}", refresh=False)
+
+        result = run_search(cfg, progress=progress)
+    write_categories(result, out, overwrite=overwrite)
+    click.echo(f"{len(result.categories)} categories from {result.candidates_tried} candidates "
+               f"({result.acceptance_rate:.2%} accepted) in {time.perf_counter() - start:.1f} s -> {out}")
+
+
+def render_options(f):
+    """The fractal renderer's settings as options: defaults, help and allowed values
+    come from :class:`~fractaldb.families.fractal.render.RenderConfig`."""
+    opts = []
+    for name, s in settings_of(RenderConfig).items():
+        kind = s.kind if s.kind in (int, float) else str
+        opts.append(click.option(f"--{name.replace('_', '-')}", type=kind, default=s.default, show_default=True,
+                                 help=f"{s.help} ({s.allowed})"))
+    opts.append(click.option("--device", default="cpu", show_default=True, help="Render device: cpu or cuda."))
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def render_config(compat, mode, color, size, points, pad, weights, patches, flips, seed, degenerate, **_):
+    """The render options as a :class:`RenderConfig` (official mode keeps degenerate variants)."""
+    return RenderConfig(mode=mode, color=color, size=size, points=points, pad=pad, weights=weights,
+                        patches=patches, flips=flips, compat=compat, seed=seed,
+                        degenerate="keep" if compat == "official" else degenerate)
+
+
+@click.command()
+@click.option("--params", required=True, type=click.Path(), help="Category folder or one category CSV.")
+@click.option("--out", required=True, type=click.Path(), help="Output ImageFolder.")
+@click.option("--format", "image_format", default="png", show_default=True, help="png, jpg or webp.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
+@render_options
+@workers_option
+def render(params, out, image_format, overwrite, workers, **options):
+    """Render categories into an ImageFolder with the original file names."""
+    from pathlib import Path
+
+    from ...encode import FORMATS
+    from ...parallel import default_workers
+    from ...storage import check_output_dir
+    from .ifs import load_categories
+    from .imagefolder import create_renderer, write_imagefolder
+
+    cfg = render_config(**options)
+    create_renderer(cfg, options["device"])  # fails early on an unknown device or without a GPU
+    if image_format not in FORMATS:
+        raise ConfigError(f"unknown format {image_format!r}; choose png, jpg or webp")
+    check_output_dir(Path(out), overwrite)
+    ids, systems = load_categories(params)
+    total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block
+    start = time.perf_counter()
+    with progress_bar(total=total, unit="img", desc="render") as bar:
+        summary = write_imagefolder(ids, systems, cfg, out, workers=workers or default_workers(),
+                                    overwrite=overwrite, image_format=image_format, progress=bar.update,
+                                    device=options["device"])
+    dt = time.perf_counter() - start
+    extra = f", {len(summary['degenerate_variants'])} degenerate weight variants handled" \
+        if summary["degenerate_variants"] else ""
+    click.echo(f"{summary['images']} images of {len(ids)} categories in {dt:.1f} s "
+               f"({summary['images'] / dt:.0f} images/s){extra} -> {out}")
+
+
+
+
+def params_sheet(params, per_category: int, limit: int, **options) -> list:
+    """``fractaldb preview --params``: contact-sheet images of a category folder or CSV
+    (the identity weight, then more weights), drawn with the render options."""
+    from .ifs import Categories, load_categories
+    from .render import render_previews
+
+    cfg = dataclasses.replace(render_config(**options), patches=1, flips=1)
+    ids, systems = load_categories(params)
+    return render_previews(cfg, Categories(ids, systems), per_category, limit)

@@ -1,0 +1,178 @@
+"""Every command on every family: one test per registered family, plus a mixed
+dataset of all of them, runs generate -> verify -> corrupt -> regenerate ->
+export -> preview -> shard loader -> on-the-fly stream through the CLI and the
+library, and the registry's own contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from PIL import Image
+
+from fractaldb.errors import ConfigError
+from fractaldb.families import create_renderer, get_family, list_families, register_family
+from fractaldb.families.base import Family, settings_of
+from tinyset import assert_one_line_error, run_cli
+
+#: Small settings per family (seconds of work).  A new family adds its line here.
+SMALL = {
+    "fractal": {"sampler": "modern", "categories": 2, "image_size": 32, "points": 2000, "weights": "none",
+                "patches": 2, "flips": 2},
+    "perlin": {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0},
+}
+
+CASES = [[name] for name in list_families()] + [list_families()]
+
+
+def _preset(tmp_path, families) -> str:
+    doc = {"name": "t", "seed": 3, "shard_size": 5, "families": families, **{f: SMALL[f] for f in families}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_every_family_has_small_settings():
+    assert sorted(SMALL) == sorted(list_families())
+
+
+@pytest.mark.parametrize("families", CASES, ids=lambda f: "+".join(f))
+def test_every_command_on_every_family(families, tmp_path):
+    preset = _preset(tmp_path, families)
+    ds = tmp_path / "ds"
+    code, out, err = run_cli(["generate", "--preset", preset, "--out", ds, "--workers", "2"])
+    assert code == 0, err
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert [s["family"] for s in manifest["plan"]["segments"]] == families
+    n_classes = manifest["plan"]["classes"]
+    assert n_classes == sum(SMALL[f].get(get_family(f).count_key) for f in families)
+    assert [c["label"] for c in manifest["categories"]] == list(range(n_classes))
+
+    assert run_cli(["verify", ds])[0] == 0
+    # corrupt one shard: verify names it, regenerate restores the very bytes
+    shard = ds / manifest["shards"][-1]["name"]
+    good = shard.read_bytes()
+    shard.write_bytes(good[:-10] + b"x" * 10)
+    code, _, err = run_cli(["verify", ds])
+    assert code == 1 and manifest["shards"][-1]["name"] in err
+    assert run_cli(["regenerate", ds, "--shard", len(manifest["shards"]) - 1])[0] == 0
+    assert shard.read_bytes() == good
+    assert run_cli(["verify", ds])[0] == 0
+
+    # export: every image once, folders sorted in label order
+    code, _, err = run_cli(["export", ds, "--out", tmp_path / "folder"])
+    assert code == 0, err
+    folders = sorted(p for p in (tmp_path / "folder").iterdir() if p.is_dir())
+    assert len(folders) == n_classes
+    files = [p for p in (tmp_path / "folder").rglob("*") if p.is_file()]
+    assert len(files) == manifest["plan"]["samples"]
+    # the folder of label L holds exactly the images whose .cls says L
+    import tarfile
+    labels = {}
+    for e in manifest["shards"]:
+        with tarfile.open(ds / e["name"]) as tar:
+            for m in tar:
+                if m.name.endswith(".json"):
+                    meta = json.loads(tar.extractfile(m).read())
+                    labels[meta["key"]] = meta["label"]
+    assert len(labels) == manifest["plan"]["samples"]
+
+    # preview of the dataset
+    code, _, err = run_cli(["preview", ds, "--out", tmp_path / "sheet.png"])
+    assert code == 0, err
+    with Image.open(tmp_path / "sheet.png") as im:
+        assert im.size[0] > 32
+
+    # the shard loader and the on-the-fly stream give the same labels and shapes
+    torch = pytest.importorskip("torch")
+    from fractaldb.data import FractalStream, shard_loader, stream
+    from fractaldb.dataset import Dataset
+
+    loader = shard_loader(str(ds), batch_size=4, num_workers=0, epoch_size=8, resampled=False)
+    images, batch_labels = next(iter(loader))
+    assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
+    assert set(batch_labels.tolist()) <= set(range(n_classes))
+    dataset = Dataset.from_manifest(manifest)
+    fs = stream(dataset, device="cpu", shuffle=4)
+    assert isinstance(fs, FractalStream)
+    seen = [label for _, label in fs]
+    assert len(seen) == manifest["plan"]["samples"]
+    from collections import Counter
+    assert Counter(seen) == Counter(labels.values())
+
+
+def test_set_addresses_family_sections(tmp_path):
+    from fractaldb.config import resolve
+
+    cfg = resolve("perlin-tiny", ["perlin.classes=3", "seed=5"])
+    assert cfg["perlin"]["classes"] == 3 and cfg["seed"] == 5
+    with pytest.raises(ConfigError, match="no fractal family"):
+        resolve("perlin-tiny", ["fractal.categories=3"])
+    with pytest.raises(ConfigError, match="belongs to the fractal family"):
+        resolve("perlin-tiny", ["categories=3"])
+    with pytest.raises(ConfigError, match="did you mean 'classes'"):
+        resolve("perlin-tiny", ["perlin.clases=3"])
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--set", "perlin.classes=3", "--out", tmp_path / "x"])
+    assert_one_line_error(code, err, "no perlin family")
+    assert not (tmp_path / "x").exists()
+    both = resolve("tiny", ["families=[fractal, perlin]", "perlin.classes=2"])
+    assert both["families"] == ["fractal", "perlin"] and both["perlin"]["classes"] == 2
+
+
+def test_every_section_key_has_a_default_help_and_allowed_values():
+    for name in list_families():
+        keys = settings_of(get_family(name).settings)
+        assert get_family(name).count_key in keys
+        for key, s in keys.items():
+            assert s.help and s.allowed, f"{name}.{key}"
+
+
+def test_registry_refuses_bad_families_and_suggests_names():
+    with pytest.raises(ConfigError, match="did you mean 'perlin'"):
+        get_family("perlim")
+    with pytest.raises(ConfigError):
+        register_family(object())
+    with pytest.raises(ConfigError, match="already registered"):
+        class Other(Family):
+            name = "perlin"
+        register_family(Other())
+
+
+def test_renderer_factory_one_protocol():
+    for name in list_families():
+        fam = get_family(name)
+        cfg = fam.configure({**{k: s.default for k, s in settings_of(fam.settings).items()}, **SMALL[name]}, 1)
+        r = create_renderer(name, cfg, "cpu")
+        assert r.device == "cpu"
+        for method in ("render_many", "render_many_device", "to_torch"):
+            assert callable(getattr(r, method))
+    with pytest.raises(ConfigError, match="unknown device"):
+        create_renderer(list_families()[0], None, "tpu")
+
+
+def test_first_classes_cuts_any_preset_in_label_order(tmp_path):
+    from fractaldb.config import first_classes, resolve
+
+    both = resolve("fractal+perlin")
+    cut = first_classes(both, 1003)
+    assert cut["families"] == ["fractal", "perlin"]
+    assert cut["fractal"]["categories"] == 1000 and cut["perlin"]["classes"] == 3
+    only = first_classes(both, 5)
+    assert only["families"] == ["fractal"] and "perlin" not in only and only["fractal"]["categories"] == 5
+    assert first_classes(resolve("perlin-tiny"), 2)["perlin"]["classes"] == 2
+    with pytest.raises(ConfigError, match="positive integer"):
+        first_classes(both, 0)
+    # the same classes, labels and bytes as the full dataset's first classes
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--classes", "2", "--out", tmp_path / "two"])
+    assert code == 0, err
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert two["config"]["fractal"]["categories"] == 2 and two["plan"]["classes"] == 2
+    assert [c["rows"] for c in two["categories"]] == [c["rows"] for c in _categories("tiny")][:2]
+
+
+def _categories(preset):
+    from fractaldb.config import resolve
+    from fractaldb.dataset import Dataset
+
+    return Dataset.from_config(resolve(preset)).categories_doc()

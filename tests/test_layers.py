@@ -1,0 +1,165 @@
+"""Layering you can test: every import inside the package, walked with ``ast``
+(module-level and inside functions alike), must go to the same or a lower
+layer, and the import graph must have no cycle.  docs/architecture.md shows
+the same table and the graph.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Layers, bottom to top: a module may import only from its own layer or lower
+#: ones.  The first matching prefix decides (``fractaldb.families.fractal.kernels``
+#: before ``fractaldb.families.fractal``).  The family packages are layered
+#: inside: kernels < model < renderers < the package's face (its __init__).
+LAYERS = [
+    (0, ["fractaldb._jit", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
+         "fractaldb.parallel"]),
+    (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937"]),
+    (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
+    (3, ["fractaldb.families.fractal.kernels", "fractaldb.families.fractal.kernels_search",
+         "fractaldb.families.perlin.kernels"]),
+    (4, ["fractaldb.families.fractal.kernels_cuda", "fractaldb.families.perlin.kernels_cuda"]),
+    (5, ["fractaldb.storage", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
+         "fractaldb.families.base"]),
+    (6, ["fractaldb.families.fractal.constants", "fractaldb.families.fractal.ifs",
+         "fractaldb.families.fractal.weights"]),
+    (7, ["fractaldb.families.fractal.policy", "fractaldb.families.fractal.render", "fractaldb.families.perlin.model"]),
+    (8, ["fractaldb.families.fractal.search", "fractaldb.families.fractal.render_cuda",
+         "fractaldb.families.perlin.render_cuda"]),
+    (9, ["fractaldb.families.fractal.imagefolder", "fractaldb.families.fractal.commands"]),
+    (10, ["fractaldb.families.fractal", "fractaldb.families.perlin"]),
+    (11, ["fractaldb.families"]),
+    (12, ["fractaldb.config"]),
+    (13, ["fractaldb.shards", "fractaldb.executors"]),
+    (14, ["fractaldb.dataset"]),
+    (15, ["fractaldb.preview", "fractaldb.data"]),
+    (16, ["fractaldb.train"]),
+    (17, ["fractaldb.experiments"]),
+    (18, ["fractaldb.cli"]),
+    (19, ["fractaldb"]),  # the package's __init__: the public API re-exports
+]
+
+
+def layer_of(module: str) -> int:
+    best = None
+    for layer, prefixes in LAYERS:
+        for p in prefixes:
+            if module == p or module.startswith(p + "."):
+                if best is None or len(p) > best[1]:
+                    best = (layer, len(p))
+    if best is None:
+        raise KeyError(f"{module} is in no layer of tests/test_layers.py: add it")
+    return best[0]
+
+
+def package_sources(root: Path = ROOT) -> dict:
+    """``{module name: source}`` of every module of the package (cli/ installs as fractaldb.cli)."""
+    out = {}
+    for base, prefix in ((root / "fractaldb", "fractaldb"), (root / "cli", "fractaldb.cli")):
+        for path in sorted(base.rglob("*.py")):
+            parts = list(path.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join([prefix] + parts)] = path.read_text()
+    return out
+
+
+def imports(module: str, source: str, modules) -> set:
+    """Package modules that ``module`` imports (relative and absolute, anywhere in the file)."""
+    is_pkg = any(m.startswith(module + ".") for m in modules)
+    here = module.split(".") if is_pkg else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            names = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def graph(sources: dict) -> dict:
+    return {m: imports(m, s, sources) for m, s in sources.items()}
+
+
+def violations(sources: dict) -> list:
+    """Reach-backs (an import to a higher layer) and cycles, as readable lines."""
+    g = graph(sources)
+    out = [f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})"
+           for m, targets in sorted(g.items()) for t in sorted(targets) if layer_of(t) > layer_of(m)]
+    # cycles: depth-first search for a back edge
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(g[m]):
+            if state.get(t) == 1:
+                out.append("cycle: " + " -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+    return out
+
+
+def test_every_module_has_a_layer():
+    for m in package_sources():
+        layer_of(m)
+
+
+def test_no_reach_back_and_no_cycle():
+    assert violations(package_sources()) == []
+
+
+def test_a_reach_back_is_caught():
+    """The check fails on a deliberate violation: the plan importing the CLI."""
+    sources = package_sources()
+    sources["fractaldb.plan"] += "\n\ndef _bad():\n    from .cli import main\n"
+    found = violations(sources)
+    assert found[0] == "fractaldb.plan (layer 5) imports fractaldb.cli.main (layer 18)"
+    assert all(v.startswith("cycle: ") and "fractaldb.plan" in v for v in found[1:])  # and it closes a loop
+
+
+def test_a_cycle_is_caught():
+    sources = package_sources()
+    sources["fractaldb.keys"] += "\nfrom .seeds import generator\n"
+    sources["fractaldb.seeds"] += "\nfrom .keys import shard_name\n"
+    assert any(v.startswith("cycle: ") and "fractaldb.keys" in v and "fractaldb.seeds" in v
+               for v in violations(sources))
+
+
+@pytest.mark.parametrize("name", ["fractaldb.dataset", "fractaldb.shards", "fractaldb.plan", "fractaldb.data",
+                                  "fractaldb.preview", "fractaldb.config", "fractaldb.cli.main",
+                                  "fractaldb.executors", "fractaldb.storage", "fractaldb.keys", "fractaldb.gpu"])
+def test_generic_layers_name_no_family(name):
+    """Only the registry and the family packages name a family."""
+    from fractaldb.families import list_families
+
+    src = package_sources()[name]
+    tree = ast.parse(src)
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    for family in list_families():
+        assert family not in strings, f"{name} has the string {family!r}"
+        assert f"families.{family}" not in src, f"{name} imports the {family} package"

@@ -12,6 +12,7 @@ import time
 
 import click
 
+from fractaldb.cli.progress import tqdm_bar
 from fractaldb.errors import ConfigError
 
 _RECIPES = ("paper", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
@@ -28,10 +29,9 @@ def _library():
 
 def _progress():
     """A tqdm bar (stderr) around an epoch's batches."""
-    from fractaldb.cli.main import _tqdm
 
     def wrap(iterable, total, desc):
-        return _tqdm(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
+        return tqdm_bar(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
 
     return wrap
 
@@ -170,10 +170,8 @@ def experiment():
 def transfer(quick, out, seeds, arms):
     """Pretrain on fractals (and Perlin noise), fine-tune few-shot on scikit-learn digits, compare with scratch."""
     train = _library()
-    from fractaldb.cli.main import _tqdm
-
     start = time.perf_counter()
-    with _tqdm(unit="run", desc="transfer") as bar:
+    with tqdm_bar(unit="run", desc="transfer") as bar:
         def on_step(message):
             bar.set_description(message)
             bar.update(1)

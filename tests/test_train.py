@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fractaldb import experiments as E
 from fractaldb import train as T
 
 from tinyset import assert_one_line_error, run_cli
@@ -353,11 +354,21 @@ def test_transfer_experiment(small_transfer, tmp_path):
 
 
 def test_transfer_split_is_seeded_and_disjoint():
-    _, y = T._digits(8)
-    tr, te = T._few_shot_split(y, 10, 0)
+    _, y = E._digits(8)
+    tr, te = E._few_shot_split(y, 10, 0)
     assert len(tr) == 100 and len(te) == len(y) - 100 and not set(tr.tolist()) & set(te.tolist())
     assert torch.bincount(y[tr]).tolist() == [10] * 10
-    assert torch.equal(tr, T._few_shot_split(y, 10, 0)[0]) and not torch.equal(tr, T._few_shot_split(y, 10, 1)[0])
+    assert torch.equal(tr, E._few_shot_split(y, 10, 0)[0]) and not torch.equal(tr, E._few_shot_split(y, 10, 1)[0])
+
+
+def test_transfer_names_stay_reachable_from_train():
+    """fractaldb.experiments is the home; fractaldb.train hands out the same objects, imported on first use."""
+    from fractaldb.train import transfer_table
+
+    assert T.transfer_experiment is E.transfer_experiment and transfer_table is E.transfer_table
+    assert T.TRANSFER_SETTINGS is E.TRANSFER_SETTINGS and (T.ARMS, T.PROTOCOLS) == (E.ARMS, E.PROTOCOLS)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        T.no_such_name
 
 
 def test_transfer_missing_arm_preset_fails_clearly(small_transfer, tmp_path):
@@ -401,6 +412,12 @@ def test_cli_runs_without_torch(tmp_path):
     assert run.stderr == ("error: training needs PyTorch and timm (No module named 'torch'); "
                           "pip install 'fractaldb[torch]'\n")
     assert "exit 2" in run.stdout
+
+
+def test_import_train_does_not_import_experiments():
+    code = "import sys, fractaldb.train; print('fractaldb.experiments' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_import_fractaldb_does_not_import_torch():

@@ -414,6 +414,14 @@ def test_cli_runs_without_torch(tmp_path):
     assert "exit 2" in run.stdout
 
 
+def test_train_modules_stay_small():
+    """fractaldb/train/ holds one concern per module, none longer than 400 lines."""
+    modules = sorted((ROOT / "fractaldb" / "train").glob("*.py"))
+    assert len(modules) >= 7 and not (ROOT / "fractaldb" / "train.py").exists()
+    sizes = {p.name: len(p.read_text().splitlines()) for p in modules}
+    assert max(sizes.values()) <= 400, sizes
+
+
 def test_import_train_does_not_import_experiments():
     code = "import sys, fractaldb.train; print('fractaldb.experiments' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

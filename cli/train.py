@@ -1,37 +1,38 @@
 """``fractaldb pretrain | finetune | experiment transfer``: parse, build a config, one library call, print.
 
 PyTorch stays optional: this module imports neither torch nor
-``fractaldb.train`` at import time (``fractaldb presets list`` must not pay for
-them); each command imports the library when it runs and turns a missing
-PyTorch into a one-line error.
+``fractaldb.train`` nor ``fractaldb.experiments`` at import time (``fractaldb
+presets list`` must not pay for them); each command imports the library when it
+runs and turns a missing PyTorch into a one-line error.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import click
 
+from fractaldb.console import progress_bar as tqdm_bar
 from fractaldb.errors import ConfigError
 
 _RECIPES = ("paper", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
 
 
-def _library():
+def _library(module: str = "train"):
+    """``fractaldb.train`` (or ``fractaldb.experiments``), a missing PyTorch as a one-line error."""
     try:
-        from fractaldb import train
+        return importlib.import_module(f"fractaldb.{module}")
     except ImportError as exc:
         cause = exc.__cause__ or exc  # fractaldb.train re-raises torch's own ImportError
         raise ConfigError(f"training needs PyTorch and timm ({cause}); pip install 'fractaldb[torch]'") from None
-    return train
 
 
 def _progress():
     """A tqdm bar (stderr) around an epoch's batches."""
-    from fractaldb.console import progress_bar as _tqdm
 
     def wrap(iterable, total, desc):
-        return _tqdm(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
+        return tqdm_bar(iterable=iterable, total=total, desc=desc, unit="batch", leave=False)
 
     return wrap
 
@@ -169,16 +170,15 @@ def experiment():
               help="Comma-separated: scratch, fractaldb, perlin.")
 def transfer(quick, out, seeds, arms):
     """Pretrain on fractals (and Perlin noise), fine-tune few-shot on scikit-learn digits, compare with scratch."""
-    train = _library()
-    from fractaldb.console import progress_bar as _tqdm
-
+    experiments = _library("experiments")
     start = time.perf_counter()
-    with _tqdm(unit="run", desc="transfer") as bar:
+    with tqdm_bar(unit="run", desc="transfer") as bar:
         def on_step(message):
             bar.set_description(message)
             bar.update(1)
 
-        results = train.transfer_experiment(out, quick=quick, seeds=seeds,
-                                            arms=[a.strip() for a in arms.split(",") if a.strip()], on_step=on_step)
-    click.echo(train.transfer_table(results))
+        results = experiments.transfer_experiment(out, quick=quick, seeds=seeds,
+                                                  arms=[a.strip() for a in arms.split(",") if a.strip()],
+                                                  on_step=on_step)
+    click.echo(experiments.transfer_table(results))
     click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")

@@ -48,7 +48,7 @@ from .seeds import generator, int_seed
 from .storage import Store
 
 __all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "stream",
-           "render_device", "worker_info", "to_tensor"]
+           "render_device", "NO_RENDER_GPU", "worker_info", "to_tensor"]
 
 _IMAGE_EXTS = FORMATS
 
@@ -410,30 +410,49 @@ class GPUFractalStream(_Stream):
         return (self.transform(x) if self.transform is not None else x), labels
 
 
-def render_device(device: str = "auto") -> str:
-    """Where on-the-fly images are rendered: ``cpu``, ``cuda``, or ``auto`` (the GPU
-    when numba-cuda sees one and PyTorch has CUDA, else the CPU).
+#: The error of a ``cuda`` render device without a usable GPU (the option is named by the caller).
+NO_RENDER_GPU = ("{option} cuda needs numba-cuda (pip install 'fractaldb[cuda]') and an NVIDIA GPU; "
+                 "none is usable here. Use {option} cpu")
+
+
+def render_device(device: str = "auto", training_device: str | None = None, option: str = "--render-device") -> str:
+    """Where on-the-fly images are rendered: ``cpu``, ``cuda``, or ``auto``.
+
+    ``auto`` is the GPU when numba-cuda can use one and the images are consumed
+    there (``training_device`` ``cuda``, or None: wherever PyTorch has CUDA),
+    else the CPU.
 
     Raises:
-        ConfigError: an unknown device, or ``cuda`` without a usable GPU.
+        ConfigError: an unknown device, or ``cuda`` without a usable GPU (naming ``option``).
     """
-    from .gpu import cuda_available, gpu_start
+    from .gpu import cuda_available
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() and cuda_available() else "cpu"
+        on_gpu = torch.cuda.is_available() if training_device is None else training_device == "cuda"
+        return "cuda" if on_gpu and cuda_available() else "cpu"
     if device == "cuda":
-        gpu_start(1)
+        if not cuda_available():
+            raise ConfigError(NO_RENDER_GPU.format(option=option))
         return device
     if device != "cpu":
         raise ConfigError(f"unknown render device {device!r}; choose auto, cpu or cuda")
     return device
 
 
-def stream(dataset: Dataset, device: str = "auto", **kwargs):
-    """The on-the-fly stream of ``dataset`` for ``device`` (see :func:`render_device`):
+def stream(dataset: Dataset | None = None, device: str = "auto", *, preset="tiny", overrides=(),
+           training_device: str | None = None, **kwargs):
+    """The on-the-fly stream for ``device`` (see :func:`render_device`):
     :class:`GPUFractalStream` (batches, in the training process) on ``cuda``,
-    :class:`FractalStream` (samples, in DataLoader workers) on ``cpu``.  ``kwargs``
-    go to the chosen class."""
-    if render_device(device) == "cuda":
-        return GPUFractalStream(dataset=dataset, **kwargs)
-    return FractalStream(dataset=dataset, **kwargs)
+    :class:`FractalStream` (samples, in DataLoader workers) on ``cpu``.
+
+    Args:
+        dataset: a resolved :class:`~fractaldb.dataset.Dataset`, or None to resolve
+            ``preset`` with ``overrides``.
+        kwargs: go to the chosen class.
+
+    Returns:
+        ``(stream, device)``.
+    """
+    where = render_device(device, training_device)
+    cls = GPUFractalStream if where == "cuda" else FractalStream
+    return cls(preset, overrides, dataset=dataset, **kwargs), where

@@ -87,7 +87,13 @@ def test_render_device_auto_follows_the_training_device():
     rt = T.setup_runtime("cpu", "off")
     assert rt.device == torch.device("cpu")
     assert T.render_device(cfg, rt) == "cpu"
-    assert T.render_device({**cfg, "render_device": "cuda"}, rt) == "cuda"
+    from fractaldb.gpu import cuda_available
+
+    if cuda_available():
+        assert T.render_device({**cfg, "render_device": "cuda"}, rt) == "cuda"
+    else:  # refused up front, before any stream is built
+        with pytest.raises(ConfigError, match="--render-device cuda needs numba-cuda"):
+            T.render_device({**cfg, "render_device": "cuda"}, rt)
     with pytest.raises(ConfigError, match="render-device from the command line must be auto | cpu | cuda"):
         T.resolve_config("pretrain", "cpu-sanity", {"render_device": "gpu"})
 

@@ -94,7 +94,8 @@ def test_every_command_on_every_family(families, tmp_path):
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
     assert set(batch_labels.tolist()) <= set(range(n_classes))
     dataset = Dataset.from_manifest(manifest)
-    fs = stream(dataset, device="cpu", shuffle=4)
+    fs, where = stream(dataset, device="cpu", shuffle=4)
+    assert where == "cpu"
     assert isinstance(fs, FractalStream)
     seen = [label for _, label in fs]
     assert len(seen) == manifest["plan"]["samples"]

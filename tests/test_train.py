@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fractaldb import experiments as E
 from fractaldb import train as T
 
 from tinyset import assert_one_line_error, run_cli
@@ -332,7 +333,7 @@ def small_transfer(monkeypatch):
         "finetune": dict(epochs=2, batch_size=10, lr=0.01, schedule="cosine", hflip=False),
         "arms": {"fractaldb": ("tiny", []), "perlin": ("no-such-preset", [])},
     }
-    monkeypatch.setitem(T.TRANSFER_SETTINGS, "quick", settings)
+    monkeypatch.setitem(E.TRANSFER_SETTINGS, "quick", settings)
     return settings
 
 
@@ -349,15 +350,21 @@ def test_transfer_experiment(small_transfer, tmp_path):
     assert set(probe["per_seed"]) == {"scratch", "fractaldb"} and all(len(v) == 2 for v in probe["per_seed"].values())
     table = (tmp_path / "results.md").read_text()
     assert "| scratch | " in table and "| fractaldb | " in table
-    assert T.transfer_table(results) in out
+    assert E.transfer_table(results) in out
 
 
 def test_transfer_split_is_seeded_and_disjoint():
-    _, y = T._digits(8)
-    tr, te = T._few_shot_split(y, 10, 0)
+    _, y = E._digits(8)
+    tr, te = E._few_shot_split(y, 10, 0)
     assert len(tr) == 100 and len(te) == len(y) - 100 and not set(tr.tolist()) & set(te.tolist())
     assert torch.bincount(y[tr]).tolist() == [10] * 10
-    assert torch.equal(tr, T._few_shot_split(y, 10, 0)[0]) and not torch.equal(tr, T._few_shot_split(y, 10, 1)[0])
+    assert torch.equal(tr, E._few_shot_split(y, 10, 0)[0]) and not torch.equal(tr, E._few_shot_split(y, 10, 1)[0])
+
+
+def test_transfer_experiment_lives_in_experiments_only():
+    """Training does not reach up to the experiment built on it (tests/test_layers.py)."""
+    assert not hasattr(T, "transfer_experiment") and not hasattr(T, "TRANSFER_SETTINGS")
+    assert callable(E.transfer_experiment) and callable(E.transfer_table)
 
 
 def test_transfer_missing_arm_preset_fails_clearly(small_transfer, tmp_path):
@@ -401,6 +408,20 @@ def test_cli_runs_without_torch(tmp_path):
     assert run.stderr == ("error: training needs PyTorch and timm (No module named 'torch'); "
                           "pip install 'fractaldb[torch]'\n")
     assert "exit 2" in run.stdout
+
+
+def test_train_modules_stay_small():
+    """fractaldb/train/ holds one concern per module, none longer than 400 lines."""
+    modules = sorted((ROOT / "fractaldb" / "train").glob("*.py"))
+    assert len(modules) >= 7 and not (ROOT / "fractaldb" / "train.py").exists()
+    sizes = {p.name: len(p.read_text().splitlines()) for p in modules}
+    assert max(sizes.values()) <= 400, sizes
+
+
+def test_import_train_does_not_import_experiments():
+    code = "import sys, fractaldb.train; print('fractaldb.experiments' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_import_fractaldb_does_not_import_torch():

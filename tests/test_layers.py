@@ -163,3 +163,18 @@ def test_generic_layers_name_no_family(name):
     for family in list_families():
         assert family not in strings, f"{name} has the string {family!r}"
         assert f"families.{family}" not in src, f"{name} imports the {family} package"
+
+
+def test_architecture_doc_shows_the_real_graph():
+    """docs/architecture.md's import table is the graph of the source, row for row."""
+    def short(m):
+        return m[len("fractaldb."):] if m.startswith("fractaldb.") else "fractaldb"
+
+    g = graph(package_sources())
+    want = [f"| {layer_of(m)} | `{short(m)}` | " + (", ".join(f"`{short(t)}`" for t in sorted(g[m])) or "—") + " |"
+            for m in sorted(g, key=lambda m: (layer_of(m), m))]
+    doc = (ROOT / "docs" / "architecture.md").read_text().splitlines()
+    start = doc.index("| layer | module | imports (anywhere in the file) |") + 2
+    have = doc[start:start + len(want) + 1]
+    assert have[:len(want)] == want, "docs/architecture.md's import table is stale; it should read:\n" + "\n".join(want)
+    assert not have[len(want):] or not have[len(want)].startswith("|")

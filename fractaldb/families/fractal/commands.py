@@ -16,6 +16,7 @@ import time
 import click
 
 from ...console import progress_bar, workers_option
+from ...encode import FORMATS
 from ...errors import ConfigError
 from ..base import settings_of
 from .render import RenderConfig
@@ -83,7 +84,7 @@ def render_config(compat, mode, color, size, points, pad, weights, patches, flip
 @click.command()
 @click.option("--params", required=True, type=click.Path(), help="Category folder or one category CSV.")
 @click.option("--out", required=True, type=click.Path(), help="Output ImageFolder.")
-@click.option("--format", "image_format", default="png", show_default=True, help="png, jpg or webp.")
+@click.option("--format", "image_format", default=FORMATS[0], show_default=True, help=" | ".join(FORMATS) + ".")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
 @render_options
 @workers_option
@@ -91,7 +92,6 @@ def render(params, out, image_format, overwrite, workers, **options):
     """Render categories into an ImageFolder with the original file names."""
     from pathlib import Path
 
-    from ...encode import FORMATS
     from ...parallel import default_workers
     from ...storage import check_output_dir
     from .ifs import load_categories
@@ -100,7 +100,7 @@ def render(params, out, image_format, overwrite, workers, **options):
     cfg = render_config(**options)
     create_renderer(cfg, options["device"])  # fails early on an unknown device or without a GPU
     if image_format not in FORMATS:
-        raise ConfigError(f"unknown format {image_format!r}; choose png, jpg or webp")
+        raise ConfigError(f"unknown format {image_format!r}; choose {', '.join(FORMATS)}")
     check_output_dir(Path(out), overwrite)
     ids, systems = load_categories(params)
     total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block

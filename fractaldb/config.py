@@ -217,7 +217,7 @@ def _apply(cfg: dict, key: str, value) -> None:
             if owners:
                 raise ConfigError(f"--set {key}: {key} belongs to the {owners[0]} family, which this dataset does "
                                   f"not use (families: {', '.join(fams)})")
-            known = list(TOP_KEYS) + [f"{f}.{k}" for f in fams for k in section_keys(f)]
+            known = list(TOP_KEYS) + ["families"] + [f"{f}.{k}" for f in fams for k in section_keys(f)]
             raise ConfigError(f"--set {key}: unknown key; {_suggest(key, known)}known keys: {', '.join(known)}")
         for f in users:
             sub = key if key in section_keys(f) else get_family(f).legacy_keys[key]

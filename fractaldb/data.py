@@ -286,8 +286,7 @@ class GPUFractalStream(_Stream):
 
     The GPU twin of :class:`FractalStream`, used in the training process
     itself (not in DataLoader workers): blocks are rendered ``window`` images
-    at a time by :class:`~fractaldb.render_cuda.CUDARenderer` (fractals) and
-    the Perlin GPU renderer, wrapped as CUDA tensors through
+    at a time by each family's GPU renderer (``render_many_device``), wrapped as CUDA tensors through
     ``__cuda_array_interface__``, shuffled on the GPU and cut into batches.
 
     Each DDP rank renders its own share of the blocks of an epoch (the same

@@ -30,7 +30,7 @@ from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
 from .families import DEFAULT_FAMILY, get_family
 from .families.base import Family
-from .keys import MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
+from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
 from .plan import Plan
 from .shards import build_shard
@@ -378,9 +378,12 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
 
     Fractal samples get the original FractalDB names
     (``<cat>/<cat>_<ww>_count_<k>_flip<t>.<ext>``), for training scripts written
-    for the original folders; every family's folder names sort in label order.
-    Assembled under a temporary name and renamed into place.  Returns the
-    number of images.
+    for the original folders.  ImageFolder readers number the class folders in
+    sorted order, so when the families' own folder names would not sort in label
+    order (e.g. ``families: [perlin, fractal]``) every folder gets its label as a
+    prefix (``000002-00000``).  ``classes.json`` beside the folders maps each
+    folder to its label.  Assembled under a temporary name and renamed into
+    place.  Returns the number of images.
     """
     import io
     import tarfile
@@ -392,6 +395,7 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     store = Store(out)
     manifest = load_manifest(store)
     count = 0
+    folders: dict = {}  # class folder -> label
     with staged_dir(Path(dest), overwrite) as tmp:
         for entry in manifest["shards"]:
             metas, images = {}, {}
@@ -405,10 +409,21 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
                         images[key] = (ext, data)
             for key, meta in metas.items():
                 ext, data = images[key]
-                target = tmp / get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                rel = get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                folder = rel.split("/", 1)[0]
+                if folders.setdefault(folder, meta["label"]) != meta["label"]:
+                    raise InputError(f"{out}: labels {folders[folder]} and {meta['label']} would share the folder "
+                                     f"{folder}; the manifest or shards are inconsistent, regenerate the dataset")
+                target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
                 count += 1
             if progress is not None:
                 progress(entry["samples"])
+        if [folders[f] for f in sorted(folders)] != sorted(folders.values()):
+            for folder, label in list(folders.items()):
+                new = f"{label:06d}-{folder}"
+                (tmp / folder).rename(tmp / new)
+                folders[new] = folders.pop(folder)
+        (tmp / CLASSES_INDEX).write_text(json.dumps(folders, indent=1, sort_keys=True) + "\n")
     return count

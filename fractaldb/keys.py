@@ -7,7 +7,7 @@ Sample keys are each family's (``Family.sample_key``); a key has no dots
 from __future__ import annotations
 
 __all__ = ["shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT",
-           "CATEGORIES_SUMMARY", "RENDER_SUMMARY", "SHARD_SUFFIX"]
+           "CATEGORIES_SUMMARY", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX"]
 
 #: Member extensions besides the image.
 LABEL_EXT = "cls"
@@ -20,6 +20,8 @@ TIMM_INFO = "_info.json"
 #: folders of a ``fractaldb render`` ImageFolder.
 CATEGORIES_SUMMARY = "categories.json"
 RENDER_SUMMARY = "render.json"
+#: Written beside the class folders by ``fractaldb export``: folder -> label.
+CLASSES_INDEX = "classes.json"
 #: Shard file suffix.
 SHARD_SUFFIX = ".tar"
 #: Hidden folder recording finished shards while a run is in progress (removed at the end).

@@ -118,24 +118,30 @@ _EXACT_ERRORS = {
     "nan-csv": (
         ["render", "--params", "{d}/nan.csv", "--out", "{d}/out"],
         "error: {d}/nan.csv: line 1 contains NaN or inf; every coefficient must be finite"),
-    "size-too-small-for-pad": (
+    "size-below-range": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--size", "10"],
-        "error: size 10 is too small for pad 6; use a size of at least 16"),
+        "error: --size must be an integer in 16..8192, got 10"),
     "negative-size": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--size", "-5"],
-        "error: size -5 is too small for pad 6; use a size of at least 16"),
+        "error: --size must be an integer in 16..8192, got -5"),
+    "size-too-small-for-pad": (
+        ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--size", "20", "--pad", "10"],
+        "error: size 20 is too small for pad 10; use a size of at least 24"),
+    "render-seed-above-range": (
+        ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--seed", "99999999999"],
+        "error: --seed must be an integer in 0..2**32-1, got 99999999999"),
     "missing-params": (
         ["render", "--params", "{d}/missing.csv", "--out", "{d}/out"],
         "error: {d}/missing.csv does not exist; pass a category folder or a .csv file"),
     "flips-5": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--flips", "5"],
-        "error: flips must be 1..4, got 5"),
+        "error: --flips must be an integer in 1..4, got 5"),
     "render-workers-0": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--workers", "0"],
         "error: workers must be a positive integer, got 0"),
     "unknown-format": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--format", "bmp"],
-        "error: unknown format 'bmp'; choose png, jpg or webp"),
+        "error: unknown format 'bmp'; choose png, jpg, webp"),
     "unknown-device": (
         ["render", "--params", "{d}/good.csv", "--out", "{d}/out", "--device", "tpu"],
         "error: unknown device 'tpu'; choose cpu or cuda"),

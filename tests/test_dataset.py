@@ -599,7 +599,8 @@ def test_export_imagefolder_with_the_original_names(tmp_path, tiny):
     files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     expected = sorted(f"{c:05d}/{c:05d}_00_count_{k}_flip{t}.png"
                       for c in range(4) for k in range(3) for t in range(4))
-    assert files == expected
+    assert files == sorted(expected + ["classes.json"])
+    assert json.loads((dest / "classes.json").read_text()) == {f"{c:05d}": c for c in range(4)}
     # the bytes are the shards' PNG members
     by_key = {}
     for name in TINY_SHARDS:

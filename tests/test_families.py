@@ -63,20 +63,8 @@ def test_every_command_on_every_family(families, tmp_path):
     # export: every image once, folders sorted in label order
     code, _, err = run_cli(["export", ds, "--out", tmp_path / "folder"])
     assert code == 0, err
-    folders = sorted(p for p in (tmp_path / "folder").iterdir() if p.is_dir())
-    assert len(folders) == n_classes
-    files = [p for p in (tmp_path / "folder").rglob("*") if p.is_file()]
-    assert len(files) == manifest["plan"]["samples"]
-    # the folder of label L holds exactly the images whose .cls says L
-    import tarfile
-    labels = {}
-    for e in manifest["shards"]:
-        with tarfile.open(ds / e["name"]) as tar:
-            for m in tar:
-                if m.name.endswith(".json"):
-                    meta = json.loads(tar.extractfile(m).read())
-                    labels[meta["key"]] = meta["label"]
-    assert len(labels) == manifest["plan"]["samples"]
+    _check_export(ds, manifest, tmp_path / "folder")
+    labels = _labels(ds, manifest)
 
     # preview of the dataset
     code, _, err = run_cli(["preview", ds, "--out", tmp_path / "sheet.png"])
@@ -177,3 +165,44 @@ def _categories(preset):
     from fractaldb.dataset import Dataset
 
     return Dataset.from_config(resolve(preset)).categories_doc()
+
+
+def _labels(ds, manifest) -> dict:
+    """key -> label of every sample of a dataset (from the shards' .json members)."""
+    import tarfile
+
+    labels = {}
+    for e in manifest["shards"]:
+        with tarfile.open(ds / e["name"]) as tar:
+            for m in tar:
+                if m.name.endswith(".json"):
+                    meta = json.loads(tar.extractfile(m).read())
+                    labels[meta["key"]] = meta["label"]
+    return labels
+
+
+def _check_export(ds, manifest, folder):
+    """Every image exported once, into the folder ImageFolder numbers with the sample's label."""
+    labels = _labels(ds, manifest)
+    assert len(labels) == manifest["plan"]["samples"]
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert len(classes) == manifest["plan"]["classes"]
+    index = json.loads((folder / "classes.json").read_text())
+    assert sorted(index) == classes
+    assert [index[c] for c in classes] == list(range(len(classes)))  # ImageFolder's numbering is ours
+    per_label = {}
+    for label in labels.values():
+        per_label[label] = per_label.get(label, 0) + 1
+    for c in classes:
+        assert len([p for p in (folder / c).iterdir() if p.is_file()]) == per_label[index[c]]
+
+
+def test_export_keeps_label_order_whatever_the_family_order(tmp_path):
+    """families [perlin, fractal]: the Perlin folders would sort after the fractal ones; export prefixes labels."""
+    preset = _preset(tmp_path, ["perlin", "fractal"])
+    ds = tmp_path / "ds"
+    assert run_cli(["generate", "--preset", preset, "--out", ds, "--workers", "1"])[0] == 0
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert run_cli(["export", ds, "--out", tmp_path / "f"])[0] == 0
+    _check_export(ds, manifest, tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir() if p.is_dir())[0] == "000000-perlin-00000"

@@ -18,7 +18,7 @@ import click
 from ...console import progress_bar, workers_option
 from ...encode import FORMATS
 from ...errors import ConfigError
-from ..base import settings_of
+from ..base import coerce, settings_of
 from .render import RenderConfig
 
 __all__ = ["search", "render", "render_options", "render_config", "params_sheet"]
@@ -74,11 +74,14 @@ def render_options(f):
     return f
 
 
-def render_config(compat, mode, color, size, points, pad, weights, patches, flips, seed, degenerate, **_):
-    """The render options as a :class:`RenderConfig` (official mode keeps degenerate variants)."""
-    return RenderConfig(mode=mode, color=color, size=size, points=points, pad=pad, weights=weights,
-                        patches=patches, flips=flips, compat=compat, seed=seed,
-                        degenerate="keep" if compat == "official" else degenerate)
+def render_config(**options) -> RenderConfig:
+    """The render options as a :class:`RenderConfig`, each checked against the range its
+    ``--help`` shows (official mode keeps degenerate variants)."""
+    values = {name: coerce(s, options[name], f"--{name.replace('_', '-')}")
+              for name, s in settings_of(RenderConfig).items()}
+    if values["compat"] == "official":
+        values["degenerate"] = "keep"
+    return RenderConfig(**values)
 
 
 @click.command()

@@ -32,7 +32,7 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
 
     Args:
         ids: category numbers (names and seeds).
-        systems: one :class:`~fractaldb.ifs.IFS` per category.
+        systems: one :class:`~fractaldb.families.fractal.ifs.IFS` per category.
         cfg: render settings.
         out: destination folder (must not exist, or be empty, unless ``overwrite``).
         workers: render/encode threads.
@@ -93,7 +93,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
     """Render every (category, weight) block on ``workers`` threads.
 
     Args:
-        categories: sequence of :class:`~fractaldb.ifs.IFS`.
+        categories: sequence of :class:`~fractaldb.families.fractal.ifs.IFS`.
         cfg: render settings.
         workers: threads; each has its own renderer.
         category_ids: category numbers (default ``0..len-1``), used in names and seeds.

@@ -479,7 +479,7 @@ def compose_kernel(slots, d_first, d_key, d_base, px, py, owner, hits, colors, m
       owner's patch, else 0.
 
     Flip ``t < flips`` of the raster goes to ``images[d_base[d] + t]``, with
-    ``fractaldb.render.flip``'s definition (the original's flipud first).  A
+    ``fractaldb.families.fractal.render.flip``'s definition (the original's flipud first).  A
     thread reads a pixel's owner and its patch cell once and writes the
     pixel of every draw: only the patch bit differs between draws.
     """

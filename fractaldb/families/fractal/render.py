@@ -61,7 +61,7 @@ class RenderConfig:
         points: chaos-game points per image.
         pad: border in pixels.
         weights: a step (``"0.4"``), a factor list (``"0.2,0.6,1.4,1.8"``) or
-            ``"none"``; see :mod:`fractaldb.weights`.
+            ``"none"``; see :mod:`fractaldb.families.fractal.weights`.
         patches: patch re-draws per weight (point mode: always one).
         flips: orientations per draw, 1..4.
         compat: ``official`` (the original's streams and semantics) or ``modern``.
@@ -311,7 +311,7 @@ class CPURenderer(PointScratch):
         Yields one :class:`Block` per job, in order.  Its images live in this
         renderer's reusable buffer: use them (encode, copy) before asking for
         the next block.  :meth:`CUDARenderer.render_many
-        <fractaldb.render_cuda.CUDARenderer.render_many>` has the same
+        <fractaldb.families.fractal.render_cuda.CUDARenderer.render_many>` has the same
         contract and renders many jobs per launch.
         """
         for category, ifs, weight, draws in normalise_jobs(jobs, self.cfg.draws):

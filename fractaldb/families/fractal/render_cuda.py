@@ -1,16 +1,16 @@
-"""GPU instance rendering: :class:`~fractaldb.render.CPURenderer`'s twin (numba-cuda).
+"""GPU instance rendering: :class:`~fractaldb.families.fractal.render.CPURenderer`'s twin (numba-cuda).
 
 :class:`CUDARenderer` has the CPU renderer's interface and gives the same
-:class:`~fractaldb.render.Block` -- images, fill, factors and degenerate
+:class:`~fractaldb.families.fractal.render.Block` -- images, fill, factors and degenerate
 record -- bit for bit: it consumes the same random streams (modern: the keyed
 splitmix64 streams of :mod:`fractaldb.seeds`; official: the shared
 ``np.random.seed(100)`` uniforms, copied to the device once) and runs the
-same arithmetic (see :mod:`fractaldb.kernels.cuda`).  On top of
+same arithmetic (see :mod:`fractaldb.families.fractal.kernels_cuda`).  On top of
 ``render_block`` it renders many blocks per launch into GPU memory
 (:meth:`CUDARenderer.render_many_device`) and hands them to PyTorch without
 a copy (:meth:`CUDARenderer.to_torch`).
 
-Nothing here runs at import of :mod:`fractaldb`: :func:`fractaldb.render.create_renderer`
+Nothing here runs at import of :mod:`fractaldb`: :func:`fractaldb.families.create_renderer`
 imports this module only for ``device="cuda"``, and the renderer checks for a
 GPU when it is built, raising :class:`~fractaldb.errors.ConfigError` with
 :data:`NO_GPU` when there is none.
@@ -154,7 +154,7 @@ class CUDARenderer:
         """Render ``(category, ifs, weight[, draws])`` jobs, up to ``max_batch`` per launch.
 
         Same contract as :meth:`CPURenderer.render_many
-        <fractaldb.render.CPURenderer.render_many>`: one :class:`Block` per
+        <fractaldb.families.fractal.render.CPURenderer.render_many>`: one :class:`Block` per
         job, in order, whose host images are valid until the next block is
         requested.  Each launch's images come to the host in one copy.
         """

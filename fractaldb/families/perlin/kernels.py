@@ -22,7 +22,7 @@ period ``p_o > 0`` the lattice index wraps modulo ``p_o`` before hashing; the
 wrapper sets ``p_o = f_o`` (an integer then), so octave ``o`` repeats exactly
 once per image and the image tiles.
 
-The kernels are dumb: the wrapper (:mod:`fractaldb.perlin`) builds the octave
+The kernels are dumb: the wrapper (:mod:`fractaldb.families.perlin.model`) builds the octave
 table, owns every buffer and validates.  Every kernel has a slow NumPy twin in
 ``tests/perlin_reference.py``, compared in ``tests/test_perlin.py`` with the JIT on and off.
 """
@@ -209,7 +209,7 @@ def colorize(field, gain, lut, img):
 
     ``img`` is a C-contiguous ``(H, W, C)`` uint8 array, C = 1 or 3, of the
     same height and width as ``field``; ``lut`` is ``(256, 3)`` uint8.  Two
-    loops, as in :func:`fractaldb.kernels.ifs.draw_points`: a run-time channel
+    loops, as in :func:`fractaldb.families.fractal.kernels.draw_points`: a run-time channel
     loop would stop LLVM from unrolling the writes.
     """
     if img.shape[2] == 1:

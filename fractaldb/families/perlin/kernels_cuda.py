@@ -1,20 +1,20 @@
 """CUDA twins of the Perlin-noise kernels (numba-cuda), bit-identical to the CPU's.
 
 Each kernel renders a batch of instances and must give, pixel for pixel, what
-:mod:`fractaldb.kernels.perlin` gives for each instance alone:
+:mod:`fractaldb.families.perlin.kernels` gives for each instance alone:
 ``tests/perlin_cuda_cases.py`` compares them (under numba's CUDA simulator on
 CI, on the hardware where there is a GPU).  Importing this module imports
-``numba.cuda``; only :mod:`fractaldb.perlin_cuda` imports it, lazily.
+``numba.cuda``; only :mod:`fractaldb.families.perlin.render_cuda` imports it, lazily.
 
 Layout of one launch: ``n`` instances, each one a row of per-instance tables
-that the host fills from the class alone (:func:`fractaldb.perlin.octave_table`):
+that the host fills from the class alone (:func:`fractaldb.families.perlin.model.octave_table`):
 
 * ``keys[s]`` -- the instance key;
 * ``steps[s, o]`` (``freqs[o] / size``, divided on the host: NumPy's and the
   CPU kernel's float64 division are both IEEE, so the value is the one the
   CPU kernel computes), ``amps[s, o]``, ``periods[s, o]`` -- the octave table,
   padded to ``MAX_OCTAVES`` columns; columns ``>= noct[s]`` are never read;
-* ``gains[s]`` (:func:`~fractaldb.perlin.class_gain`) and ``lut_id[s]``, the
+* ``gains[s]`` (:func:`~fractaldb.families.perlin.model.class_gain`) and ``lut_id[s]``, the
   instance's palette in the stacked ``luts``.
 
 No kernel reads another instance's row, so an image never depends on the batch
@@ -28,12 +28,12 @@ lattice from its key in shared memory, then its threads cover the pixels:
    block's threads compute them in parallel (the draw ``j`` of swap ``i`` into
    a shared table).  The swaps themselves are sequential, so thread 0 does
    them, 255 swaps in shared memory (a few microseconds, overlapped with other
-   blocks' pixel work).  The alternative, :func:`~fractaldb.kernels.perlin.fill_permutation`
+   blocks' pixel work).  The alternative, :func:`~fractaldb.families.perlin.kernels.fill_permutation`
    on the host and an upload, costs host time per instance (Python and a
    numba call, microseconds each) and 2 KB of transfer per instance -- the
    host would bound the throughput of small images.  It gives the same
    permutation: the draws are the same integers (``splitmix64`` is
-   :func:`fractaldb.kernels.cuda.splitmix64`, tested against the CPU's), the
+   :func:`fractaldb.kernels.cuda_common.splitmix64`, tested against the CPU's), the
    swaps the same sequence; the offsets are a 53-bit integer times 2^-53 times
    256, exact on both sides.
 2. *The permutation stays in shared memory*, where the pixel loop's
@@ -48,8 +48,8 @@ lattice from its key in shared memory, then its threads cover the pixels:
 
 Floating point: NVVM contracts ``a * b + c`` into a fused multiply-add by
 default, which rounds once instead of twice.  Every product here is
-:func:`fractaldb.kernels.cuda._mul` (``mul.rn.f64``, never fused), and every
-sum with a product in it is :func:`~fractaldb.kernels.cuda._add`; so no plain
+:func:`fractaldb.kernels.cuda_common._mul` (``mul.rn.f64``, never fused), and every
+sum with a product in it is :func:`~fractaldb.kernels.cuda_common._add`; so no plain
 ``fmul`` is left for NVVM to contract.  Differences of two non-products (``fx -
 1.0``, ``n10 - n00``) stay plain: ``a - b`` is ``a + (-b)`` exactly and there
 is nothing to fuse.  ``tests/test_cuda.py::test_perlin_kernels_compile_for_the_gpu_without_fma``
@@ -69,7 +69,7 @@ from .kernels import OFFSET_COUNTER, OFFSET_RANGE
 
 __all__ = ["MAX_OCTAVES", "PERLIN_TPB", "perlin_image_kernel", "perlin_field_kernel"]
 
-#: Columns of the per-instance octave tables (``fractaldb.perlin.MAX_OCTAVES``;
+#: Columns of the per-instance octave tables (``fractaldb.families.perlin.model.MAX_OCTAVES``;
 #: not imported from there: kernels sit below the wrapper layer).
 MAX_OCTAVES = 16
 #: Threads per block: one block renders one instance at a time.  The simulator

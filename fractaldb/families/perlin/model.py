@@ -19,7 +19,7 @@ renders round every ``f_o`` to an integer >= 1 and wrap the lattice at that
 period, so the image repeats seamlessly.  ``v`` becomes a byte with a fixed per-class gain (see
 :func:`class_gain`), then a colour through the palette's lookup table.
 ``noise`` is 2-D improved Perlin noise, defined in
-:mod:`fractaldb.kernels.perlin`; docs/perlin.md has the details and pictures.
+:mod:`fractaldb.families.perlin.kernels`; docs/perlin.md has the details and pictures.
 
 The search (:func:`search_classes`) draws parameter tuples and keeps those far
 enough, in a distance measured on small renders, from every class kept so far.

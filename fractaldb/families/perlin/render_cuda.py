@@ -1,16 +1,16 @@
-"""GPU Perlin rendering: :class:`~fractaldb.perlin.PerlinRenderer`'s twin (numba-cuda).
+"""GPU Perlin rendering: :class:`~fractaldb.families.perlin.model.PerlinRenderer`'s twin (numba-cuda).
 
 :class:`PerlinCUDARenderer` has the CPU renderer's interface and input checks
 and gives the same images, and the same float field, bit for bit (see
-:mod:`fractaldb.kernels.perlin_cuda` for why).  On top of ``render`` it
+:mod:`fractaldb.families.perlin.kernels_cuda` for why).  On top of ``render`` it
 renders many instances per launch into GPU memory
 (:meth:`PerlinCUDARenderer.render_many_device`) and hands them to PyTorch
 without a copy (:meth:`PerlinCUDARenderer.to_torch`).
 
-Nothing here runs at import of :mod:`fractaldb` or :mod:`fractaldb.perlin`:
-:func:`fractaldb.perlin.create_perlin_renderer` imports this module only for
+Nothing here runs at import of :mod:`fractaldb` or :mod:`fractaldb.families.perlin.model`:
+:func:`fractaldb.families.create_renderer` imports this module only for
 ``device="cuda"``, and the renderer checks for a GPU when it is built, raising
-:class:`~fractaldb.errors.ConfigError` with :data:`~fractaldb.render_cuda.NO_GPU`
+:class:`~fractaldb.errors.ConfigError` with :data:`~fractaldb.gpu.NO_GPU`
 when there is none.
 
 The host's share of a launch is a few numbers per instance: the class's
@@ -34,7 +34,7 @@ _PALETTE_NAMES = tuple(PALETTES)
 
 
 class _ClassTable:
-    """Per-class rows of the launch tables (see :mod:`fractaldb.kernels.perlin_cuda`), one row per class seen.
+    """Per-class rows of the launch tables (see :mod:`fractaldb.families.perlin.kernels_cuda`), one row per class seen.
 
     A launch picks its rows by class id with one fancy index per table, so
     the host's work per instance is a dictionary look-up and a key.
@@ -75,10 +75,10 @@ class _ClassTable:
 
 
 class PerlinCUDARenderer:
-    """Renders Perlin instances on the GPU; one renderer per thread, like :class:`~fractaldb.perlin.PerlinRenderer`.
+    """Renders Perlin instances on the GPU; one renderer per thread, like :class:`~fractaldb.families.perlin.model.PerlinRenderer`.
 
     Args:
-        cfg: render settings (validated by :class:`~fractaldb.perlin.PerlinRenderConfig`).
+        cfg: render settings (validated by :class:`~fractaldb.families.perlin.model.PerlinRenderConfig`).
         max_batch: most instances per launch (one thread block each).  Larger
             batches fill a big GPU better (on an H100, 4096 renders 256 px
             images about 1.3 times as fast as 1024, see docs/gpu.md);
@@ -121,7 +121,7 @@ class PerlinCUDARenderer:
     def render_field(self, cls: PerlinClass, key) -> np.ndarray:
         """The float octave sum ``v`` on the host (the renderer's own buffer, overwritten by the next call).
 
-        Bit-identical to :meth:`PerlinRenderer.render_field <fractaldb.perlin.PerlinRenderer.render_field>`.
+        Bit-identical to :meth:`PerlinRenderer.render_field <fractaldb.families.perlin.model.PerlinRenderer.render_field>`.
         """
         cuda, KP = self._cuda, self._k
         n = self.cfg.size
@@ -135,11 +135,11 @@ class PerlinCUDARenderer:
     def render(self, cls: PerlinClass, key, out: np.ndarray | None = None) -> np.ndarray:
         """One instance in host memory: ``(size, size, C)`` uint8, C = 1 for ``gray``, 3 otherwise.
 
-        Same contract and checks as :meth:`PerlinRenderer.render <fractaldb.perlin.PerlinRenderer.render>`.
+        Same contract and checks as :meth:`PerlinRenderer.render <fractaldb.families.perlin.model.PerlinRenderer.render>`.
 
         Args:
             cls: the class.
-            key: :func:`~fractaldb.perlin.instance_key` of (seed, class index, instance).
+            key: :func:`~fractaldb.families.perlin.model.instance_key` of (seed, class index, instance).
             out: optional C-contiguous uint8 host array of that shape to write into.
 
         Returns:
@@ -224,7 +224,7 @@ class PerlinCUDARenderer:
     # ------------------------------------------------------------------ launches
 
     def _tables(self, batch: list) -> tuple:
-        """The per-instance tables of ``batch`` on the device (see :mod:`fractaldb.kernels.perlin_cuda`)."""
+        """The per-instance tables of ``batch`` on the device (see :mod:`fractaldb.families.perlin.kernels_cuda`)."""
         n = len(batch)
         keys = np.empty(n, dtype=np.uint64)
         ids = np.empty(n, dtype=np.int64)

@@ -16,7 +16,7 @@ import click
 from fractaldb.console import progress_bar as tqdm_bar
 from fractaldb.errors import ConfigError
 
-_RECIPES = ("paper", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
+_RECIPES = ("paper", "deit-tiny", "1p-frac", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
 
 
 def _library(module: str = "train"):
@@ -50,7 +50,8 @@ def _common_options(f):
     """Options shared by pretrain and finetune (None = not given: the recipe decides)."""
     opts = [
         click.option("--recipe", type=click.Choice(_RECIPES), default=None,
-                     help="Defaults to start from: paper (ResNet-50, SPEC 6) or cpu-sanity. [default: paper]"),
+                     help="Defaults to start from: paper (ResNet-50, SGD), deit-tiny (ViT: AdamW, RandAugment, Mixup/CutMix, "
+                          "label smoothing, drop-path, random erasing), 1p-frac, or cpu-sanity. [default: paper]"),
         click.option("--epochs", type=int, default=None, help="Epochs to train (in total, when resuming)."),
         click.option("--batch-size", type=int, default=None, help="Global batch (split across DDP processes)."),
         click.option("--lr", type=float, default=None, help="Base learning rate (paper: 0.01)."),

@@ -165,16 +165,40 @@ def test_generic_layers_name_no_family(name):
         assert f"families.{family}" not in src, f"{name} imports the {family} package"
 
 
-def test_architecture_doc_shows_the_real_graph():
-    """docs/architecture.md's import table is the graph of the source, row for row."""
+TABLE_HEAD = "| layer | module | imports (anywhere in the file) |"
+
+
+def graph_table() -> list:
+    """The rows of docs/architecture.md's import table (``python tests/test_layers.py`` prints them)."""
     def short(m):
         return m[len("fractaldb."):] if m.startswith("fractaldb.") else "fractaldb"
 
     g = graph(package_sources())
-    want = [f"| {layer_of(m)} | `{short(m)}` | " + (", ".join(f"`{short(t)}`" for t in sorted(g[m])) or "—") + " |"
+    return [f"| {layer_of(m)} | `{short(m)}` | " + (", ".join(f"`{short(t)}`" for t in sorted(g[m])) or "—") + " |"
             for m in sorted(g, key=lambda m: (layer_of(m), m))]
+
+
+def test_architecture_doc_shows_the_real_graph():
+    """docs/architecture.md's import table is the graph of the source, row for row."""
+    want = graph_table()
     doc = (ROOT / "docs" / "architecture.md").read_text().splitlines()
-    start = doc.index("| layer | module | imports (anywhere in the file) |") + 2
+    start = doc.index(TABLE_HEAD) + 2
     have = doc[start:start + len(want) + 1]
-    assert have[:len(want)] == want, "docs/architecture.md's import table is stale; it should read:\n" + "\n".join(want)
+    assert have[:len(want)] == want, "docs/architecture.md's import table is stale: python tests/test_layers.py --write"
     assert not have[len(want):] or not have[len(want)].startswith("|")
+
+
+if __name__ == "__main__":  # python tests/test_layers.py [--write]: print (or write into the doc) the table
+    import sys
+
+    rows = graph_table()
+    if "--write" in sys.argv:
+        path = ROOT / "docs" / "architecture.md"
+        doc = path.read_text().splitlines()
+        start = doc.index(TABLE_HEAD) + 2
+        end = start
+        while end < len(doc) and doc[end].startswith("|"):
+            end += 1
+        path.write_text("\n".join(doc[:start] + rows + doc[end:]) + "\n")
+    else:
+        print("\n".join([TABLE_HEAD, "|---|---|---|"] + rows))

@@ -67,7 +67,7 @@ def pretrain(cfg: dict, out, resume: bool = False, on_epoch=None, progress=None)
                 raise ConfigError(f"{out / 'last.pt'} was trained on {state['num_classes']} classes but "
                                   f"{train.name} has {train.num_classes}; resume with the data it was trained "
                                   "on, or start a new --out")
-        model = create_model(cfg["arch"], train.num_classes, cfg["seed"])
+        model = create_model(cfg["arch"], train.num_classes, cfg["seed"], **_model_options(cfg))
         if state is not None:
             model.load_state_dict(state["model"])
         run_dir = _prepare_run_dir(out, resume, cfg) if rt.main else None
@@ -116,7 +116,7 @@ def finetune(cfg: dict, out, resume: bool = False, on_epoch=None, progress=None)
                               f"{train.name} has {train.num_classes}; resume with the same data, or a new --out")
         if pre is not None:
             pre_classes = pre.get("num_classes") or _head_classes(pre["model"])
-            model = create_model(arch, pre_classes, cfg["seed"])
+            model = create_model(arch, pre_classes, cfg["seed"], **_model_options(cfg))
             try:
                 model.load_state_dict(pre["model"])
             except RuntimeError as exc:
@@ -125,7 +125,7 @@ def finetune(cfg: dict, out, resume: bool = False, on_epoch=None, progress=None)
                                  "give the --arch it was trained with") from None
             reset_head(model, train.num_classes, cfg["seed"])
         else:
-            model = create_model(arch, train.num_classes, cfg["seed"])
+            model = create_model(arch, train.num_classes, cfg["seed"], **_model_options(cfg))
         if state is not None:
             model.load_state_dict(state["model"])
         if cfg["freeze"]:
@@ -145,3 +145,8 @@ def finetune(cfg: dict, out, resume: bool = False, on_epoch=None, progress=None)
     if rt.main:
         write_text(out / "results.json", json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def _model_options(cfg: dict) -> dict:
+    """timm model options from the run config (stochastic depth when the recipe asks for it)."""
+    return {"drop_path_rate": cfg["drop_path"]} if cfg.get("drop_path") else {}

@@ -14,7 +14,7 @@ from .checkpoints import _last_checkpoint
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 # Ids inside the "train" purpose: one stream per use, never renumbered.
-_INIT, _SHUFFLE, _AUGMENT, _DROPOUT, _HEAD = 0, 1, 2, 3, 4
+_INIT, _SHUFFLE, _AUGMENT, _DROPOUT, _HEAD, _TIMM_AUGMENT = 0, 1, 2, 3, 4, 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -33,6 +33,37 @@ RECIPES = {
                          schedule="step", milestones=[1 / 3, 2 / 3], gamma=0.1, warmup_epochs=0,
                          image_size=224, crop_ratio=224 / 256, hflip=False,
                          mean=IMAGENET_MEAN, std=IMAGENET_STD),
+    },
+    # DeiT-Tiny on FractalDB-1k as published (Nakashima et al.; VARIANTS.md section 5): AdamW
+    # 5e-4 x batch/512, wd 0.05, cosine with 5 warm-up epochs, RandAugment m9-mstd0.5-inc1,
+    # Mixup 0.8 / CutMix 1.0, label smoothing 0.1, drop-path 0.1, random erasing 0.25, no
+    # flips, mean/std 0.5.  Fine-tuning keeps the augmentation and shortens the schedule.
+    "deit-tiny": {
+        "pretrain": dict(arch="deit_tiny_patch16_224", epochs=300, batch_size=1024, lr=5e-4, lr_base_batch=512,
+                         optimizer="adamw", weight_decay=0.05, schedule="cosine", warmup_epochs=5,
+                         image_size=224, crop_ratio=224 / 256, hflip=False, mean=[0.5] * 3, std=[0.5] * 3,
+                         randaugment="rand-m9-mstd0.5-inc1", mixup=0.8, cutmix=1.0, label_smoothing=0.1,
+                         drop_path=0.1, random_erasing=0.25),
+        "finetune": dict(epochs=100, batch_size=512, lr=5e-4, lr_base_batch=512, optimizer="adamw",
+                         weight_decay=0.05, schedule="cosine", warmup_epochs=5, image_size=224,
+                         crop_ratio=224 / 256, hflip=True, mean=[0.5] * 3, std=[0.5] * 3,
+                         randaugment="rand-m9-mstd0.5-inc1", mixup=0.8, cutmix=1.0, label_smoothing=0.1,
+                         drop_path=0.1, random_erasing=0.25),
+    },
+    # 1p-frac (Nakamura et al., ECCV'24; VARIANTS.md section 2): ViT-Tiny, AdamW 5e-4, wd 0.05,
+    # cosine with 5 warm-up epochs, very many epochs of 1,000 images (80,000 epochs ~ 240k
+    # iterations at batch 256 is theirs; set --epochs for your budget), RandAugment, random
+    # erasing 0.5, Mixup 0.8 / CutMix 1.0 with label smoothing 0.1, flips.
+    "1p-frac": {
+        "pretrain": dict(arch="deit_tiny_patch16_224", epochs=80000, batch_size=256, lr=5e-4, lr_base_batch=0,
+                         optimizer="adamw", weight_decay=0.05, schedule="cosine", warmup_epochs=5,
+                         image_size=224, crop_ratio=224 / 256, hflip=True, mean=[0.5] * 3, std=[0.5] * 3,
+                         randaugment="rand-m9-mstd0.5-inc1", mixup=0.8, cutmix=1.0, label_smoothing=0.1,
+                         drop_path=0.1, random_erasing=0.5),
+        "finetune": dict(epochs=100, batch_size=256, lr=5e-4, optimizer="adamw", weight_decay=0.05,
+                         schedule="cosine", warmup_epochs=5, image_size=224, crop_ratio=224 / 256, hflip=True,
+                         mean=[0.5] * 3, std=[0.5] * 3, randaugment="rand-m9-mstd0.5-inc1", mixup=0.8,
+                         cutmix=1.0, label_smoothing=0.1, drop_path=0.1, random_erasing=0.25),
     },
     "cpu-sanity": {
         "pretrain": dict(arch="resnet18", epochs=2, batch_size=32, lr=0.05, momentum=0.9,
@@ -81,6 +112,17 @@ TRAIN_KEYS = {
     "shuffle": (int, lambda v: v >= 0, "an integer >= 0", 1000),
     "eval_every": (int, lambda v: v > 0, "an integer > 0", 1),
     "freeze": (bool, None, "true | false (train only the classifier head)", False),
+    # The ViT-era recipe's pieces (fractaldb.train.augment; timm's implementations).
+    "optimizer": (str, lambda v: v in ("sgd", "adamw"), "sgd | adamw", "sgd"),
+    "lr_base_batch": (int, lambda v: v >= 0, "an integer >= 0 (lr is per this batch; 0: as given)", 0),
+    "label_smoothing": (float, lambda v: 0 <= v < 1, "a number in [0, 1)", 0.0),
+    "mixup": (float, lambda v: v >= 0, "a number >= 0 (Mixup alpha; 0: off)", 0.0),
+    "cutmix": (float, lambda v: v >= 0, "a number >= 0 (CutMix alpha; 0: off)", 0.0),
+    "randaugment": (str, lambda v: v == "" or v.startswith("rand-"), "a timm RandAugment string such as "
+                    "rand-m9-mstd0.5-inc1, or '' (off)", ""),
+    "random_erasing": (float, lambda v: 0 <= v < 1, "a probability in [0, 1)", 0.0),
+    "drop_path": (float, lambda v: 0 <= v < 1, "a rate in [0, 1)", 0.0),
+    "loss": (str, lambda v: v in ("ce", "bce"), "ce | bce (multi-label)", "ce"),
 }
 
 #: Keys a resumed run may change: where it runs, how long, and where the data now lives.
@@ -156,6 +198,8 @@ def learning_rate(cfg: dict, step: int, steps_per_epoch: int) -> float:
     the original 30 and 60), ``cosine`` (to 0 at the end) or ``constant``.
     """
     base, epochs = cfg["lr"], cfg["epochs"]
+    if cfg.get("lr_base_batch"):  # "5e-4 x batch / 512"
+        base = base * cfg["batch_size"] / cfg["lr_base_batch"]
     warm = cfg["warmup_epochs"] * steps_per_epoch
     if step < warm:
         return base * (step + 1) / warm

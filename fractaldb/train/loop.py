@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as nnf
 
 from .._version import __version__
 from ..errors import InputError
 from ..seeds import int_seed
 from .checkpoints import CHECKPOINT_FORMAT, _save, write_text
-from .config import _AUGMENT, _DROPOUT, learning_rate
+from .augment import BatchAugment, loss_and_hits, make_optimizer
+from .config import _AUGMENT, _DROPOUT, _TIMM_AUGMENT, learning_rate
 from .runtime import Runtime, _all_reduce
 from .sources import Source, prepare_batch
 
@@ -26,8 +26,8 @@ def evaluate(model, source: Source, cfg: dict, rt: Runtime) -> dict:
         for images, labels in source.batches(0):
             x, y = prepare_batch(images, cfg, rt), labels.to(rt.device)
             logits = model(x).float()
-            totals += torch.stack([nnf.cross_entropy(logits, y, reduction="sum"),
-                                   (logits.argmax(1) == y).sum(), torch.tensor(len(y), device=rt.device)]).double()
+            loss, hits = loss_and_hits(logits, y, {"loss": cfg.get("loss", "ce")})
+            totals += torch.stack([loss * len(y), hits, torch.tensor(len(y), device=rt.device)]).double()
     loss, correct, count = _all_reduce(totals, rt).tolist()
     return {"val_loss": loss / max(count, 1), "val_top1": 100.0 * correct / max(count, 1), "val_samples": int(count)}
 
@@ -55,7 +55,8 @@ def fit(cfg: dict, rt: Runtime, model, train: Source, val: Source | None = None,
     if rt.device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]  # all but a frozen backbone
-    optimizer = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    optimizer = make_optimizer(params, cfg)
+    augment = BatchAugment(cfg, train.num_classes)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype is torch.float16)
     start, history = 0, []
     if state is not None:
@@ -85,17 +86,22 @@ def fit(cfg: dict, rt: Runtime, model, train: Source, val: Source | None = None,
                 lr = learning_rate(cfg, epoch * steps + i, steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                if augment.active:
+                    k = int_seed(seed, "train", _TIMM_AUGMENT, epoch, rt.rank, i)
+                    images = augment.images(images, k)
                 x, y = prepare_batch(images, cfg, rt, gen), labels.to(rt.device, non_blocking=True)
+                if augment.active:
+                    x, y = augment.batch(x, y, k + 1)
                 if rt.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
                     logits = net(x)
-                    loss = nnf.cross_entropy(logits, y)
+                    loss, hits = loss_and_hits(logits, y, cfg)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                totals += torch.stack([loss.detach().float() * len(y), (logits.argmax(1) == y).sum(),
+                totals += torch.stack([loss.detach().float() * len(y), hits,
                                        torch.tensor(len(y), device=rt.device)]).double()
         seconds = time.perf_counter() - t0
         loss_sum, correct, count = _all_reduce(totals, rt).tolist()

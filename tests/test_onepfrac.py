@@ -188,3 +188,9 @@ def test_settings_check_sigma_against_maps():
     with pytest.raises(ConfigError, match="inside"):
         OnePFracSettings(sigma=3.0, maps=1)
     assert OnePFracSettings(sigma=2.0, maps=1).maps == 1
+
+
+def test_cuda_path_matches_cpu_in_the_simulator():
+    from tinyset import run_simulator_cases
+
+    run_simulator_cases("onepfrac_cuda_cases.py", at_least=2)

@@ -124,6 +124,6 @@ class OnePFracFamily(Family):
 
     def preview_images(self, cfg, classes, per_class, limit):
         # A class has one image: ``per_class`` cannot show more.
-        renderer = CPURenderer(cfg.render_config())
+        renderer = self.create_renderer(cfg)
         ks = range(min(len(classes), limit))
         return [block.images[0].copy() for block in renderer.render_many(self._jobs(classes, ks))]

@@ -28,6 +28,9 @@ PURPOSES = {
     "perlin-classes": 12,   # the Perlin class search (candidate)
     "train": 13,            # model init and data order of pretrain/finetune (run seed, ...)
     "experiment": 14,       # sampling inside 'fractaldb experiment' (seed, ...)
+    "onepfrac-base": 15,      # the one base system of a 1p-frac dataset
+    "onepfrac-factors": 16,   # perturbation factors of a 1p-frac class (class), attempt after attempt
+    "onepfrac-patches": 17,   # seed of the fractal renderer's patch-mask streams in a 1p-frac dataset
 }
 
 

@@ -13,8 +13,10 @@ face to the rest of fractaldb (:class:`FractalFamily`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ...encode import FORMATS
+from ...errors import ConfigError
 from ...parallel import default_workers
 from ..base import Family, RenderedBlock, setting
 from . import constants as C
@@ -28,6 +30,25 @@ __all__ = ["FractalFamily", "FractalSettings", "Categories", "sample_key"]
 def sample_key(category: int, weight: int, draw: int, flip: int) -> str:
     """``c00042-w03-k7-f2``: category 42, weight row 3, patch draw 7, flip 2."""
     return f"c{category:05d}-w{weight:02d}-k{draw}-f{flip}"
+
+
+@lru_cache(maxsize=64)
+def _parse_rows(text) -> tuple | None:
+    """``"all"`` -> ``()``; ``"0,3"`` -> ``(0, 3)``; anything else (repeats, negatives, words) -> None."""
+    text = str(text).strip().lower()
+    if text == "all":
+        return ()
+    try:
+        rows = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        return None
+    return rows if all(r >= 0 for r in rows) and len(set(rows)) == len(rows) else None
+
+
+@lru_cache(maxsize=64)
+def _row_ids(weights: str, weight_rows: str) -> tuple:
+    """The rows ``weight_rows`` selects of the table ``weights`` (cached: asked once per sample)."""
+    return _parse_rows(weight_rows) or tuple(range(len(RenderConfig(weights=weights).weight_table())))
 
 
 def _render_setting(name: str, **override):
@@ -56,6 +77,9 @@ class FractalSettings:
     mode: str = _render_setting("mode")
     color: str = _render_setting("color")
     weights: str = _render_setting("weights")
+    weight_rows: str = setting("all", "Weight-table rows rendered per category: all, or row indices (OFDB: 0).",
+                               "all, or comma-separated row indices of the weight table such as 0 or 0,2,5 "
+                               "(no repeats)", lambda v: _parse_rows(v) is not None)
     patches: int = _render_setting("patches")
     flips: int = _render_setting("flips")
     compat: str = _render_setting("compat")
@@ -66,7 +90,15 @@ class FractalSettings:
     seed: int = 1
 
     def __post_init__(self):
-        self.render_config()  # cross-key checks (size vs pad, weights syntax)
+        table = self.render_config().weight_table()  # cross-key checks (size vs pad, weights syntax)
+        rows = _parse_rows(self.weight_rows)
+        if rows is None or (rows and max(rows) >= len(table)):
+            raise ConfigError(f"weight_rows {self.weight_rows!r} does not fit weights {self.weights!r}: give all, or "
+                              f"distinct row indices 0..{len(table) - 1} separated by commas")
+
+    def weight_row_ids(self) -> tuple:
+        """The weight-table rows rendered per category, in block order (block ``b`` renders row ``[b]``)."""
+        return _row_ids(self.weights, self.weight_rows)
 
     def render_config(self) -> RenderConfig:
         return RenderConfig(mode=self.mode, color=self.color, size=self.image_size, points=self.points,
@@ -102,7 +134,7 @@ class FractalFamily(Family):
         return Categories([d["id"] for d in docs], [IFS.from_rows(d["rows"]) for d in docs])
 
     def blocks_per_class(self, cfg: FractalSettings) -> int:
-        return len(cfg.render_config().weight_table())
+        return len(cfg.weight_row_ids())
 
     def images_per_block(self, cfg: FractalSettings) -> int:
         return cfg.render_config().images_per_block
@@ -112,12 +144,12 @@ class FractalFamily(Family):
 
     def sample_key(self, cfg, classes, klass, block, offset):
         draw, flip = divmod(offset, cfg.flips)
-        return sample_key(classes.ids[klass], block, draw, flip)
+        return sample_key(classes.ids[klass], cfg.weight_row_ids()[block], draw, flip)
 
     def sample_meta(self, cfg, classes, klass, block, offset):
         draw, flip = divmod(offset, cfg.flips)
-        return {"category": classes.ids[klass], "weight": block, "draw": draw, "flip": flip, "seed": cfg.seed,
-                "compat": cfg.compat}
+        return {"category": classes.ids[klass], "weight": cfg.weight_row_ids()[block], "draw": draw, "flip": flip,
+                "seed": cfg.seed, "compat": cfg.compat}
 
     def export_path(self, meta, ext):
         cid = meta["category"]
@@ -134,11 +166,11 @@ class FractalFamily(Family):
         return CPURenderer(rc)
 
     def render_blocks(self, renderer, cfg, classes, jobs):
-        flips = cfg.flips
+        flips, rows = cfg.flips, cfg.weight_row_ids()
         jobs = list(jobs)
         # One chaos game per (category, weight), only the draws the offsets need.
         draws = [sorted({o // flips for o in offsets}) for _, _, offsets in jobs]
-        native = [(classes.ids[k], classes.systems[k], w, d) for (k, w, _), d in zip(jobs, draws)]
+        native = [(classes.ids[k], classes.systems[k], rows[w], d) for (k, w, _), d in zip(jobs, draws)]
         for (k, w, offsets), d, block in zip(jobs, draws, renderer.render_many(native) if native else ()):
             where = {draw: i for i, draw in enumerate(d)}
             images = [block.images[where[o // flips] * flips + o % flips] for o in offsets]
@@ -146,11 +178,13 @@ class FractalFamily(Family):
                                 block.record)
 
     def render_device(self, renderer, cfg, classes, blocks):
-        jobs = [(classes.ids[k], classes.systems[k], w) for k, w in blocks]
+        rows = cfg.weight_row_ids()
+        jobs = [(classes.ids[k], classes.systems[k], rows[w]) for k, w in blocks]
         return [(list(range(len(blocks))), renderer.render_many_device(jobs))]
 
     def preview_images(self, cfg, classes, per_class, limit):
-        return render_previews(cfg.render_config(), classes, per_class, limit)
+        rows = cfg.weight_row_ids() if _parse_rows(cfg.weight_rows) else None  # all: identity first
+        return render_previews(cfg.render_config(), classes, per_class, limit, rows)
 
     def commands(self):
         from . import commands

@@ -341,16 +341,20 @@ class CPURenderer(PointScratch):
         return torch.from_numpy(images)
 
 
-def render_previews(cfg: RenderConfig, categories, per_class: int, limit: int) -> list:
+def render_previews(cfg: RenderConfig, categories, per_class: int, limit: int, rows=None) -> list:
     """Contact-sheet images of the first ``limit`` categories: the identity weight
-    first, then ``per_class - 1`` more weights (first draw, flip 0 each).
+    first, then ``per_class - 1`` more weights (first draw, flip 0 each); or, when
+    ``rows`` (weight-table rows) is given, the first ``per_class`` of them.
 
     ``categories`` is a sequence of ``(id, IFS)`` pairs (e.g. :class:`~fractaldb.families.fractal.Categories`).
     """
     cfg = dataclasses.replace(cfg, patches=1, flips=1)
     renderer = CPURenderer(cfg)
     table = cfg.weight_table()
-    identity = int(np.argmax(np.all(table == 1.0, axis=1)))
-    weights = [identity] + [w for w in range(len(table)) if w != identity][: per_class - 1]
+    if rows is None:
+        identity = int(np.argmax(np.all(table == 1.0, axis=1)))
+        weights = [identity] + [w for w in range(len(table)) if w != identity][: per_class - 1]
+    else:
+        weights = list(rows)[:per_class]
     return [renderer.render_block(cid, ifs, w, draws=[0]).images[0].copy()
             for cid, ifs in list(categories)[:limit] for w in weights]

@@ -28,6 +28,10 @@ PURPOSES = {
     "perlin-classes": 12,   # the Perlin class search (candidate)
     "train": 13,            # model init and data order of pretrain/finetune (run seed, ...)
     "experiment": 14,       # sampling inside 'fractaldb experiment' (seed, ...)
+    "fractal3d-candidate": 15,      # N and parameters of a 3-D fractal search candidate (candidate)
+    "fractal3d-search-points": 16,  # chaos-game uniforms of a 3-D search candidate (candidate)
+    "fractal3d-points": 17,         # chaos-game uniforms of a 3-D instance cloud (category, instance)
+    "fractal3d-views": 18,          # the camera of one view (category, instance, view)
 }
 
 

@@ -112,9 +112,13 @@ class Fractal3DFamily(Family):
         return Fractal3DRenderer(rc)
 
     def render_blocks(self, renderer, cfg, classes, jobs):
-        for k, i, offsets in jobs:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        cloud_keys, view_keys = renderer.keys([(k, i) for k, i, _ in jobs])  # one derivation for all
+        for j, (k, i, offsets) in enumerate(jobs):
             offsets = list(offsets)
-            images, nan = renderer.render(classes[k], k, i, views=offsets)
+            images, nan = renderer.render(classes[k], k, i, views=offsets, keys=(cloud_keys[j], view_keys[j]))
             record = None
             if nan:
                 # The original drops a cloud with a NaN in y (and keeps NaN in x or z);

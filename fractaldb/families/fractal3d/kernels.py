@@ -13,9 +13,17 @@ import numpy as np
 from ..._jit import kernel
 from ...kernels.random import splitmix64
 
-__all__ = ["chaos_game", "normalise", "nan_rows", "variances", "passes", "search_batch", "project_points"]
+__all__ = ["view_uniforms", "chaos_game", "normalise", "nan_rows", "variances", "passes", "search_batch", "project_points"]
 
 _INV53 = 1.0 / 9007199254740992.0
+
+
+@kernel
+def view_uniforms(keys, out):
+    """``out[v, j]`` = uniform draw ``j`` of ``keys[v]`` (``out`` is ``(n, 2)``)."""
+    for v in range(keys.shape[0]):
+        for j in range(out.shape[1]):
+            out[v, j] = np.float64(splitmix64(keys[v], j) >> np.uint64(11)) * _INV53
 
 
 @kernel
@@ -163,11 +171,13 @@ def project_points(pts, cam, out):
         d = f0 * x + f1 * y + f2 * z + dist
         if not (d >= near and d <= far):
             continue  # also drops NaN points
-        nx = cot * (s0 * x + s1 * y + s2 * z) / d
-        ny = cot * (u0 * x + u1 * y + u2 * z) / d
+        k = cot / d  # one division per point (the reference divides clip by w)
+        nx = (s0 * x + s1 * y + s2 * z) * k
+        ny = (u0 * x + u1 * y + u2 * z) * k
         if not (nx >= -1.0 and nx <= 1.0 and ny >= -1.0 and ny <= 1.0):
             continue
-        col = np.int64(np.floor(half * (1.0 + nx)))
-        row = np.int64(np.floor(half * (1.0 + ny)))
+        # x_w, y_w in [0, size]: truncation is floor here
+        col = np.int64(half * (1.0 + nx))
+        row = np.int64(half * (1.0 + ny))
         if col < size and row < size:  # NDC exactly 1 falls on the far edge
             out[row, col] = 255

@@ -24,11 +24,10 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeds import generator, stream_keys
-from ...kernels.random import splitmix64
 from . import kernels as K
 
 __all__ = ["Fractal3DClass", "weight_table", "TYPO_ROW", "COMPATS", "VIEWS", "Fractal3DSearchConfig",
-           "search_classes", "Fractal3DRenderConfig", "Fractal3DRenderer", "view_eyes", "camera",
+           "search_classes", "Fractal3DRenderConfig", "Fractal3DRenderer", "view_eyes", "camera", "cameras",
            "cloud", "MAX_MAPS", "FOVY", "CAM_DIST", "NEAR", "FAR"]
 
 #: Maps per category: the original's ``np.random.randint(2, 8)``.
@@ -246,7 +245,8 @@ def cloud(cls: Fractal3DClass, factors, key, points: int, compat: str, out=None)
 
 
 def view_eyes(views: str, n_views: int, jitter: float, keys) -> np.ndarray:
-    """``(n, 2, 3)``: camera position and up vector of each view; ``keys`` one per view.
+    """``(n, 2, 3)``: camera position and up vector of each view; ``keys`` one per view,
+    view ``k % n_views`` of its instance.
 
     ``mv`` (MV-FractalDB): rotation about +y by ``phi_k = k / n * 2 pi + radians(30)
     + radians(eps_k)``, ``eps_k = -jitter + 2 jitter u`` (``jitter`` in **degrees**:
@@ -257,34 +257,46 @@ def view_eyes(views: str, n_views: int, jitter: float, keys) -> np.ndarray:
     camera direction uniform on the sphere, ``y = 2 u0 - 1``, azimuth ``2 pi u1``,
     distance 4, up +y (+z when the camera is within 1e-6 of a pole).
     """
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+    u = np.empty((len(keys), 2))
+    K.view_uniforms(keys, u)
     out = np.zeros((len(keys), 2, 3))
-    for k, key in enumerate(keys):
-        key = np.uint64(key)
-        u0 = float(splitmix64(key, 0) >> np.uint64(11)) / 9007199254740992.0
-        if views == "mv":
-            eps = -jitter + (jitter - (-jitter)) * u0  # random.uniform(a, b) = a + (b - a) u
-            phi = k / n_views * math.pi * 2.0 + math.radians(BASE_AZIMUTH_DEG) + math.radians(eps)
-            out[k, 0] = (-CAM_DIST * math.cos(phi), 0.0, CAM_DIST * math.sin(phi))
-            out[k, 1] = (0.0, 1.0, 0.0)
-        else:
-            u1 = float(splitmix64(key, 1) >> np.uint64(11)) / 9007199254740992.0
-            y = 2.0 * u0 - 1.0
-            r = math.sqrt(max(0.0, 1.0 - y * y))
-            theta = 2.0 * math.pi * u1
-            out[k, 0] = (CAM_DIST * r * math.cos(theta), CAM_DIST * y, CAM_DIST * r * math.sin(theta))
-            out[k, 1] = (0.0, 1.0, 0.0) if r > 1e-6 else (0.0, 0.0, 1.0)
+    if views == "mv":
+        k = np.arange(len(keys)) % n_views
+        eps = -jitter + (jitter - (-jitter)) * u[:, 0]  # random.uniform(a, b) = a + (b - a) u
+        phi = k / n_views * math.pi * 2.0 + math.radians(BASE_AZIMUTH_DEG) + eps * (math.pi / 180.0)
+        out[:, 0, 0] = -CAM_DIST * np.cos(phi)
+        out[:, 0, 2] = CAM_DIST * np.sin(phi)
+        out[:, 1, 1] = 1.0
+    else:
+        y = 2.0 * u[:, 0] - 1.0
+        r = np.sqrt(np.maximum(0.0, 1.0 - y * y))
+        theta = 2.0 * math.pi * u[:, 1]
+        out[:, 0] = CAM_DIST * np.stack([r * np.cos(theta), y, r * np.sin(theta)], axis=1)
+        pole = r <= 1e-6
+        out[:, 1, 1] = np.where(pole, 0.0, 1.0)
+        out[:, 1, 2] = np.where(pole, 1.0, 0.0)
     return out
+
+
+def cameras(eyes, fovy: float = FOVY, near: float = NEAR, far: float = FAR) -> np.ndarray:
+    """``(n, 13)`` cameras of :func:`kernels.project_points` for gluLookAt(eye, 0, up),
+    from :func:`view_eyes`' ``(n, 2, 3)``."""
+    eye, up = eyes[:, 0], eyes[:, 1]
+    dist = np.sqrt((eye * eye).sum(axis=1))
+    f = -eye / dist[:, None]
+    s = np.cross(f, up)
+    s /= np.sqrt((s * s).sum(axis=1))[:, None]
+    u = np.cross(s, f)
+    cot = 1.0 / math.tan(math.radians(fovy) / 2.0)
+    n = len(eyes)
+    return np.concatenate([s, u, f, dist[:, None], np.full((n, 1), cot), np.full((n, 1), near),
+                           np.full((n, 1), far)], axis=1)
 
 
 def camera(eye, up, fovy: float = FOVY, near: float = NEAR, far: float = FAR) -> np.ndarray:
     """The float64[13] camera of :func:`kernels.project_points` for gluLookAt(eye, 0, up)."""
-    eye = np.asarray(eye, dtype=np.float64)
-    f = -eye / np.linalg.norm(eye)
-    s = np.cross(f, np.asarray(up, dtype=np.float64))
-    s /= np.linalg.norm(s)
-    u = np.cross(s, f)
-    cot = 1.0 / math.tan(math.radians(fovy) / 2.0)
-    return np.concatenate([s, u, f, [float(np.linalg.norm(eye)), cot, near, far]])
+    return cameras(np.array([[eye, up]], dtype=np.float64), fovy, near, far)[0]
 
 
 @dataclass(frozen=True)
@@ -317,26 +329,41 @@ class Fractal3DRenderer:
         self.pts = np.empty((3, cfg.points - 1))
         self.flags = np.zeros(3, dtype=np.int64)
 
-    def cloud(self, cls: Fractal3DClass, category: int, instance: int) -> np.ndarray:
+    def keys(self, pairs):
+        """Cloud keys ``(n,)`` and view keys ``(n, n_views)`` of ``(category, instance)``
+        pairs (two vectorised derivations for all of them)."""
+        c = self.cfg
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        cloud_keys = stream_keys(c.seed, "fractal3d-points", pairs)
+        ids = np.concatenate([np.repeat(pairs, c.n_views, axis=0),
+                              np.tile(np.arange(c.n_views), len(pairs))[:, None]], axis=1)
+        return cloud_keys, stream_keys(c.seed, "fractal3d-views", ids).reshape(len(pairs), c.n_views)
+
+    def cloud(self, cls: Fractal3DClass, category: int, instance: int, key=None) -> np.ndarray:
         """The instance's float64 cloud (the renderer's own buffer)."""
         c = self.cfg
-        key = stream_keys(c.seed, "fractal3d-points", np.array([[category, instance]]))[0]
+        if key is None:
+            key = self.keys([(category, instance)])[0][0]
         return cloud(cls, self.table[instance], key, c.points, c.compat, self.pts)
 
-    def cameras(self, category: int, instance: int, views=None) -> np.ndarray:
+    def cameras(self, category: int, instance: int, views=None, keys=None) -> np.ndarray:
         """``(len(views), 13)`` cameras of the instance's views (all by default)."""
         c = self.cfg
         views = list(range(c.n_views)) if views is None else list(views)
-        ids = np.array([[category, instance, k] for k in range(c.n_views)], dtype=np.int64)
-        eyes = view_eyes(c.views, c.n_views, c.jitter, stream_keys(c.seed, "fractal3d-views", ids))
-        return np.array([camera(eyes[k, 0], eyes[k, 1]) for k in views])
+        if keys is None:
+            keys = self.keys([(category, instance)])[1][0]
+        return cameras(view_eyes(c.views, c.n_views, c.jitter, keys))[views]
 
-    def render(self, cls, category: int, instance: int, views=None, out=None):
+    def render(self, cls, category: int, instance: int, views=None, out=None, keys=None):
         """The views' images ``(len(views), S, S, 1)`` and the NaN rows of the cloud
-        (a string of ``x``, ``y``, ``z``; empty when the cloud is finite)."""
+        (a string of ``x``, ``y``, ``z``; empty when the cloud is finite).  ``keys``:
+        this block's ``(cloud key, view keys)`` from :meth:`keys` (derived when None)."""
         c = self.cfg
-        cams = self.cameras(category, instance, views)
-        pts = self.cloud(cls, category, instance)
+        if keys is None:
+            ck, vk = self.keys([(category, instance)])
+            keys = (ck[0], vk[0])
+        cams = self.cameras(category, instance, views, keys[1])
+        pts = self.cloud(cls, category, instance, keys[0])
         K.nan_rows(pts, self.flags)
         pts32 = pts.astype(np.float32)  # the original's float32 vertex buffer
         shape = (len(cams), c.size, c.size, 1)
@@ -362,8 +389,10 @@ class Fractal3DRenderer:
         shape = (len(items) * c.n_views, c.size, c.size, 1)
         if out is None:
             out = np.empty(shape, dtype=np.uint8)
+        if items:
+            ck, vk = self.keys([(k, i) for _, k, i in items])
         for j, (cls, k, i) in enumerate(items):
-            self.render(cls, k, i, out=out[j * c.n_views:(j + 1) * c.n_views])
+            self.render(cls, k, i, out=out[j * c.n_views:(j + 1) * c.n_views], keys=(ck[j], vk[j]))
         return out
 
     @staticmethod

@@ -92,6 +92,14 @@ class Fractal3DClass:
         self.maps = np.array(rows, dtype=np.float64)
         self.maps.setflags(write=False)
 
+    @classmethod
+    def _trusted(cls, maps: np.ndarray) -> "Fractal3DClass":
+        """Without the checks (the search's own candidates: finite by construction)."""
+        obj = cls.__new__(cls)
+        obj.maps = maps
+        obj.maps.setflags(write=False)
+        return obj
+
     @property
     def n_maps(self) -> int:
         return self.maps.shape[0]
@@ -172,14 +180,13 @@ def candidate(seed: int, index: int) -> Fractal3DClass:
     n = int(rng.integers(MIN_MAPS, MAX_MAPS + 1))
     params = rng.uniform(-1.0, 1.0, (n, 12))
     rows = np.zeros((n, 13))
+    rows[:, :12] = params
+    dets = np.abs(np.linalg.det(params[:, :9].reshape(n, 3, 3)))  # the same LU per matrix as one by one
     total = 0.0
     for m in range(n):
-        prob = abs(float(np.linalg.det(params[m, :9].reshape(3, 3))))
-        total += prob
-        rows[m, :12] = params[m]
-        rows[m, 12] = prob
-    rows[:, 12] /= total
-    return Fractal3DClass(rows)
+        total += float(dets[m])
+    rows[:, 12] = dets / total
+    return Fractal3DClass._trusted(rows)
 
 
 #: Candidates drawn and evaluated together.

@@ -257,8 +257,20 @@ def test_render_blocks_subset_of_views_and_nan_record():
     assert rb.record == {"family": "fractal3d", "category": 0, "instance": 0, "nan_axes": "xyz",
                          "original_drops": True}
     assert not rb.images[0].any()  # NaN points are not drawn
-    with pytest.raises(ConfigError, match="no GPU renderer"):
-        fam.create_renderer(cfg, "cuda")
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        from fractaldb.gpu import cuda_available
+
+        if not cuda_available():
+            with pytest.raises(ConfigError, match="--device cuda needs|numba-cuda"):
+                fam.create_renderer(cfg, "cuda")
+
+
+@pytest.mark.skipif(NO_JIT, reason="the simulator cases run once, from the JIT run")
+def test_cuda_simulator_cases_pass():
+    """``tests/fractal3d_cuda_cases.py``: Fractal3DCUDARenderer == Fractal3DRenderer, bit for bit, in the simulator."""
+    from tinyset import run_simulator_cases
+
+    run_simulator_cases("fractal3d_cuda_cases.py", at_least=5)
 
 
 @pytest.mark.skipif(NO_JIT, reason="this is the JIT-off run")

@@ -3,8 +3,9 @@ categories kept by the variance gate, instances from the 145-row weight table,
 each instance's 10,000-step point cloud rendered as white splats from several
 viewpoints.
 
-Modules: :mod:`.model` (categories, search, clouds, views, the CPU renderer)
-and :mod:`.kernels` (numba kernels).  This module is the family's face to the
+Modules: :mod:`.model` (categories, search, clouds, views, the CPU renderer),
+:mod:`.render_cuda` (its GPU twin), :mod:`.kernels` and :mod:`.kernels_cuda`
+(numba kernels).  This module is the family's face to the
 rest of fractaldb (:class:`Fractal3DFamily`); docs/fractal3d.md has the details.
 """
 
@@ -103,12 +104,12 @@ class Fractal3DFamily(Family):
         return f"{k:06d}/{image_name(k, meta['instance'], meta['view'])}.{ext}"
 
     def create_renderer(self, cfg, device="cpu", **options):
-        from ...errors import ConfigError
-
         rc = cfg.render_config() if isinstance(cfg, Fractal3DSettings) else cfg
         if device == "cuda":
-            raise ConfigError("the fractal3d family has no GPU renderer yet; use --device cpu "
-                              "(or --render-device cpu for the on-the-fly stream)")
+            # Imported here: importing fractaldb never imports numba.cuda.
+            from .render_cuda import Fractal3DCUDARenderer
+
+            return Fractal3DCUDARenderer(rc, **options)
         return Fractal3DRenderer(rc)
 
     def render_blocks(self, renderer, cfg, classes, jobs):

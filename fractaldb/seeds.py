@@ -31,6 +31,10 @@ PURPOSES = {
     "onepfrac-base": 15,      # the one base system of a 1p-frac dataset
     "onepfrac-factors": 16,   # perturbation factors of a 1p-frac class (class), attempt after attempt
     "onepfrac-patches": 17,   # seed of the fractal renderer's patch-mask streams in a 1p-frac dataset
+    "fractal3d-candidate": 18,      # N and parameters of a 3-D fractal search candidate (candidate)
+    "fractal3d-search-points": 19,  # chaos-game uniforms of a 3-D search candidate (candidate)
+    "fractal3d-points": 20,         # chaos-game uniforms of a 3-D instance cloud (category, instance)
+    "fractal3d-views": 21,          # the camera of one view (category, instance, view)
 }
 
 

@@ -22,6 +22,7 @@ SMALL = {
                 "patches": 2, "flips": 2},
     "perlin": {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0},
     "onepfrac": {"classes": 3, "image_size": 32, "points": 2000},
+    "fractal3d": {"categories": 2, "points": 1000, "instances": 2, "n_views": 3, "image_size": 32},
 }
 
 CASES = [[name] for name in list_families()] + [list_families()]

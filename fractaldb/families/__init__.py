@@ -2,7 +2,7 @@
 
 >>> from fractaldb.families import list_families, get_family
 >>> list_families()
-['fractal', 'perlin', 'onepfrac']
+['fractal', 'perlin', 'onepfrac', 'fractal3d']
 
 A family is an object implementing :class:`~fractaldb.families.base.Family`;
 :func:`register_family` adds one (a third-party package can register its own),
@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from .base import Family, RenderedBlock, Renderer
 from .fractal import FractalFamily
 from .onepfrac import OnePFracFamily
+from .fractal3d import Fractal3DFamily
 from .perlin import PerlinFamily
 
 __all__ = ["Family", "Renderer", "RenderedBlock", "register_family", "get_family", "create_family", "list_families",
@@ -89,3 +90,4 @@ def create_renderer(family, cfg, device: str = "cpu", **device_options):
 register_family(FractalFamily())
 register_family(PerlinFamily())
 register_family(OnePFracFamily())
+register_family(Fractal3DFamily())

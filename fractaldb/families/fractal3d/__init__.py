@@ -1,0 +1,141 @@
+"""The 3-D fractal family (MV-FractalDB, ExFractalDB, 3-D OFDB): 3-D IFS
+categories kept by the variance gate, instances from the 145-row weight table,
+each instance's 10,000-step point cloud rendered as white splats from several
+viewpoints.
+
+Modules: :mod:`.model` (categories, search, clouds, views, the CPU renderer),
+:mod:`.render_cuda` (its GPU twin), :mod:`.kernels` and :mod:`.kernels_cuda`
+(numba kernels).  This module is the family's face to the
+rest of fractaldb (:class:`Fractal3DFamily`); docs/fractal3d.md has the details.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...encode import FORMATS
+from ..base import Family, RenderedBlock, setting
+from .model import (COMPATS, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
+                    search_classes)
+
+__all__ = ["Fractal3DFamily", "Fractal3DSettings", "sample_key", "image_name"]
+
+
+def sample_key(category: int, instance: int, view: int) -> str:
+    """``t00042-i00003-v011``: 3-D category 42, instance (weight row) 3, view 11."""
+    return f"t{category:05d}-i{instance:05d}-v{view:03d}"
+
+
+def image_name(category: int, instance: int, view: int) -> str:
+    """The original renderer's name: ``000042_00003_011`` (category ``%06d``)."""
+    return f"{category:06d}_{instance:05d}_{view:03d}"
+
+
+@dataclass(frozen=True)
+class Fractal3DSettings:
+    """The ``fractal3d:`` section of a preset, plus the dataset seed."""
+
+    categories: int = setting(1000, "3-D fractal categories to search.", "an integer > 0", lambda v: v > 0)
+    variance: float = setting(0.05, "Variance gate of the search: every axis's variance must exceed it.",
+                              "a number >= 0", lambda v: v >= 0)
+    points: int = setting(10000, "Chaos-game length (the original's point_num; points - 1 points are made).",
+                          "an integer in 3..10000000", lambda v: 3 <= v <= 10_000_000)
+    instances: int = setting(145, "Instances per category: the first rows of the 145-row weight table "
+                             "(1 = 3-D OFDB's row 0, a x 0.4).", "an integer in 1..145", lambda v: 1 <= v <= 145)
+    views: str = setting("mv", "Viewpoints: mv (MV-FractalDB: 12 azimuths + jitter) or random (uniform on the "
+                         "sphere, our ExFractalDB choice).", " | ".join(VIEWS), lambda v: v in VIEWS)
+    n_views: int = setting(12, "Views per instance (images per block).", "an integer in 1..1000",
+                           lambda v: 1 <= v <= 1000)
+    jitter: float = setting(math.pi, "Half-width of the mv azimuth jitter, in DEGREES (the original's pi degrees).",
+                            "a number in 0..180", lambda v: 0 <= v <= 180)
+    image_size: int = setting(224, "Image side in pixels.", "an integer in 8..8192", lambda v: 8 <= v <= 8192)
+    compat: str = setting("modern", "official keeps the original's traps (NaN checked on y only, centroid over "
+                          "points, the typo row of the weight table); modern fixes them.",
+                          " | ".join(COMPATS), lambda v: v in COMPATS)
+    image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
+    seed: int = 1
+
+    def search_config(self, workers: int = 1) -> Fractal3DSearchConfig:
+        return Fractal3DSearchConfig(categories=self.categories, seed=self.seed, variance=self.variance,
+                                     points=self.points, compat=self.compat, workers=workers)
+
+    def render_config(self) -> Fractal3DRenderConfig:
+        return Fractal3DRenderConfig(size=self.image_size, points=self.points, compat=self.compat, views=self.views,
+                                     n_views=self.n_views, jitter=self.jitter, instances=self.instances,
+                                     seed=self.seed)
+
+
+class Fractal3DFamily(Family):
+    name = "fractal3d"
+    summary = "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): 3-D IFS clouds x weight rows x views"
+    settings = Fractal3DSettings
+    count_key = "categories"
+    legacy_keys = {}
+    config_types = (Fractal3DSettings, Fractal3DRenderConfig)
+
+    def find_classes(self, cfg: Fractal3DSettings, workers: int, progress=None) -> list:
+        return search_classes(cfg.search_config(workers), progress=progress)
+
+    def class_docs(self, classes) -> list:
+        return [{"id": j, **c.to_dict()} for j, c in enumerate(classes)]
+
+    def classes_from_docs(self, docs) -> list:
+        return [Fractal3DClass(d["maps"]) for d in docs]
+
+    def blocks_per_class(self, cfg: Fractal3DSettings) -> int:
+        return cfg.instances
+
+    def images_per_block(self, cfg: Fractal3DSettings) -> int:
+        return cfg.n_views
+
+    def channels(self, cfg, classes) -> int:
+        return 1
+
+    def sample_key(self, cfg, classes, klass, block, offset):
+        return sample_key(klass, block, offset)
+
+    def sample_meta(self, cfg, classes, klass, block, offset):
+        return {"category": klass, "instance": block, "view": offset, "views": cfg.views, "seed": cfg.seed,
+                "compat": cfg.compat}
+
+    def export_path(self, meta, ext):
+        k = meta["category"]
+        return f"{k:06d}/{image_name(k, meta['instance'], meta['view'])}.{ext}"
+
+    def create_renderer(self, cfg, device="cpu", **options):
+        rc = cfg.render_config() if isinstance(cfg, Fractal3DSettings) else cfg
+        if device == "cuda":
+            # Imported here: importing fractaldb never imports numba.cuda.
+            from .render_cuda import Fractal3DCUDARenderer
+
+            return Fractal3DCUDARenderer(rc, **options)
+        return Fractal3DRenderer(rc)
+
+    def render_blocks(self, renderer, cfg, classes, jobs):
+        jobs = list(jobs)
+        if not jobs:
+            return
+        cloud_keys, view_keys = renderer.keys([(k, i) for k, i, _ in jobs])  # one derivation for all
+        for j, (k, i, offsets) in enumerate(jobs):
+            offsets = list(offsets)
+            images, nan = renderer.render(classes[k], k, i, views=offsets, keys=(cloud_keys[j], view_keys[j]))
+            record = None
+            if nan:
+                # The original drops a cloud with a NaN in y (and keeps NaN in x or z);
+                # we keep every block (NaN points are not drawn) and record it.
+                record = {"family": "fractal3d", "category": k, "instance": i, "nan_axes": nan,
+                          "original_drops": "y" in nan}
+            yield RenderedBlock(k, i, offsets, list(images), {}, record)
+
+    def render_device(self, renderer, cfg, classes, blocks):
+        return [(list(range(len(blocks))), renderer.render_many_device([(classes[k], k, i) for k, i in blocks]))]
+
+    def preview_images(self, cfg, classes, per_class, limit):
+        renderer = Fractal3DRenderer(cfg.render_config())
+        out = []
+        for k, c in enumerate(classes[:limit]):
+            views = list(range(min(per_class, cfg.n_views)))
+            images, _ = renderer.render(c, k, 0, views=views)
+            out += [img.copy() for img in images]
+        return out

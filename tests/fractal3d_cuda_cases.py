@@ -1,0 +1,65 @@
+"""3-D fractal CUDA renderer cases: the GPU twin must give the CPU renderer's images exactly.
+
+Not collected by a plain ``pytest`` run: ``tests/test_fractal3d.py::
+test_cuda_simulator_cases_pass`` runs this file in a subprocess under numba's
+CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).  On a machine with an NVIDIA GPU
+the same cases run on the hardware (``python -m pytest
+tests/fractal3d_cuda_cases.py -q``), where they also check that no multiply-add
+was fused.  Sizes stay tiny: the simulator runs each CUDA thread as a Python thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import cuda
+
+if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
+    pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+
+from fractaldb.families import create_renderer, get_family  # noqa: E402
+from fractaldb.families.base import settings_of  # noqa: E402
+from fractaldb.families.fractal3d import model as M  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:.*Grid size")]
+
+POINTS = 120
+DIVERGING = M.Fractal3DClass([[1e200, 0, 0, 0, 0.5, 0, 0, 0, 0.5, 1.0, 0.1, 0.1, 1.0]])
+
+
+def _settings(**kw):
+    fam = get_family("fractal3d")
+    base = {k: s.default for k, s in settings_of(fam.settings).items()}
+    return fam.configure({**base, "points": POINTS, "image_size": 24, "n_views": 3, "instances": 145, **kw}, 7)
+
+
+@pytest.mark.parametrize("views", ["mv", "random"])
+@pytest.mark.parametrize("compat", ["official", "modern"])
+def test_blocks_bit_identical(views, compat):
+    cfg = _settings(views=views, compat=compat)
+    cats = [M.candidate(7, 1), M.candidate(7, 86), DIVERGING]
+    cpu = create_renderer("fractal3d", cfg, "cpu")
+    gpu = create_renderer("fractal3d", cfg, "cuda", max_batch=2)
+    assert gpu.device == "cuda"
+    items = [(cats[0], 0, 0), (cats[1], 1, 108), (cats[2], 2, 6)]
+    dev = gpu.render_many_device(items).copy_to_host()
+    want = cpu.render_many_device(items)
+    assert dev.shape == want.shape and np.array_equal(dev, want)
+    assert want[:6].any()
+    for cls, k, i in items:
+        a, na = cpu.render(cls, k, i, views=[2, 0])
+        b, nb = gpu.render(cls, k, i, views=[2, 0])
+        assert np.array_equal(a, b) and na == nb
+    assert gpu.render(cats[2], 2, 6)[1] == "xyz"
+
+
+def test_family_render_blocks_on_the_gpu():
+    fam = get_family("fractal3d")
+    cfg = _settings()
+    cats = [M.candidate(7, 1), M.candidate(7, 86)]
+    jobs = [(0, 3, [0, 2]), (1, 0, [1])]
+    a = list(fam.render_blocks(fam.create_renderer(cfg, "cpu"), cfg, cats, jobs))
+    b = list(fam.render_blocks(fam.create_renderer(cfg, "cuda"), cfg, cats, jobs))
+    for x, y in zip(a, b):
+        assert x.offsets == y.offsets and all(np.array_equal(p, q) for p, q in zip(x.images, y.images))

@@ -28,6 +28,14 @@ PURPOSES = {
     "perlin-classes": 12,   # the Perlin class search (candidate)
     "train": 13,            # model init and data order of pretrain/finetune (run seed, ...)
     "experiment": 14,       # sampling inside 'fractaldb experiment' (seed, ...)
+    "colorfractal-class": 15,       # sigma-factor system of a colour-fractal class (class)
+    "colorfractal-instance": 16,    # per-image draws of a colour-fractal instance (class, instance)
+    "colorfractal-points": 17,      # chaos-game uniforms of a colour-fractal instance (class, instance)
+    "colorfractal-background": 18,  # diamond-square noise of a colour-fractal instance (class, instance)
+    "multifractal-layout": 19,      # objects, colours, places, background, blur of a multi image (class, instance)
+    "multifractal-cache": 20,       # patch of a cached class render (class, render)
+    "multifractal-cache-points": 21,  # chaos-game uniforms of a cached class render (class, render)
+    "multifractal-background": 22,  # diamond-square noise of a multi image (class, instance)
 }
 
 

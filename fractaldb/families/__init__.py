@@ -2,7 +2,7 @@
 
 >>> from fractaldb.families import list_families, get_family
 >>> list_families()
-['fractal', 'perlin']
+['fractal', 'perlin', 'colorfractal', 'multifractal']
 
 A family is an object implementing :class:`~fractaldb.families.base.Family`;
 :func:`register_family` adds one (a third-party package can register its own),
@@ -17,6 +17,7 @@ import difflib
 
 from ..errors import ConfigError
 from .base import Family, RenderedBlock, Renderer
+from .colorfractal import ColorFractalFamily, MultiFractalFamily
 from .fractal import FractalFamily
 from .perlin import PerlinFamily
 
@@ -87,3 +88,5 @@ def create_renderer(family, cfg, device: str = "cpu", **device_options):
 
 register_family(FractalFamily())
 register_family(PerlinFamily())
+register_family(ColorFractalFamily())
+register_family(MultiFractalFamily())

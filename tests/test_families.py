@@ -21,6 +21,9 @@ SMALL = {
     "fractal": {"sampler": "modern", "categories": 2, "image_size": 32, "points": 2000, "weights": "none",
                 "patches": 2, "flips": 2},
     "perlin": {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0},
+    "colorfractal": {"classes": 2, "instances": 3, "image_size": 32, "points": 2000},
+    "multifractal": {"classes": 3, "instances": 2, "image_size": 32, "render_size": 16, "points": 2000,
+                     "renders_per_class": 2},
 }
 
 CASES = [[name] for name in list_families()] + [list_families()]
@@ -69,13 +72,16 @@ def test_every_command_on_every_family(families, tmp_path):
     assert len(files) == manifest["plan"]["samples"]
     # the folder of label L holds exactly the images whose .cls says L
     import tarfile
-    labels = {}
+    labels, multi = {}, {}
     for e in manifest["shards"]:
         with tarfile.open(ds / e["name"]) as tar:
             for m in tar:
-                if m.name.endswith(".json"):
+                key, _, ext = m.name.partition(".")
+                if ext == "json":
                     meta = json.loads(tar.extractfile(m).read())
                     labels[meta["key"]] = meta["label"]
+                elif ext == "labels.json":  # multi-label datasets: every class in the image
+                    multi[key] = json.loads(tar.extractfile(m).read())
     assert len(labels) == manifest["plan"]["samples"]
 
     # preview of the dataset
@@ -92,7 +98,10 @@ def test_every_command_on_every_family(families, tmp_path):
     loader = shard_loader(str(ds), batch_size=4, num_workers=0, epoch_size=8, resampled=False)
     images, batch_labels = next(iter(loader))
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
-    assert set(batch_labels.tolist()) <= set(range(n_classes))
+    if multi:  # multi-hot vectors
+        assert batch_labels.shape == (len(images), n_classes) and batch_labels.sum(1).min() >= 1
+    else:
+        assert set(batch_labels.tolist()) <= set(range(n_classes))
     dataset = Dataset.from_manifest(manifest)
     fs, where = stream(dataset, device="cpu", shuffle=4)
     assert where == "cpu"
@@ -100,7 +109,11 @@ def test_every_command_on_every_family(families, tmp_path):
     seen = [label for _, label in fs]
     assert len(seen) == manifest["plan"]["samples"]
     from collections import Counter
-    assert Counter(seen) == Counter(labels.values())
+    if multi:
+        assert Counter(tuple(torch.nonzero(y).flatten().tolist()) for y in seen) == \
+            Counter(tuple(v) for v in multi.values())
+    else:
+        assert Counter(seen) == Counter(labels.values())
 
 
 def test_set_addresses_family_sections(tmp_path):

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import ConfigError
 from ...seeds import generator, stream_key
 from ..fractal.ifs import IFS
 from . import kernels as K
@@ -202,11 +201,6 @@ class _Scratch:
         h, w = out.shape[:2]
         K.colorize_background(self.grid[:h, :w], params, out)
         K.hsv_to_rgb(out, out)
-
-
-def _check(value, ok, name, allowed):
-    if not ok:
-        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
 
 
 # --------------------------------------------------------------------------

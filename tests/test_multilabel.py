@@ -144,3 +144,11 @@ def test_single_label_datasets_have_no_labels_member(tmp_path):
                         str(tmp_path / "ds"), workers=1)
     labels = _tar_labels(tmp_path / "ds", manifest)
     assert labels and all(ls is None for _, ls in labels.values())
+
+
+def test_same_bytes_for_any_worker_count(tmp_path):
+    """Per-thread render caches change speed only: 1 and 2 workers write the same shards."""
+    sets = ["multifractal.classes=4", "multifractal.instances=3", "shard_size=5"]
+    one = generate(resolve("multi-fractal-tiny", sets), str(tmp_path / "one"), workers=1)
+    two = generate(resolve("multi-fractal-tiny", sets), str(tmp_path / "two"), workers=2)
+    assert [e["sha256"] for e in one["shards"]] == [e["sha256"] for e in two["shards"]]

@@ -52,7 +52,8 @@ def test_installed_wheel_loads_presets_and_runs(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.split("\n")
     assert out[0].startswith(str(target)), "the test must import the installed copy, not the checkout"
-    assert out[1] == "fractal+perlin,fractaldb-10k,fractaldb-1k,fractaldb-1k-fast,perlin-1k,perlin-tiny,tiny"
+    assert out[1] == ("color-fractal-1k,color-fractal-tiny,fractal+perlin,fractaldb-10k,fractaldb-1k,fractaldb-1k-fast,"
+                      "multi-fractal-1k,multi-fractal-tiny,perlin-1k,perlin-tiny,tiny")
     assert out[2] == "64"
     run = subprocess.run([sys.executable, "-m", "fractaldb.cli.main", "presets", "show", "fractaldb-1k"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -20,13 +20,17 @@ Two sources, one shape of sample: ``(image, label)``.
   :class:`FractalStream`, shuffled on the GPU.
 
 Images come out as ``uint8`` tensors ``(3, H, W)`` unless a ``transform``
-(a callable on a PIL image) is given.  This module needs PyTorch
+(a callable on a PIL image) is given.  Labels are ``int`` class indices;
+for a dataset holding a multi-label family they are multi-hot ``float32``
+vectors over all the dataset's classes (from each sample's
+``.labels.json`` member, or the family's ``sample_labels`` on the fly).  This module needs PyTorch
 (``pip install 'fractaldb[torch]'``); nothing else in fractaldb imports it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import random
 
@@ -45,9 +49,10 @@ from .encode import FORMATS
 from .errors import ConfigError
 from .keys import LABEL_EXT, SHARD_SUFFIX
 from .seeds import generator, int_seed
+from .shards import LABELS_EXT
 from .storage import Store
 
-__all__ = ["shard_urls", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "stream",
+__all__ = ["shard_urls", "multi_label_classes", "multi_hot", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "stream",
            "render_device", "NO_RENDER_GPU", "worker_info", "to_tensor"]
 
 _IMAGE_EXTS = FORMATS
@@ -120,17 +125,39 @@ def _resampled(urls: list, seed: int, epoch: _Epoch):
         yield {"url": urls[rng.randrange(len(urls))]}
 
 
-def _decode(sample: dict, transform):
+def multi_hot(labels, num_classes: int) -> torch.Tensor:
+    """``float32 (num_classes,)``: 1 at each of ``labels``, 0 elsewhere."""
+    out = torch.zeros(num_classes, dtype=torch.float32)
+    out[list(labels)] = 1.0
+    return out
+
+
+def _decode(sample: dict, transform, num_classes: int | None = None):
     ext = next((e for e in _IMAGE_EXTS if e in sample), None)
     if ext is None or LABEL_EXT not in sample:
         raise ValueError(f"sample {sample.get('__key__')} has no image or no .cls member")
     img = Image.open(io.BytesIO(sample[ext]))
     label = int(sample[LABEL_EXT])
+    if num_classes is not None:
+        raw = sample.get(LABELS_EXT)
+        label = multi_hot([label] if raw is None else json.loads(raw), num_classes)
     return (transform or to_tensor)(img), label
 
 
+def multi_label_classes(source) -> int | None:
+    """The number of classes of the dataset folder/URL ``source`` when it holds a
+    multi-label family (its loaders yield multi-hot vectors of that length), else None."""
+    if isinstance(source, (list, tuple)):
+        return None
+    source = str(source)
+    if source.endswith(SHARD_SUFFIX) or "{" in source:
+        return None
+    ds = Dataset.from_manifest(load_manifest(Store(source)))
+    return ds.n_classes if any(p.family.multi_label for p in ds.parts.values()) else None
+
+
 def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
-                  seed: int = 0, transform=None, batch_size: int | None = None):
+                  seed: int = 0, transform=None, batch_size: int | None = None, num_classes: int | None = None):
     """A webdataset pipeline of ``(image, label)`` over the shards of ``source``.
 
     Args:
@@ -144,9 +171,14 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         transform: callable on a PIL image (default: ``uint8`` tensor).
         batch_size: collate into batches inside the pipeline (use with
             ``DataLoader(batch_size=None)``).
+        num_classes: yield multi-hot ``float32`` label vectors of this length
+            (from ``.labels.json``, else the ``.cls`` label).  Found in the
+            manifest for a multi-label dataset folder; give it for shard URLs.
     """
     import webdataset as wds
 
+    if num_classes is None:
+        num_classes = multi_label_classes(source)
     urls = shard_urls(source)
     epoch = _Epoch()
     if resampled:
@@ -156,7 +188,7 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
     stages.append(wds.tarfile_to_samples())
     if shuffle:
         stages.append(lambda src: _shuffled(src, shuffle, seed, epoch))
-    stages.append(wds.map(lambda s: _decode(s, transform)))
+    stages.append(wds.map(lambda s: _decode(s, transform, num_classes)))
     if batch_size:
         stages.append(wds.batched(batch_size))
     pipe = wds.DataPipeline(*stages)
@@ -227,6 +259,11 @@ class FractalStream(_Stream, IterableDataset):
         self.epoch_size = epoch_size
         self.epoch = 0
 
+    @property
+    def multi_label(self) -> bool:
+        """True when a family of the dataset is multi-label: labels are multi-hot vectors."""
+        return any(p.family.multi_label for p in self.dataset.parts.values())
+
     def blocks(self) -> list:
         """The block ids this (rank, worker) renders this epoch (see :class:`fractaldb.plan.Plan`)."""
         rank, world, worker, workers = worker_info()
@@ -236,6 +273,7 @@ class FractalStream(_Stream, IterableDataset):
         ds = self.dataset
         plan = ds.plan
         renderers = {}
+        multi = self.multi_label
         for b in self.blocks():
             seg, klass, block = plan.block(b)
             p = ds.part(seg.family)
@@ -243,8 +281,13 @@ class FractalStream(_Stream, IterableDataset):
                 renderers[seg.family] = p.family.create_renderer(p.settings)
             job = [(klass, block, list(range(seg.images_per_block)))]
             for rb in p.family.render_blocks(renderers[seg.family], p.settings, p.classes, job):
-                for img in rb.images:
-                    yield img.copy(), seg.label_offset + klass
+                for offset, img in zip(rb.offsets, rb.images):
+                    label = seg.label_offset + klass
+                    if multi:
+                        local = p.family.sample_labels(p.settings, p.classes, klass, block, offset)
+                        label = multi_hot([label] if local is None else [seg.label_offset + k for k in local],
+                                          ds.n_classes)
+                    yield img.copy(), label
 
     def __iter__(self):
         rank, _, worker, _ = worker_info()

@@ -35,6 +35,14 @@ PURPOSES = {
     "fractal3d-search-points": 19,  # chaos-game uniforms of a 3-D search candidate (candidate)
     "fractal3d-points": 20,         # chaos-game uniforms of a 3-D instance cloud (category, instance)
     "fractal3d-views": 21,          # the camera of one view (category, instance, view)
+    "colorfractal-class": 22,       # sigma-factor system of a colour-fractal class (class)
+    "colorfractal-instance": 23,    # per-image draws of a colour-fractal instance (class, instance)
+    "colorfractal-points": 24,      # chaos-game uniforms of a colour-fractal instance (class, instance)
+    "colorfractal-background": 25,  # diamond-square noise of a colour-fractal instance (class, instance)
+    "multifractal-layout": 26,      # objects, colours, places, background, blur of a multi image (class, instance)
+    "multifractal-cache": 27,       # patch of a cached class render (class, render)
+    "multifractal-cache-points": 28,  # chaos-game uniforms of a cached class render (class, render)
+    "multifractal-background": 29,  # diamond-square noise of a multi image (class, instance)
 }
 
 

@@ -4,6 +4,10 @@ A shard is a pure function of (config, classes, shard index): the tar
 headers are fixed (mtime 0, uid/gid 0, fixed owner names, mode 0o444,
 ustar), members come in plan order, and each sample is three members:
 ``<key>.cls`` (ASCII label), ``<key>.json`` (what made it) and the image.
+A dataset holding a multi-label family (``Family.multi_label``) adds a fourth
+member to every sample, ``<key>.labels.json``: the sorted labels of every
+class in the image, a JSON list (``[3,17]``); ``.cls`` stays the sample's
+primary label.  Datasets of single-label families are written as before.
 Family-specific parts (keys, metadata, rendering) come from each family
 (:mod:`fractaldb.families`); nothing here names one.
 """
@@ -16,9 +20,12 @@ from collections import defaultdict
 from .encode import encode_image
 from .keys import LABEL_EXT, META_EXT
 
-__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes"]
+__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes", "LABELS_EXT"]
 
 TAR_OWNER = "fractaldb"
+#: The multi-label member: webdataset, wids and Hugging Face ``datasets`` all
+#: decode a member by its last extension, so this arrives as a list of ints.
+LABELS_EXT = "labels.json"
 
 
 def _ustar_header(name: str, size: int) -> bytes:
@@ -88,6 +95,7 @@ def build_shard(ds, index: int, renderers: dict):
     wanted = defaultdict(lambda: defaultdict(set))
     for s in samples:
         wanted[s.family][(s.klass, s.block)].add(s.offset)
+    multi = any(p.family.multi_label for p in ds.parts.values())
     encoded, block_meta, records = {}, {}, []
     for name, blocks in wanted.items():
         part = ds.part(name)
@@ -111,5 +119,10 @@ def build_shard(ds, index: int, renderers: dict):
         ext, data = encoded[(s.family, s.klass, s.block, s.offset)]
         members.append((f"{key}.{LABEL_EXT}", str(s.label).encode("ascii")))
         members.append((f"{key}.{META_EXT}", meta_bytes(meta)))
+        if multi:
+            local = fam.sample_labels(cfg, classes, s.klass, s.block, s.offset)
+            first = s.label - s.klass  # the family's label offset
+            labels = [s.label] if local is None else [first + k for k in local]
+            members.append((f"{key}.{LABELS_EXT}", json.dumps(labels, separators=(",", ":")).encode("ascii")))
         members.append((f"{key}.{ext}", data))
     return tar_bytes(members), len(samples), records

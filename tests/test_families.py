@@ -23,6 +23,9 @@ SMALL = {
     "perlin": {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0},
     "onepfrac": {"classes": 3, "image_size": 32, "points": 2000},
     "fractal3d": {"categories": 2, "points": 1000, "instances": 2, "n_views": 3, "image_size": 32},
+    "colorfractal": {"classes": 2, "instances": 3, "image_size": 32, "points": 2000},
+    "multifractal": {"classes": 3, "instances": 2, "image_size": 32, "render_size": 16, "points": 2000,
+                     "renders_per_class": 2},
 }
 
 CASES = [[name] for name in list_families()] + [list_families()]
@@ -67,6 +70,7 @@ def test_every_command_on_every_family(families, tmp_path):
     assert code == 0, err
     _check_export(ds, manifest, tmp_path / "folder")
     labels = _labels(ds, manifest)
+    multi = _labels(ds, manifest, ext="labels.json")
 
     # preview of the dataset
     code, _, err = run_cli(["preview", ds, "--out", tmp_path / "sheet.png"])
@@ -82,7 +86,10 @@ def test_every_command_on_every_family(families, tmp_path):
     loader = shard_loader(str(ds), batch_size=4, num_workers=0, epoch_size=8, resampled=False)
     images, batch_labels = next(iter(loader))
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
-    assert set(batch_labels.tolist()) <= set(range(n_classes))
+    if multi:  # multi-hot vectors
+        assert batch_labels.shape == (len(images), n_classes) and batch_labels.sum(1).min() >= 1
+    else:
+        assert set(batch_labels.tolist()) <= set(range(n_classes))
     dataset = Dataset.from_manifest(manifest)
     fs, where = stream(dataset, device="cpu", shuffle=4)
     assert where == "cpu"
@@ -90,7 +97,11 @@ def test_every_command_on_every_family(families, tmp_path):
     seen = [label for _, label in fs]
     assert len(seen) == manifest["plan"]["samples"]
     from collections import Counter
-    assert Counter(seen) == Counter(labels.values())
+    if multi:
+        assert Counter(tuple(torch.nonzero(y).flatten().tolist()) for y in seen) == \
+            Counter(tuple(v) for v in multi.values())
+    else:
+        assert Counter(seen) == Counter(labels.values())
 
 
 def test_set_addresses_family_sections(tmp_path):
@@ -169,17 +180,19 @@ def _categories(preset):
     return Dataset.from_config(resolve(preset)).categories_doc()
 
 
-def _labels(ds, manifest) -> dict:
-    """key -> label of every sample of a dataset (from the shards' .json members)."""
+def _labels(ds, manifest, ext: str = "json") -> dict:
+    """key -> label of every sample (from the shards' ``.json`` members), or with
+    ``ext="labels.json"`` key -> the classes of a multi-label sample (empty for single-label data)."""
     import tarfile
 
     labels = {}
     for e in manifest["shards"]:
         with tarfile.open(ds / e["name"]) as tar:
             for m in tar:
-                if m.name.endswith(".json"):
-                    meta = json.loads(tar.extractfile(m).read())
-                    labels[meta["key"]] = meta["label"]
+                key, _, member = m.name.partition(".")  # WebDataset splits at the first dot
+                if member == ext:
+                    doc = json.loads(tar.extractfile(m).read())
+                    labels[key] = doc["label"] if ext == "json" else doc
     return labels
 
 

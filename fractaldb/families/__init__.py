@@ -2,7 +2,7 @@
 
 >>> from fractaldb.families import list_families, get_family
 >>> list_families()
-['fractal', 'perlin', 'onepfrac', 'fractal3d']
+['fractal', 'perlin', 'onepfrac', 'fractal3d', 'colorfractal', 'multifractal']
 
 A family is an object implementing :class:`~fractaldb.families.base.Family`;
 :func:`register_family` adds one (a third-party package can register its own),
@@ -17,6 +17,7 @@ import difflib
 
 from ..errors import ConfigError
 from .base import Family, RenderedBlock, Renderer
+from .colorfractal import ColorFractalFamily, MultiFractalFamily
 from .fractal import FractalFamily
 from .onepfrac import OnePFracFamily
 from .fractal3d import Fractal3DFamily
@@ -91,3 +92,5 @@ register_family(FractalFamily())
 register_family(PerlinFamily())
 register_family(OnePFracFamily())
 register_family(Fractal3DFamily())
+register_family(ColorFractalFamily())
+register_family(MultiFractalFamily())

@@ -154,6 +154,12 @@ class Family:
     count_key: str = "classes"
     #: Old flat preset keys (fractaldb 0.1) -> section key.
     legacy_keys: dict = {}
+    #: True when a sample can show several classes (:meth:`sample_labels`).  A
+    #: dataset holding such a family gives every sample a ``<key>.labels.json``
+    #: member (its labels, a JSON list) besides the ``.cls`` primary label, and
+    #: the loaders yield multi-hot vectors; datasets of single-label families
+    #: only are written exactly as before.
+    multi_label: bool = False
 
     # -- configuration -----------------------------------------------------
     def configure(self, section: dict, seed: int):
@@ -193,6 +199,11 @@ class Family:
         """What made the sample (its ``.json`` member), besides ``key``, ``family``,
         ``label`` and the block's own ``meta``."""
         raise NotImplementedError
+
+    def sample_labels(self, cfg, classes, klass: int, block: int, offset: int):
+        """The family's classes (indices into ``classes``) a sample shows, sorted,
+        ``klass`` among them; None for single-label families (only ``klass``)."""
+        return None
 
     def export_path(self, meta: dict, ext: str) -> str:
         """Where ``export`` puts a sample in an ImageFolder, from its ``.json``

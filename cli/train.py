@@ -76,6 +76,11 @@ def _common_options(f):
         click.option("--epoch-size", type=int, default=None,
                      help="Samples per epoch for shards/on-the-fly (0: one pass)."),
         click.option("--eval-every", type=int, default=None, help="Evaluate on val/ every N epochs (and at the end)."),
+        click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default=None,
+                     help="sgd (momentum, weight decay) or adamw (the ViT recipes)."),
+        click.option("--loss", type=click.Choice(["ce", "bce"]), default=None,
+                     help="ce (cross-entropy; soft targets with Mixup) or bce (multi-label data such as "
+                          "multi-fractal-1k: one sigmoid per class). [default: ce]"),
         click.option("--out", required=True, type=click.Path(),
                      help="Run folder (config.json, log.jsonl, last.pt, best.pt)."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt (settings come from it)."),

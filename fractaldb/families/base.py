@@ -29,7 +29,8 @@ from typing import Any, Iterator, Protocol
 
 from ..errors import ConfigError
 
-__all__ = ["Family", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of", "build_settings"]
+__all__ = ["Family", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of", "build_settings",
+           "one_image_blocks"]
 
 
 def setting(default, help: str, allowed: str, check=None, kind=None):
@@ -118,6 +119,13 @@ class RenderedBlock:
     images: Any
     meta: dict = dataclasses.field(default_factory=dict)
     record: dict | None = None
+
+
+def one_image_blocks(jobs, images):
+    """:meth:`Family.render_blocks` of a family whose blocks are one image: ``images``
+    holds one image per ``(class, block, offsets)`` job, in order."""
+    for (k, b, offsets), img in zip(jobs, images):
+        yield RenderedBlock(k, b, list(offsets), [img] * len(offsets))
 
 
 class Renderer(Protocol):
@@ -211,9 +219,31 @@ class Family:
         raise NotImplementedError
 
     # -- rendering ---------------------------------------------------------
+    #: The CPU renderer class (built from the render config).
+    cpu_renderer: type = None
+    #: The GPU twin as ``"module.Class"`` relative to the family's package (``".render_cuda.CUDARenderer"``),
+    #: imported only for ``device="cuda"`` (importing fractaldb never imports numba.cuda); None: CPU only.
+    cuda_renderer: str | None = None
+
+    def render_config(self, cfg):
+        """The renderers' config: ``cfg.render_config()`` of the family's settings; a render config as is."""
+        return cfg.render_config() if isinstance(cfg, self.settings) else cfg
+
     def create_renderer(self, cfg, device: str = "cpu", **options) -> Renderer:
-        """A renderer for ``device`` (``cpu`` or ``cuda``): one per thread."""
-        raise NotImplementedError
+        """A renderer for ``device`` (``cpu`` or ``cuda``): one per thread.
+
+        Raises:
+            ConfigError: ``cuda`` for a family without a GPU twin, or without a usable GPU.
+        """
+        rc = self.render_config(cfg)
+        if device == "cuda":
+            if self.cuda_renderer is None:
+                raise ConfigError(f"the {self.name} family renders on the CPU only; use --device cpu")
+            import importlib
+
+            module, _, name = self.cuda_renderer.rpartition(".")
+            return getattr(importlib.import_module(module, type(self).__module__), name)(rc, **options)
+        return self.cpu_renderer(rc)
 
     def render_blocks(self, renderer, cfg, classes, jobs) -> Iterator[RenderedBlock]:
         """Render ``(class, block, offsets)`` jobs; yields one :class:`RenderedBlock` per job, in order."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...encode import FORMATS
-from ..base import Family, RenderedBlock, setting
+from ..base import Family, one_image_blocks, setting
 from ..fractal.ifs import IFS
 from .model import (ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
@@ -150,9 +150,7 @@ class _SigmaFamily(Family):
 
     def render_blocks(self, renderer, cfg, classes, jobs):
         jobs = list(jobs)
-        images = renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs]))
-        for (k, i, offsets), img in zip(jobs, images):
-            yield RenderedBlock(k, i, list(offsets), [img] * len(offsets))
+        return one_image_blocks(jobs, renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs])))
 
     def render_device(self, renderer, cfg, classes, blocks):
         return [(list(range(len(blocks))), renderer.render_many_device(self._items(cfg, classes, blocks)))]

@@ -155,15 +155,8 @@ class FractalFamily(Family):
         cid = meta["category"]
         return f"{cid:05d}/{image_name(cid, meta['weight'], meta['draw'], meta['flip'])}.{ext}"
 
-    def create_renderer(self, cfg, device="cpu", **options):
-        rc = cfg.render_config() if isinstance(cfg, FractalSettings) else cfg
-        if device == "cuda":
-            # Imported here: importing fractaldb never imports numba.cuda.  Raises
-            # ConfigError without numba-cuda or without a usable GPU.
-            from .render_cuda import CUDARenderer
-
-            return CUDARenderer(rc, **options)
-        return CPURenderer(rc)
+    cpu_renderer = CPURenderer
+    cuda_renderer = ".render_cuda.CUDARenderer"
 
     def render_blocks(self, renderer, cfg, classes, jobs):
         flips, rows = cfg.flips, cfg.weight_row_ids()

@@ -103,14 +103,8 @@ class Fractal3DFamily(Family):
         k = meta["category"]
         return f"{k:06d}/{image_name(k, meta['instance'], meta['view'])}.{ext}"
 
-    def create_renderer(self, cfg, device="cpu", **options):
-        rc = cfg.render_config() if isinstance(cfg, Fractal3DSettings) else cfg
-        if device == "cuda":
-            # Imported here: importing fractaldb never imports numba.cuda.
-            from .render_cuda import Fractal3DCUDARenderer
-
-            return Fractal3DCUDARenderer(rc, **options)
-        return Fractal3DRenderer(rc)
+    cpu_renderer = Fractal3DRenderer
+    cuda_renderer = ".render_cuda.Fractal3DCUDARenderer"
 
     def render_blocks(self, renderer, cfg, classes, jobs):
         jobs = list(jobs)

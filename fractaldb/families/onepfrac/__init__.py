@@ -99,14 +99,8 @@ class OnePFracFamily(Family):
         # so ImageFolder's sorted order is the label order in mixed datasets too.
         return f"perturb-{k:05d}/perturb-{k:05d}.{ext}"
 
-    def create_renderer(self, cfg, device="cpu", **options):
-        rc = cfg.render_config() if isinstance(cfg, OnePFracSettings) else cfg
-        if device == "cuda":
-            # Imported here: importing fractaldb never imports numba.cuda.
-            from ..fractal.render_cuda import CUDARenderer
-
-            return CUDARenderer(rc, **options)
-        return CPURenderer(rc)
+    cpu_renderer = CPURenderer  # the fractal family's renderers, in official mode
+    cuda_renderer = "..fractal.render_cuda.CUDARenderer"
 
     @staticmethod
     def _jobs(classes, ks):

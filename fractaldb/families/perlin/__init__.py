@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...encode import FORMATS
-from ..base import Family, RenderedBlock, setting
+from ..base import Family, one_image_blocks, setting
 from .model import (PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
                     search_classes)
 
@@ -109,23 +109,15 @@ class PerlinFamily(Family):
         # After the digit-named fractal folders in sorted order, as the labels are.
         return f"perlin-{k:05d}/perlin-{k:05d}_{meta['instance']:06d}.{ext}"
 
-    def create_renderer(self, cfg, device="cpu", **options):
-        rc = cfg.render_config() if isinstance(cfg, PerlinSettings) else cfg
-        if device == "cuda":
-            # Imported here: importing fractaldb never imports numba.cuda.
-            from .render_cuda import PerlinCUDARenderer
-
-            return PerlinCUDARenderer(rc, **options)
-        return PerlinRenderer(rc)
+    cpu_renderer = PerlinRenderer
+    cuda_renderer = ".render_cuda.PerlinCUDARenderer"
 
     def _items(self, cfg, classes, blocks):
         return [(classes[k], instance_key(cfg.seed, k, i)) for k, i in blocks]
 
     def render_blocks(self, renderer, cfg, classes, jobs):
         jobs = list(jobs)
-        images = renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs]))
-        for (k, i, offsets), img in zip(jobs, images):
-            yield RenderedBlock(k, i, list(offsets), [img] * len(offsets))
+        return one_image_blocks(jobs, renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs])))
 
     def render_device(self, renderer, cfg, classes, blocks):
         groups = {}

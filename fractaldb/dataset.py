@@ -262,6 +262,11 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         raise ConfigError(f"workers must be a positive integer, got {workers}")
     workers = workers or default_workers()
     check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
+    cfg = fconfig.resolve(cfg)
+    if device == "cuda":
+        for name in fconfig.families(cfg):
+            if get_family(name).cuda_renderer is None:
+                raise ConfigError(f"the {name} family renders on the CPU only; use --device cpu")
     store = Store(out)
     store.check_writable()
     existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]

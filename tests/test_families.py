@@ -221,3 +221,17 @@ def test_export_keeps_label_order_whatever_the_family_order(tmp_path):
     assert run_cli(["export", ds, "--out", tmp_path / "f"])[0] == 0
     _check_export(ds, manifest, tmp_path / "f")
     assert sorted(p.name for p in (tmp_path / "f").iterdir() if p.is_dir())[0] == "000000-perlin-00000"
+
+
+def test_cuda_refused_up_front_for_a_cpu_only_family(tmp_path, monkeypatch):
+    """On a GPU machine too: a family without a GPU twin fails before any work, in one line."""
+    import fractaldb.dataset as D
+    from fractaldb.config import resolve
+
+    monkeypatch.setattr(D, "check_device", lambda device, locally=True: None)  # as if a GPU were there
+    cpu_only = [n for n in list_families() if get_family(n).cuda_renderer is None]
+    assert cpu_only, "every family has a GPU twin: drop this test"
+    cfg = resolve({"families": [cpu_only[0]], cpu_only[0]: SMALL[cpu_only[0]]})
+    with pytest.raises(ConfigError, match=f"the {cpu_only[0]} family renders on the CPU only"):
+        D.generate(cfg, str(tmp_path / "x"), device="cuda")
+    assert not (tmp_path / "x").exists()

@@ -110,38 +110,52 @@ def generate(preset, out, overrides, classes, resume, executor, scheduler, devic
             bars[name] = _tqdm(total=total, unit="class", desc=name)
         bars[name].update(accepted - bars[name].n)
 
-    def progress(n):
-        if "gen" not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars["gen"] = _tqdm(unit="img", desc="generate", unit_scale=True)
-        bars["gen"].update(n)
+    kept = {"samples": 0, "shards": 0}
+
+    def on_plan(total, kept_samples, kept_shards):
+        for bar in bars.values():
+            bar.close()
+        kept.update(samples=kept_samples, shards=kept_shards)
+        # total, rate and ETA over this run's work; a resumed run starts at what it kept
+        bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc="generate", unit_scale=True)
 
     try:
-        manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=progress,
+        manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
                                 search_progress=search_progress, executor=executor, scheduler=scheduler,
-                                    device=device)
+                                device=device, on_plan=on_plan)
     finally:
         for bar in bars.values():
             bar.close()
     dt = time.perf_counter() - start
     plan = manifest["plan"]
+    made = plan["samples"] - kept["samples"]
+    resumed = (f" (kept {kept['samples']} images in {kept['shards']} shards of an earlier run; made {made})"
+               if kept["shards"] else "")
     click.echo(f"{plan['samples']} images of {plan['classes']} classes in {plan['shards']} shards "
-               f"in {dt:.1f} s ({plan['samples'] / dt:.0f} images/s) -> {out}")
+               f"in {dt:.1f} s ({made / dt:.0f} images/s){resumed} -> {out}")
 
 
 @cli.command()
 @click.argument("dataset")
 def verify(dataset):
     """Re-hash every shard of DATASET against its manifest (exit 0 only if all match)."""
+    from fractaldb.dataset import load_manifest
     from fractaldb.dataset import verify as run_verify
+    from fractaldb.storage import Store
 
-    problems = run_verify(dataset)
+    store = Store(dataset)
+    manifest = load_manifest(store) if store.exists() else None
+    total = manifest["plan"]["samples"] if manifest else None
+    with _tqdm(total=total, unit="img", desc="verify", unit_scale=True) as bar:
+        problems = run_verify(dataset, progress=bar.update)
     if problems:
         for p in problems:
             click.echo(f"error: {p}", err=True)
-        click.echo(f"error: {len(problems)} shard(s) do not match the manifest; "
-                   f"run 'fractaldb regenerate {dataset} --shard I' for each", err=True)
+        index = {e["name"]: i for i, e in enumerate(manifest["shards"])}
+        bad = [index[p.split(":", 1)[0]] for p in problems if p.split(":", 1)[0] in index]
+        fix = "; ".join(f"fractaldb regenerate {dataset} --shard {i}" for i in bad[:3])
+        more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
+        click.echo(f"error: {len(problems)} shard(s) do not match the manifest; run {fix}{more}", err=True)
         sys.exit(1)
     click.echo(f"ok: every shard of {dataset} matches its manifest")
 

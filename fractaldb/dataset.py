@@ -238,7 +238,7 @@ def _finished(store: Store, ds: Dataset) -> dict:
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
              progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
-             device: str = "cpu") -> dict:
+             device: str = "cpu", on_plan=None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -246,7 +246,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         out: a folder or fsspec URL.
         workers: threads (default: all cores); the output does not depend on it.
         resume: skip shards an interrupted or finished run already wrote correctly.
-        progress: optional ``progress(n_samples)`` callback per finished shard.
+        progress: optional ``progress(n_samples)`` callback per shard made in this run.
+        on_plan: optional ``on_plan(total_samples, kept_samples, kept_shards)``, called once
+            the plan is known and (``resume``) the intact shards of an earlier run are counted.
         search_progress: optional callback of the category search.
         executor: ``local`` (threads on this machine) or ``dask`` (see
             :mod:`fractaldb.executors`); the output does not depend on it.
@@ -285,8 +287,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         for name, (entry, recs) in done.items():
             entries[name] = entry
             records[name] = recs
-            if progress is not None:
-                progress(entry["samples"])
+        if on_plan is not None:
+            on_plan(plan.n_samples, sum(e["samples"] for e in entries.values()), len(entries))
         todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
         for entry, recs in run(functools.partial(shard_task, ds, store, device=device), todo):
             entries[entry["name"]] = entry
@@ -331,8 +333,11 @@ def _dedupe(records):
     return [unique[k] for k in sorted(unique)]
 
 
-def verify(out: str) -> list:
-    """Re-hash every shard; returns the problems (empty when all match)."""
+def verify(out: str, progress=None) -> list:
+    """Re-hash every shard; returns the problems (empty when all match).
+
+    ``progress(n_samples)`` is called after each shard is checked.
+    """
     store = Store(out)
     if not store.exists():
         raise InputError(f"{out} does not exist; pass the folder 'fractaldb generate' wrote")
@@ -342,12 +347,16 @@ def verify(out: str) -> list:
         name = e["name"]
         if not store.exists(name):
             problems.append(f"{name}: missing")
+            if progress is not None:
+                progress(e["samples"])
             continue
         data = store.read(name)
         if len(data) != e["bytes"]:
             problems.append(f"{name}: {len(data)} bytes, manifest says {e['bytes']}")
         elif hashlib.sha256(data).hexdigest() != e["sha256"]:
             problems.append(f"{name}: sha256 differs from the manifest")
+        if progress is not None:
+            progress(e["samples"])
     return problems
 
 

@@ -261,6 +261,11 @@ def test_verify_missing_and_truncated_shards(tmp_path_factory, tmp_path, tiny):
     assert TINY_SHARDS[2] in problems[1]
     code, _, err = run_cli(["verify", d])
     assert code == 1 and TINY_SHARDS[1] in err and TINY_SHARDS[2] in err
+    # the fix names the shards' indexes
+    assert f"run fractaldb regenerate {d} --shard 1; fractaldb regenerate {d} --shard 2" in err.splitlines()[-1]
+    seen = []
+    verify(str(d), progress=seen.append)
+    assert sum(seen) == TINY_SAMPLES  # every shard reported, missing ones too
     for i in (1, 2):
         assert run_cli(["regenerate", d, "--shard", i])[0] == 0
     assert snapshot(d) == snapshot(tiny)
@@ -455,6 +460,8 @@ def test_resume_on_a_finished_run_rewrites_no_shard(tmp_path_factory, tmp_path, 
     code, out, err = run_cli(["generate", "--preset", "tiny", "--out", d, "--resume"])
     assert code == 0, err
     assert calls == []
+    # the summary says what was kept and made, and rates only the new work
+    assert "(0 images/s) (kept 48 images in 3 shards of an earlier run; made 0)" in out
     assert snapshot(d) == snapshot(tiny)
     assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in d.glob("*.tar")} == stats
 
@@ -733,3 +740,16 @@ def test_regenerate_api_returns_the_manifest_entry(tmp_path_factory, tmp_path, t
     manifest = json.loads((d / "manifest.json").read_bytes())
     assert entry == manifest["shards"][0]
     assert verify(str(d)) == []
+
+
+def test_on_plan_reports_the_total_and_what_a_resume_keeps(tmp_path_factory, tmp_path, tiny):
+    seen, made = [], []
+    generate(resolve("tiny"), str(tmp_path / "fresh"), on_plan=lambda *a: seen.append(a), progress=made.append)
+    assert seen == [(TINY_SAMPLES, 0, 0)] and sum(made) == TINY_SAMPLES
+    d = copy_tiny(tmp_path_factory, tmp_path / "d")
+    lost = json.loads((d / "manifest.json").read_text())["shards"][1]
+    (d / lost["name"]).unlink()
+    seen, made = [], []
+    generate(resolve("tiny"), str(d), resume=True, on_plan=lambda *a: seen.append(a), progress=made.append)
+    assert seen == [(TINY_SAMPLES, TINY_SAMPLES - lost["samples"], 2)] and made == [lost["samples"]]
+    assert snapshot(d) == snapshot(tiny)

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Protocol
 from ..errors import ConfigError
 
 __all__ = ["Family", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of", "build_settings",
-           "one_image_blocks"]
+           "one_image_blocks", "HostRenderer"]
 
 
 def setting(default, help: str, allowed: str, check=None, kind=None):
@@ -126,6 +126,20 @@ def one_image_blocks(jobs, images):
     holds one image per ``(class, block, offsets)`` job, in order."""
     for (k, b, offsets), img in zip(jobs, images):
         yield RenderedBlock(k, b, list(offsets), [img] * len(offsets))
+
+
+class HostRenderer:
+    """What every CPU renderer shares: its "device" is host memory, so
+    ``render_many_device`` returns a NumPy array and :meth:`to_torch` wraps it."""
+
+    device = "cpu"
+
+    @staticmethod
+    def to_torch(images):
+        """Host images as a ``torch.Tensor`` sharing their memory (no copy)."""
+        import torch
+
+        return torch.from_numpy(images)
 
 
 class Renderer(Protocol):

@@ -353,6 +353,22 @@ def blur3(img, weights, tmp):
 
 
 @kernel
+def _bilinear_tap(d, scale, n):
+    """Source pixels and weight of destination index ``d`` along one axis of
+    :func:`resize_bilinear`: ``(i0, i1, frac)``, clamped at both ends."""
+    f = (d + 0.5) * scale - 0.5
+    i0 = int(math.floor(f))
+    f -= i0
+    if i0 < 0:
+        i0 = 0
+        f = 0.0
+    if i0 >= n - 1:
+        i0 = n - 1
+        f = 0.0
+    return i0, min(i0 + 1, n - 1), f
+
+
+@kernel
 def resize_bilinear(src, dst):
     """Bilinear resize of ``src`` (``(h, w, C)`` uint8) into ``dst`` (``(H, W, C)`` uint8).
 
@@ -365,27 +381,9 @@ def resize_bilinear(src, dst):
     sy_scale = h / dh
     sx_scale = w / dw
     for di in range(dh):
-        fy = (di + 0.5) * sy_scale - 0.5
-        y0 = int(math.floor(fy))
-        fy -= y0
-        if y0 < 0:
-            y0 = 0
-            fy = 0.0
-        if y0 >= h - 1:
-            y0 = h - 1
-            fy = 0.0
-        y1 = min(y0 + 1, h - 1)
+        y0, y1, fy = _bilinear_tap(di, sy_scale, h)
         for dj in range(dw):
-            fx = (dj + 0.5) * sx_scale - 0.5
-            x0 = int(math.floor(fx))
-            fx -= x0
-            if x0 < 0:
-                x0 = 0
-                fx = 0.0
-            if x0 >= w - 1:
-                x0 = w - 1
-                fx = 0.0
-            x1 = min(x0 + 1, w - 1)
+            x0, x1, fx = _bilinear_tap(dj, sx_scale, w)
             for c in range(ch):
                 top = (1.0 - fx) * src[y0, x0, c] + fx * src[y0, x1, c]
                 bot = (1.0 - fx) * src[y1, x0, c] + fx * src[y1, x1, c]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...seeds import generator, stream_key
+from ..base import HostRenderer
 from ..fractal.ifs import IFS
 from . import kernels as K
 
@@ -223,10 +224,27 @@ class ColorRenderConfig:
     sigma: tuple = (0.5, 1.0)
 
 
-class ColorFractalRenderer:
-    """Renders single-label instances on the calling thread; one per thread."""
+class _ItemRenderer(HostRenderer):
+    """The protocol methods of both colour renderers: an item is the arguments of
+    ``render`` (``(what, class, instance)``); images are ``(size, size, 3)``."""
 
-    device = "cpu"
+    def render_many(self, items):
+        """Render the items one after another; yields each image (a new array)."""
+        for item in items:
+            yield self.render(*item)
+
+    def render_many_device(self, items, out=None):
+        """Every item's image in one ``(n, size, size, 3)`` host array."""
+        items = list(items)
+        n = self.cfg.size
+        out = np.empty((len(items), n, n, 3), dtype=np.uint8) if out is None else out
+        for j, item in enumerate(items):
+            self.render(*item, out[j])
+        return out
+
+
+class ColorFractalRenderer(_ItemRenderer):
+    """Renders single-label instances on the calling thread; one per thread."""
 
     def __init__(self, cfg: ColorRenderConfig, seed: int):
         self.cfg = cfg
@@ -272,24 +290,6 @@ class ColorFractalRenderer:
         if cfg.blur_p and rng.random() < cfg.blur_p:
             K.blur3(out, blur_weights(rng.uniform(*cfg.sigma)), s.tmp)
         return out
-
-    def render_many(self, items):
-        """Render ``(IFS, class, instance)`` items; yields each image (a new array)."""
-        for ifs, k, i in items:
-            yield self.render(ifs, k, i)
-
-    def render_many_device(self, items, out=None):
-        items = list(items)
-        n = self.cfg.size
-        out = np.empty((len(items), n, n, 3), dtype=np.uint8) if out is None else out
-        for j, (ifs, k, i) in enumerate(items):
-            self.render(ifs, k, i, out[j])
-        return out
-
-    def to_torch(self, images):
-        import torch
-
-        return torch.from_numpy(images)
 
 
 # --------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def multi_layout(cfg: MultiRenderConfig, seed: int, n_classes: int, klass: int, 
     return Layout(tuple(objs), float(decay), params, sigma)
 
 
-class MultiFractalRenderer:
+class MultiFractalRenderer(_ItemRenderer):
     """Renders multi-instance images on the calling thread; one per thread.
 
     Keeps the most recent class renders (graded densities) in memory: a
@@ -366,7 +366,6 @@ class MultiFractalRenderer:
     changes speed only, never bytes.
     """
 
-    device = "cpu"
     CACHE = 256
 
     def __init__(self, cfg: MultiRenderConfig, seed: int):
@@ -417,21 +416,3 @@ class MultiFractalRenderer:
         if lay.blur_sigma > 0.0:
             K.blur3(out, blur_weights(lay.blur_sigma), s.tmp)
         return out
-
-    def render_many(self, items):
-        """Render ``(classes, class, instance)`` items; yields each image (a new array)."""
-        for classes, k, i in items:
-            yield self.render(classes, k, i)
-
-    def render_many_device(self, items, out=None):
-        items = list(items)
-        n = self.cfg.size
-        out = np.empty((len(items), n, n, 3), dtype=np.uint8) if out is None else out
-        for j, (classes, k, i) in enumerate(items):
-            self.render(classes, k, i, out[j])
-        return out
-
-    def to_torch(self, images):
-        import torch
-
-        return torch.from_numpy(images)

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import constants as C
 from ...errors import ConfigError
-from ..base import setting
+from ..base import HostRenderer, setting
 from ...seeds import stream_key
 from . import kernels as K
 from .ifs import IFS
@@ -224,10 +224,8 @@ class PointScratch:
         self.bits = np.zeros((size * size + 63) // 64, dtype=np.uint64)
 
 
-class CPURenderer(PointScratch):
+class CPURenderer(HostRenderer, PointScratch):
     """Renders blocks on the calling thread; one instance per thread."""
-
-    device = "cpu"
 
     def __init__(self, cfg: RenderConfig):
         super().__init__(cfg.points, cfg.size)
@@ -333,12 +331,6 @@ class CPURenderer(PointScratch):
             offset += k
         return out
 
-    @staticmethod
-    def to_torch(images):
-        """Host images as a ``torch.Tensor`` sharing their memory."""
-        import torch
-
-        return torch.from_numpy(images)
 
 
 def render_previews(cfg: RenderConfig, categories, per_class: int, limit: int, rows=None) -> list:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ConfigError
+from ..base import HostRenderer
 from ...seeds import generator, stream_keys
 from . import kernels as K
 
@@ -321,14 +322,12 @@ class Fractal3DRenderConfig:
     seed: int = 1
 
 
-class Fractal3DRenderer:
+class Fractal3DRenderer(HostRenderer):
     """Renders (category, instance) blocks on the calling thread; one per thread.
 
     Items are ``(Fractal3DClass, category index, instance)``; a block is
     ``(n_views, size, size, 1)`` uint8, white single-pixel splats on black.
     """
-
-    device = "cpu"
 
     def __init__(self, cfg: Fractal3DRenderConfig):
         self.cfg = cfg
@@ -402,8 +401,3 @@ class Fractal3DRenderer:
             self.render(cls, k, i, out=out[j * c.n_views:(j + 1) * c.n_views], keys=(ck[j], vk[j]))
         return out
 
-    @staticmethod
-    def to_torch(images):
-        import torch
-
-        return torch.from_numpy(images)

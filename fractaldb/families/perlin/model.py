@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...errors import ConfigError
+from ..base import HostRenderer
 from ...seeds import generator, stream_key
 from . import kernels as K
 
@@ -272,14 +273,12 @@ def host_out(shape: tuple, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-class PerlinRenderer:
+class PerlinRenderer(HostRenderer):
     """Renders Perlin instances on the calling thread; one instance per thread.
 
     It owns its scratch buffers (the float field, the permutation, per-column
     rows), so a render allocates nothing but its output when ``out`` is None.
     """
-
-    device = "cpu"
 
     def __init__(self, cfg: PerlinRenderConfig):
         self.cfg = cfg
@@ -348,12 +347,6 @@ class PerlinRenderer:
             self.render(cls, key, out=out[i])
         return out
 
-    @staticmethod
-    def to_torch(images):
-        """Host images as a ``torch.Tensor`` sharing their memory."""
-        import torch
-
-        return torch.from_numpy(images)
 
 
 def check_channels(items) -> int:

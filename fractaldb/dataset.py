@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from . import config as fconfig
 from . import executors
+from .card import write_card
 from ._version import __version__
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
@@ -238,7 +239,7 @@ def _finished(store: Store, ds: Dataset) -> dict:
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
              progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
-             device: str = "cpu", on_plan=None) -> dict:
+             device: str = "cpu", on_plan=None, card: bool = True, dataset: "Dataset | None" = None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -256,6 +257,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         device: where images are rendered: ``cpu``, or ``cuda`` (an NVIDIA
             GPU on every machine that runs tasks; encoding stays on the CPU
             threads); the output does not depend on it.
+        card: write the dataset card (``README.md`` and its contact sheet, :mod:`fractaldb.card`).
+        dataset: the :class:`Dataset` to write (``--from-manifest``: no search); ``cfg`` is then
+            ignored.
 
     Returns:
         The manifest.
@@ -264,7 +268,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         raise ConfigError(f"workers must be a positive integer, got {workers}")
     workers = workers or default_workers()
     check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
-    cfg = fconfig.resolve(cfg)
+    cfg = dataset.config if dataset is not None else fconfig.resolve(cfg)
     if device == "cuda":
         for name in fconfig.families(cfg):
             if get_family(name).cuda_renderer is None:
@@ -277,7 +281,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     # Start (or reach) the executor first: a wrong scheduler address fails
     # before the search runs and before anything is written.
     with executors.executor(executor, workers, scheduler) as run:
-        ds = Dataset.from_config(cfg, workers, progress=search_progress)
+        ds = dataset if dataset is not None else Dataset.from_config(cfg, workers, progress=search_progress)
         plan = ds.plan
         store.makedirs()
         store.clean_temporaries()
@@ -322,6 +326,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         "splits": {"train": {"name": "train", "num_samples": plan.n_samples,
                              "filenames": names, "shard_lengths": [e["samples"] for e in shards]}},
     }))
+    if card:
+        write_card(store, manifest, ds)
     store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
     store.remove(PROGRESS_DIR)
     return manifest

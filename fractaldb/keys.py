@@ -7,7 +7,7 @@ Sample keys are each family's (``Family.sample_key``); a key has no dots
 from __future__ import annotations
 
 __all__ = ["shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT",
-           "CATEGORIES_SUMMARY", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX"]
+           "CATEGORIES_SUMMARY", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX", "CARD", "CARD_SHEET"]
 
 #: Member extensions besides the image.
 LABEL_EXT = "cls"
@@ -16,6 +16,9 @@ META_EXT = "json"
 MANIFEST = "manifest.json"
 WIDS_INDEX = "wids-index.json"
 TIMM_INFO = "_info.json"
+#: The dataset card (Hugging Face format) and its contact sheet (fractaldb.card).
+CARD = "README.md"
+CARD_SHEET = "contact-sheet.png"
 #: Written beside the category CSVs by ``fractaldb search``, and beside the class
 #: folders of a ``fractaldb render`` ImageFolder.
 CATEGORIES_SUMMARY = "categories.json"

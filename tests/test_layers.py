@@ -41,7 +41,7 @@ LAYERS = [
           "fractaldb.families.fractal3d", "fractaldb.families.colorfractal"]),
     (11, ["fractaldb.families"]),
     (12, ["fractaldb.config"]),
-    (13, ["fractaldb.shards", "fractaldb.executors"]),
+    (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card"]),
     (14, ["fractaldb.dataset"]),
     (15, ["fractaldb.preview", "fractaldb.data"]),
     (16, ["fractaldb.train"]),

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_SHARDS = ["tiny-000000.tar", "tiny-000001.tar", "tiny-000002.tar"]
-TINY_FILES = sorted(TINY_SHARDS + ["manifest.json", "wids-index.json", "_info.json"])
+TINY_FILES = sorted(TINY_SHARDS + ["manifest.json", "wids-index.json", "_info.json", "README.md", "contact-sheet.png"])
 TINY_SAMPLES = 48
 TINY_CLASSES = 4
 

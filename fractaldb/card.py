@@ -1,0 +1,404 @@
+"""Dataset cards: the ``README.md`` (Hugging Face dataset-card format) and the
+contact sheet that ``generate`` writes beside the shards.
+
+The card is a pure function of the manifest (and, for the sheet, of the classes
+it lists): the same config and seed give the same bytes, so two runs of
+``generate`` on different machines write identical folders.  The card and its
+sheet are *derived* files, like ``wids-index.json``: they are not listed in
+the manifest, ``verify`` leaves them alone (a publisher may edit the card), and
+``fractaldb index DIR --for hf`` writes them again from the manifest (also for
+datasets made before cards existed).
+
+The YAML header is what the Hub and ``datasets.load_dataset(DIR)`` read:
+``configs``/``data_files`` point the ``webdataset`` builder at the shards, and
+``dataset_info.features`` names the image column and the label column, a
+``ClassLabel`` whose names are the classes' names (:func:`class_names`).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import numpy as np
+import yaml
+
+from . import config as fconfig
+from .encode import encode_image
+from .families import get_family
+from .keys import CARD, CARD_SHEET, LABEL_EXT
+
+__all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "CITATIONS", "SHEET_CLASSES",
+           "SHEET_PER_CLASS"]
+
+#: The contact sheet shows the first classes (in label order), a few images each.
+SHEET_CLASSES = 8
+SHEET_PER_CLASS = 4
+#: Longest side of one image on the sheet (larger images are subsampled).
+SHEET_THUMB = 128
+
+#: Papers behind each family: (key, BibTeX entry type, fields).
+_PAPERS = {
+    "fractaldb": ("inproceedings", {
+        "title": "Pre-training without Natural Images",
+        "author": "Kataoka, Hirokatsu and Okayasu, Kazushige and Matsumoto, Asato and Yamagata, Eisuke and "
+                  "Yamada, Ryosuke and Inoue, Nakamasa and Nakamura, Akio and Satoh, Yutaka",
+        "booktitle": "Asian Conference on Computer Vision (ACCV)", "year": "2020"}),
+    "fractaldb-ijcv": ("article", {
+        "title": "Pre-training without Natural Images",
+        "author": "Kataoka, Hirokatsu and Okayasu, Kazushige and Matsumoto, Asato and Yamagata, Eisuke and "
+                  "Yamada, Ryosuke and Inoue, Nakamasa and Nakamura, Akio and Satoh, Yutaka",
+        "journal": "International Journal of Computer Vision (IJCV)", "year": "2022"}),
+    "perlin": ("inproceedings", {
+        "title": "Initialization Using Perlin Noise for Training Networks with a Limited Amount of Data",
+        "author": "Inoue, Nakamasa and Yamagata, Eisuke and Kataoka, Hirokatsu",
+        "booktitle": "International Conference on Pattern Recognition (ICPR)", "year": "2020"}),
+    "anderson-farrell": ("inproceedings", {
+        "title": "Improving Fractal Pre-training",
+        "author": "Anderson, Connor and Farrell, Ryan",
+        "booktitle": "IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)", "year": "2022"}),
+    "mv-fractaldb": ("inproceedings", {
+        "title": "MV-FractalDB: Formula-driven Supervised Learning for Multi-view Image Recognition",
+        "author": "Yamada, Ryosuke and Takahashi, Ryo and Suzuki, Ryota and Nakamura, Akio and Yoshiyasu, Yusuke "
+                  "and Sagawa, Ryusuke and Kataoka, Hirokatsu",
+        "booktitle": "IEEE/RSJ International Conference on Intelligent Robots and Systems (IROS)", "year": "2021"}),
+    "exfractaldb": ("inproceedings", {
+        "title": "Replacing Labeled Real-image Datasets with Auto-generated Contours",
+        "author": "Kataoka, Hirokatsu and Hayamizu, Ryo and Yamada, Ryosuke and Nakashima, Kodai and "
+                  "Takashima, Sora and Zhang, Xinyu and Martinez-Noriega, Edgar Josafat and Inoue, Nakamasa "
+                  "and Yokota, Rio",
+        "booktitle": "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)", "year": "2022"}),
+    "ofdb": ("inproceedings", {
+        "title": "Pre-training Vision Transformers with Very Limited Synthesized Images",
+        "author": "Nakamura, Ryo and Kataoka, Hirokatsu and Takashima, Sora and Martinez-Noriega, Edgar Josafat "
+                  "and Yokota, Rio and Inoue, Nakamasa",
+        "booktitle": "IEEE/CVF International Conference on Computer Vision (ICCV)", "year": "2023"}),
+    "1p-frac": ("inproceedings", {
+        "title": "Scaling Backwards: Minimal Synthetic Pre-training?",
+        "author": "Nakamura, Ryo and Tadokoro, Ryu and Yamada, Ryosuke and Asano, Yuki M. and Laina, Iro and "
+                  "Rupprecht, Christian and Inoue, Nakamasa and Yokota, Rio and Kataoka, Hirokatsu",
+        "booktitle": "European Conference on Computer Vision (ECCV)", "year": "2024"}),
+}
+
+#: Family -> the papers to cite for it (the FractalDB papers first: every family descends from them).
+CITATIONS = {
+    "fractal": ["fractaldb", "fractaldb-ijcv"],
+    "perlin": ["perlin", "fractaldb"],
+    "onepfrac": ["1p-frac", "fractaldb"],
+    "fractal3d": ["mv-fractaldb", "exfractaldb", "ofdb", "fractaldb"],
+    "colorfractal": ["anderson-farrell", "fractaldb"],
+    "multifractal": ["anderson-farrell", "fractaldb"],
+}
+
+_WHAT = {
+    "fractal": "FractalDB fractal categories: each class is an iterated function system (IFS) found by a "
+               "fill-rate search; its images are chaos-game renderings of weight variants, patch draws and "
+               "flips of that system",
+    "perlin": "Perlin-noise classes: each class is a set of fractal-noise parameters (frequency, octaves, "
+              "persistence, lacunarity, palette); its images are noise on different random lattices",
+    "onepfrac": "1p-frac: one fractal and perturbed copies of it, one image and one label each",
+    "fractal3d": "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): each class is a 3-D IFS point cloud, "
+                 "its images are projections of it from several views",
+    "colorfractal": "colour fractals (Anderson & Farrell): each class is a sigma-factor IFS, drawn in colour "
+                    "on a random background",
+    "multifractal": "multi-fractal images (Anderson & Farrell): one to five colour fractals per image, "
+                    "multi-hot labels",
+}
+
+
+def _size_category(n: int) -> str:
+    """The Hub's size bucket of ``n`` samples."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
+                        (1_000_000_000, "100M<n<1B")):
+        if n < limit:
+            return name
+    return "n>1T" if n >= 10 ** 12 else "1B<n<10B" if n < 10 ** 10 else "10B<n<100B" if n < 10 ** 11 else "100B<n<1T"
+
+
+def class_names(manifest: dict) -> list:
+    """One name per label: ``<family>-<class number>`` (the fractal family's is its category
+    id, as in the category CSVs), unique and in label order."""
+    names = []
+    for c in sorted(manifest["categories"], key=lambda c: c["label"]):
+        family = c.get("family", "fractal")
+        number = c.get("id", c.get("class", c.get("category")))
+        names.append(f"{family}-{number if isinstance(number, int) else len(names):05d}")
+    seen: dict = {}
+    for i, n in enumerate(names):  # never two classes with one name
+        if n in seen:
+            names[i] = f"{n}-label{i}"
+        seen[n] = i
+    return names
+
+
+def _families(manifest: dict) -> list:
+    cfg = manifest["config"]
+    if "families" in cfg:
+        return list(cfg["families"])
+    return sorted({c.get("family", "fractal") for c in manifest["categories"]})
+
+
+def _image_exts(manifest: dict) -> list:
+    """The image member extensions of the dataset's samples."""
+    cfg = manifest["config"]
+    exts = []
+    for fam in _families(manifest):
+        section = cfg.get(fam) if isinstance(cfg.get(fam), dict) else cfg
+        ext = section.get("image_format", "png") if isinstance(section, dict) else "png"
+        if ext not in exts:
+            exts.append(ext)
+    return exts
+
+
+def _multi_label(manifest: dict) -> bool:
+    try:
+        return any(get_family(f).multi_label for f in _families(manifest))
+    except Exception:  # an unknown family: the manifest loader reports it elsewhere
+        return False
+
+
+def _bibtex(key: str) -> str:
+    kind, fields = _PAPERS[key]
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items())
+    return f"@{kind}{{{key.replace('-', '_')},\n{body}\n}}"
+
+
+def _flat(cfg: dict) -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{sub}": x for sub, x in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def reproduce_command(cfg: dict) -> str | None:
+    """``fractaldb generate --preset NAME [--set KEY=VALUE ...] --out DIR`` that resolves to
+    exactly ``cfg`` (a function of the config alone, checked by resolving it), or None when
+    no built-in preset does (a preset file of one's own: the card then shows the config)."""
+    try:
+        name = next((p for p in fconfig.list_presets() if fconfig.load_preset(p).get("name", p) == cfg.get("name")),
+                    None)
+        if name is None:
+            return None
+        base = fconfig.resolve(name)
+        sets = []
+        if cfg.get("families") != base["families"]:
+            sets.append(("families", cfg["families"]))
+            base = fconfig.resolve(name, sets)
+        flat, want = _flat(base), _flat(cfg)
+        if set(flat) != set(want):
+            return None
+        sets += [(k, v) for k, v in want.items() if flat[k] != v]
+        if fconfig.resolve(name, sets) != cfg:
+            return None
+    except Exception:  # noqa: BLE001 - any doubt: show the config instead
+        return None
+
+    def arg(k, v):
+        text = yaml.safe_dump(v, default_flow_style=True, width=1000).strip()
+        text = text[:-4].rstrip() if text.endswith("\n...") else text
+        return f"--set {shlex.quote(f'{k}={text}')}"
+
+    return " ".join(["fractaldb generate --preset", shlex.quote(name)] + [arg(k, v) for k, v in sets]
+                    + ["--out DIR"])
+
+
+def card_header(manifest: dict) -> dict:
+    """The YAML header as a mapping (the Hub's dataset-card metadata)."""
+    names = class_names(manifest)
+    name = manifest["name"]
+    plan = manifest["plan"]
+    features = [{"name": ext, "dtype": "image"} for ext in _image_exts(manifest)]
+    labels = {"class_label": {"names": {str(i): n for i, n in enumerate(names)}}}
+    features.append({"name": LABEL_EXT, "dtype": labels})
+    if _multi_label(manifest):
+        features.append({"name": "labels.json", "sequence": labels})
+    return {
+        "license": "mit",
+        "pretty_name": name,
+        "task_categories": ["image-classification"],
+        "size_categories": [_size_category(plan["samples"])],
+        "tags": ["fractaldb", "formula-driven-supervised-learning", "synthetic", "webdataset"]
+                + [f"fractaldb-{f}" for f in _families(manifest)],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": "train", "path": f"{name}-*.tar"}]}],
+        "dataset_info": {
+            "config_name": "default",
+            "features": features,
+            "splits": [{"name": "train", "num_examples": plan["samples"],
+                        "num_bytes": sum(e["bytes"] for e in manifest["shards"])}],
+        },
+    }
+
+
+def card_text(manifest: dict) -> str:
+    """The whole ``README.md``: YAML header and body (deterministic)."""
+    header = yaml.safe_dump(card_header(manifest), sort_keys=False, allow_unicode=False, width=1000)
+    name = manifest["name"]
+    plan = manifest["plan"]
+    cfg = manifest["config"]
+    fams = _families(manifest)
+    exts = _image_exts(manifest)
+    img = exts[0]
+    names = class_names(manifest)
+    n_shards = len(manifest["shards"])
+    size_mb = sum(e["bytes"] for e in manifest["shards"]) / 1e6
+    what = "\n".join(f"- **{f}**: {_WHAT.get(f) or get_family(f).summary}." for f in fams)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    config_yaml = yaml.safe_dump(cfg, sort_keys=True, width=1000).rstrip()
+    versions = manifest.get("versions", {})
+    made_with = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    command = reproduce_command(cfg) if "families" in cfg else None
+    invoked = (f"The command that makes it (`DIR`: any new folder):\n\n```bash\n{command}\n```\n\n"
+               if command else "")
+    cites = []
+    for f in fams:
+        for key in CITATIONS.get(f, ["fractaldb"]):
+            if key not in cites:
+                cites.append(key)
+    bib = "\n\n".join(_bibtex(k) for k in cites)
+    multi = ("\nEvery sample also has a `labels.json` member: all the classes it shows (multi-hot "
+             "training); `cls` is its primary label.\n" if _multi_label(manifest) else "")
+    body = f"""
+# {name}
+
+Formula-driven pretraining images made by fractaldb: no
+photographs, no people, no licences of third-party images, every image a function of a formula and a
+seed. {plan['samples']:,} images of {plan['classes']:,} classes in {n_shards} WebDataset shards
+({size_mb:,.1f} MB).
+
+{what}
+
+![The first classes, a row of images each]({CARD_SHEET})
+
+*The first {min(SHEET_CLASSES, plan['classes'])} classes (label order), a row of up to {SHEET_PER_CLASS} images each.*
+
+## Contents
+
+| file | what |
+|---|---|
+| `{name}-000000.tar` ... | WebDataset shards; each sample is `<key>.{img}` (the image), `<key>.cls` (the label, decimal text), `<key>.json` (what made it: family, class, seed, draw, ...) |
+| `manifest.json` | the exact configuration, every class's parameters (`categories`, by label), every shard's size and sha256 |
+| `wids-index.json`, `_info.json` | shard indexes for `wids` and timm |
+| `{CARD_SHEET}` | the contact sheet above |
+{multi}
+Labels are `0..{plan['classes'] - 1}`; their names ({shown}) are in the header's `ClassLabel`
+and the parameters that define each class are `manifest.json`'s `categories` entry with the same
+`label`.
+
+## How it was made
+
+Seed **{cfg.get('seed')}**. {invoked}The full resolved configuration (as `fractaldb presets show`
+prints it; save it as `config.yaml` and run `fractaldb generate --preset config.yaml --out DIR` to
+make the same bytes):
+
+```yaml
+{config_yaml}
+```
+
+Versions: {made_with}.
+
+## Load it
+
+```python
+# Hugging Face datasets (reads this card's header: images and named labels)
+from datasets import load_dataset
+ds = load_dataset("path/to/{name}", split="train")       # or the Hub repository id
+ds.features["cls"].int2str(ds[0]["cls"])                  # the class name
+
+# webdataset
+import webdataset as wds
+it = wds.WebDataset("path/to/{name}/{name}-{{000000..{n_shards - 1:06d}}}.tar").decode("pil").to_tuple("{img}", "cls")
+
+# wids (random access)
+import wids
+ds = wids.ShardListDataset("path/to/{name}/wids-index.json")
+
+# fractaldb's own loader (PyTorch, DDP-aware)
+from fractaldb.data import shard_loader
+loader = shard_loader("path/to/{name}", batch_size=256, num_workers=8)
+```
+
+timm reads the shards directly (`--dataset wds/{name} --data-dir path/to/{name}` with `_info.json`);
+torchvision's `ImageFolder` reads the folder `fractaldb export path/to/{name} --out imagefolder` writes.
+Megatron-Energon and NVIDIA DALI need their own indexes: `fractaldb index path/to/{name} --for energon`
+(or `--for dali`).
+
+## Verify and regenerate
+
+```bash
+fractaldb verify path/to/{name}                           # re-hash every shard against the manifest
+fractaldb regenerate path/to/{name} --shard 0             # rebuild one shard, bit for bit
+fractaldb generate --from-manifest path/to/{name}/manifest.json --out copy   # rebuild all of it
+```
+
+The bytes depend only on the configuration, the seed and the versions above, not on the machine, the
+worker count or the device.
+
+## Licence and citation
+
+The images are generated data, released under the MIT licence (the generator's). If you use them,
+please cite the papers that introduced the data:
+
+```bibtex
+{bib}
+```
+"""
+    return f"---\n{header}---\n{body}"
+
+
+def _thumb(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    step = -(-max(img.shape[:2]) // SHEET_THUMB)
+    return np.ascontiguousarray(img[::step, ::step, :3])
+
+
+def contact_sheet_png(ds) -> bytes:
+    """PNG of the first :data:`SHEET_CLASSES` classes of a :class:`fractaldb.dataset.Dataset`,
+    a row per class of its first :data:`SHEET_PER_CLASS` samples (block after block, the
+    images the shards hold), rendered on the CPU: the same classes give the same bytes."""
+    rows = []
+    room = SHEET_CLASSES
+    for seg in ds.plan.segments:
+        if room <= 0:
+            break
+        p = ds.part(seg.family)
+        per_block = p.family.images_per_block(p.settings)
+        blocks = p.family.blocks_per_class(p.settings)
+        jobs = []
+        for k in range(min(room, seg.classes)):
+            need, b = SHEET_PER_CLASS, 0
+            while need > 0 and b < blocks:
+                take = min(need, per_block)
+                jobs.append((k, b, list(range(take))))
+                need, b = need - take, b + 1
+        renderer = ds.renderers("cpu")[seg.family]
+        by_class: dict = {}
+        for rb in p.family.render_blocks(renderer, p.settings, p.classes, jobs):
+            by_class.setdefault(rb.klass, []).extend(_thumb(im) for im in rb.images)
+        rows += [by_class[k] for k in sorted(by_class)]
+        room -= min(room, seg.classes)
+    h = max(im.shape[0] for row in rows for im in row)
+    w = max(im.shape[1] for row in rows for im in row)
+    cols = max(len(row) for row in rows)
+    gap = 2
+    sheet = np.full((len(rows) * (h + gap) + gap, cols * (w + gap) + gap, 3), 40, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for c, im in enumerate(row):
+            y, x = gap + r * (h + gap), gap + c * (w + gap)
+            sheet[y:y + im.shape[0], x:x + im.shape[1]] = im
+    return encode_image(sheet, "png")
+
+
+def write_card(store, manifest: dict, ds) -> list:
+    """Write ``README.md`` and the contact sheet into ``store``; returns the names written."""
+    store.write(CARD_SHEET, contact_sheet_png(ds))
+    store.write(CARD, card_text(manifest).encode())
+    return [CARD, CARD_SHEET]
+

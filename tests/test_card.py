@@ -1,0 +1,133 @@
+"""Dataset cards: every ``generate`` output carries a Hugging Face dataset card.
+
+``datasets.load_dataset(DIR)`` (the real library, offline) must yield the images
+with named labels from the card's header alone; the card and its contact sheet
+are the same bytes for the same config and seed; ``verify`` ignores the
+(derived, editable) card; the command the card quotes resolves to the config.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fractaldb.card import CITATIONS, card_text, class_names, reproduce_command
+from fractaldb.config import first_classes, parse_override, resolve
+from fractaldb.dataset import generate, verify
+from tinyset import tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory)
+
+
+def _header(path) -> dict:
+    text = path.read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_card_header_is_a_hub_dataset_card(tiny):
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    head = _header(tiny / "README.md")
+    assert head["license"] == "mit"
+    assert head["task_categories"] == ["image-classification"]
+    assert head["size_categories"] == ["n<1K"]
+    assert head["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "tiny-*.tar"}]}]
+    feats = {f["name"]: f for f in head["dataset_info"]["features"]}
+    assert feats["png"]["dtype"] == "image"
+    names = feats["cls"]["dtype"]["class_label"]["names"]
+    assert [names[str(i)] for i in range(4)] == class_names(manifest)
+    assert class_names(manifest) == [f"fractal-{c['id']:05d}" for c in manifest["categories"]]
+    assert head["dataset_info"]["splits"][0]["num_examples"] == 48
+    body = (tiny / "README.md").read_text()
+    for must in ("fractaldb generate --preset tiny --out DIR", "Seed **1**", "fractaldb verify",
+                 "--from-manifest", "load_dataset(", "webdataset", "wids", "timm", "ImageFolder",
+                 "Pre-training without Natural Images", "International Journal of Computer Vision",
+                 "contact-sheet.png"):
+        assert must in body, must
+
+
+def test_datasets_load_dataset_yields_images_with_named_labels(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny, folder)
+    ds = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 48
+    assert isinstance(ds.features["cls"], datasets.ClassLabel)
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    assert ds.features["cls"].names == class_names(manifest)
+    # each image and label is the shard's: compare with the tar members themselves
+    import tarfile
+    truth = {}
+    for e in manifest["shards"]:
+        with tarfile.open(tiny / e["name"]) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar}
+        for name, data in files.items():
+            key, _, ext = name.partition(".")
+            if ext == "cls":
+                truth[int(data)] = truth.get(int(data), 0) + 1
+    assert sorted(truth) == [0, 1, 2, 3]
+    counts = {}
+    for row in ds:
+        counts[row["cls"]] = counts.get(row["cls"], 0) + 1
+        assert row["png"].size == (64, 64)
+    assert counts == truth
+
+
+def test_card_and_sheet_are_deterministic_and_verify_ignores_an_edited_card(tiny, tmp_path):
+    out = tmp_path / "again"
+    generate(resolve("tiny"), str(out), workers=1)
+    for name in ("README.md", "contact-sheet.png", "manifest.json"):
+        assert (out / name).read_bytes() == (tiny / name).read_bytes(), name
+    sheet = np.array(Image.open(out / "contact-sheet.png"))
+    assert sheet.shape == (4 * 66 + 2, 4 * 66 + 2, 3)  # 4 classes x 4 images of 64x64, 2-pixel gaps
+    (out / "README.md").write_text((out / "README.md").read_text() + "\nedited by the publisher\n")
+    assert verify(str(out)) == []
+
+
+@pytest.mark.parametrize("preset,sets,classes", [
+    ("tiny", [], None),
+    ("tiny", ["seed=3", "fractal.categories=2"], None),
+    ("fractal+perlin", [], 3),
+    ("fractaldb-1k", ["families=[fractal, perlin]", "fractal.weights=none"], None),
+])
+def test_the_cards_command_resolves_to_the_config(preset, sets, classes):
+    cfg = resolve(preset, sets)
+    if classes:
+        cfg = first_classes(cfg, classes)
+    command = reproduce_command(cfg)
+    words = shlex.split(command)
+    assert words[:4] == ["fractaldb", "generate", "--preset", preset] and words[-2:] == ["--out", "DIR"]
+    again = resolve(preset, [parse_override(w) for w in words[5:-2:2]])
+    assert again == cfg
+    assert words[4:-2:2] == ["--set"] * len(words[5:-2:2])
+
+
+def test_a_config_of_ones_own_shows_the_config_instead():
+    cfg = resolve("tiny")
+    cfg["name"] = "mine"
+    assert reproduce_command(cfg) is None
+
+
+def test_every_family_cites_its_papers():
+    from fractaldb.families import list_families
+
+    for family in list_families():
+        assert family in CITATIONS, family
+    manifest = {"name": "x", "config": {**resolve("perlin-tiny")}, "plan": {"samples": 10, "classes": 1},
+                "categories": [{"label": 0, "family": "perlin", "class": 0}],
+                "shards": [{"name": "x-000000.tar", "bytes": 10, "samples": 10}], "versions": {}}
+    text = card_text(manifest)
+    assert "Initialization Using Perlin Noise" in text and "ICPR" in text

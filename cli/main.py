@@ -80,7 +80,10 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 
 
 @cli.command()
-@click.option("--preset", required=True, help="A preset name (see 'fractaldb presets list') or a YAML file.")
+@click.option("--preset", default=None, help="A preset name (see 'fractaldb presets list') or a YAML file.")
+@click.option("--from-manifest", "from_manifest", default=None, metavar="PATH_OR_URL",
+              help="Instead of --preset: rebuild the dataset a manifest.json (or its folder, or a URL) "
+                   "describes, byte for byte, without its search.")
 @click.option("--out", required=True, help="Output folder or fsspec URL (s3://bucket/path, file://...).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a preset key (repeatable): seed=3, fractal.categories=20, perlin.classes=64.")
@@ -93,14 +96,28 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--device", default="cpu", show_default=True,
               help="Render on cpu or cuda (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
 @_workers_option
-def generate(preset, out, overrides, classes, resume, executor, scheduler, device, workers):
-    """Generate a dataset as WebDataset shards plus a manifest."""
-    from fractaldb import config as fconf
-    from fractaldb.dataset import generate as run_generate
+def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, workers):
+    """Generate a dataset as WebDataset shards plus a manifest (and its README.md card)."""
+    import functools
 
-    cfg = fconf.resolve(preset, overrides)
-    if classes is not None:
-        cfg = fconf.first_classes(cfg, classes)
+    from fractaldb import config as fconf
+    from fractaldb.errors import ConfigError
+
+    if (preset is None) == (from_manifest is None):
+        raise ConfigError("give exactly one of --preset or --from-manifest")
+    if from_manifest is not None:
+        if overrides or classes is not None:
+            raise ConfigError("--set and --classes change the dataset; --from-manifest rebuilds it as it is")
+        from fractaldb.rebuild import rebuild
+
+        run_generate = functools.partial(rebuild, from_manifest)
+    else:
+        from fractaldb.dataset import generate
+
+        cfg = fconf.resolve(preset, overrides)
+        if classes is not None:
+            cfg = fconf.first_classes(cfg, classes)
+        run_generate = functools.partial(generate, cfg)
     start = time.perf_counter()
     bars = {}
 
@@ -120,7 +137,7 @@ def generate(preset, out, overrides, classes, resume, executor, scheduler, devic
         bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc="generate", unit_scale=True)
 
     try:
-        manifest = run_generate(cfg, out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
+        manifest = run_generate(out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
                                 search_progress=search_progress, executor=executor, scheduler=scheduler,
                                 device=device, on_plan=on_plan)
     finally:

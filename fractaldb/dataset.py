@@ -145,15 +145,15 @@ class Dataset:
         return cls(cfg, classes)
 
 
-def load_manifest(store: Store) -> dict:
-    if not store.exists(MANIFEST):
-        raise InputError(f"{store.url} has no {MANIFEST}; is it a 'fractaldb generate' output?")
+def load_manifest(store: Store, name: str = MANIFEST) -> dict:
+    if not store.exists(name):
+        raise InputError(f"{store.url} has no {name}; is it a 'fractaldb generate' output?")
     try:
-        manifest = json.loads(store.read(MANIFEST))
+        manifest = json.loads(store.read(name))
     except ValueError:
-        raise InputError(f"{store.path(MANIFEST)} is not valid JSON; regenerate the dataset") from None
+        raise InputError(f"{store.path(name)} is not valid JSON; regenerate the dataset") from None
     if not isinstance(manifest, dict) or manifest.get("format") not in MANIFEST_FORMATS:
-        raise InputError(f"{store.path(MANIFEST)} is not a fractaldb manifest ({' or '.join(MANIFEST_FORMATS)})")
+        raise InputError(f"{store.path(name)} is not a fractaldb manifest ({' or '.join(MANIFEST_FORMATS)})")
     return manifest
 
 

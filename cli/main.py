@@ -95,8 +95,10 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--device", default="cpu", show_default=True,
               help="Render on cpu or cuda (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
+@click.option("--index", "readers", multiple=True, type=click.Choice(["energon", "dali"]),
+              help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
 @_workers_option
-def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, workers):
+def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, workers):
     """Generate a dataset as WebDataset shards plus a manifest (and its README.md card)."""
     import functools
 
@@ -143,6 +145,10 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
     finally:
         for bar in bars.values():
             bar.close()
+    if readers:
+        from fractaldb.indexes import write_indexes
+
+        write_indexes(out, readers)
     dt = time.perf_counter() - start
     plan = manifest["plan"]
     made = plan["samples"] - kept["samples"]
@@ -202,6 +208,24 @@ def export(dataset, out, overwrite):
     with _tqdm(total=total, unit="img", desc="export") as bar:
         n = export_imagefolder(dataset, out, overwrite=overwrite, progress=bar.update)
     click.echo(f"{n} images -> {out}")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--for", "readers", multiple=True, required=True, type=click.Choice(["energon", "dali", "wids", "hf"]),
+              help="Reader to index for (repeatable): energon (.nv-meta/ and .tar.idx), dali (wds2idx .idx), "
+                   "wids (wids-index.json), hf (the README.md dataset card).")
+def index(dataset, readers):
+    """Write the index files other readers need beside DATASET's shards."""
+    from fractaldb.dataset import load_manifest
+    from fractaldb.indexes import write_indexes
+    from fractaldb.storage import Store
+
+    store = Store(dataset)
+    total = load_manifest(store)["plan"]["samples"] if store.exists() else None
+    with _tqdm(total=total, unit="img", desc="index", unit_scale=True) as bar:
+        written = write_indexes(dataset, readers, progress=bar.update)
+    click.echo(f"{len(written)} index files for {', '.join(dict.fromkeys(readers))} -> {dataset}")
 
 
 @cli.group()

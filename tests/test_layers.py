@@ -43,7 +43,7 @@ LAYERS = [
     (12, ["fractaldb.config"]),
     (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card"]),
     (14, ["fractaldb.dataset"]),
-    (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild"]),
+    (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes"]),
     (16, ["fractaldb.train"]),
     (17, ["fractaldb.experiments"]),
     (18, ["fractaldb.cli"]),

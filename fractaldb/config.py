@@ -33,6 +33,7 @@ import yaml
 from .errors import ConfigError
 from .families import DEFAULT_FAMILY, get_family, list_families
 from .families.base import coerce, settings_of
+from .folders import PRESET, wrong_folder_hint
 
 __all__ = ["TOP_KEYS", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
            "family_settings", "section_keys", "first_classes"]
@@ -157,6 +158,9 @@ def list_presets() -> list:
 def load_preset(name_or_path) -> dict:
     """A built-in preset by name, or a YAML file by path; validated (:func:`normalise`)."""
     source = str(name_or_path)
+    hint = wrong_folder_hint(source, PRESET)
+    if hint:
+        raise ConfigError(hint)
     if source.endswith((".yaml", ".yml")):
         path = Path(name_or_path)
         if not path.is_file():

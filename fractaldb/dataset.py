@@ -30,6 +30,7 @@ from ._version import __version__
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
 from .families import DEFAULT_FAMILY, get_family
+from .folders import SHARDS, wrong_folder_hint
 from .families.base import Family
 from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
@@ -147,7 +148,8 @@ class Dataset:
 
 def load_manifest(store: Store, name: str = MANIFEST) -> dict:
     if not store.exists(name):
-        raise InputError(f"{store.url} has no {name}; is it a 'fractaldb generate' output?")
+        raise InputError(wrong_folder_hint(store.url, SHARDS)
+                         or f"{store.url} has no {name}; is it a 'fractaldb generate' output?")
     try:
         manifest = json.loads(store.read(name))
     except ValueError:
@@ -213,8 +215,11 @@ def _finished(store: Store, ds: Dataset) -> dict:
         if manifest.get("versions") != _versions():
             raise ConfigError(f"{store.url} was made with other package versions ({manifest.get('versions')}); "
                               "use a new --out")
-        if Dataset.from_manifest(manifest).fingerprint() != ds.fingerprint():
-            raise ConfigError(f"{store.url} holds a dataset made with other settings; use a new --out")
+        old = Dataset.from_manifest(manifest)
+        if old.fingerprint() != ds.fingerprint():
+            raise ConfigError(f"{store.url} holds a dataset made with other settings "
+                              f"({_difference(old.config, ds.config, old.categories_doc(), ds.categories_doc())}); "
+                              "use a new --out, or the same settings to resume")
         by_shard = manifest.get("records_by_shard", manifest.get("degenerate_variants_by_shard", {}))
         known = {e["name"]: (e, by_shard.get(e["name"], [])) for e in manifest["shards"]}
     elif store.exists(PROGRESS_DIR):
@@ -223,7 +228,10 @@ def _finished(store: Store, ds: Dataset) -> dict:
         except (InputError, ValueError):
             head = {}
         if head.get("fingerprint") != ds.fingerprint():
-            raise ConfigError(f"{store.url} holds a partial run with other settings; use a new --out")
+            what = (_difference(head["config"], ds.config) if isinstance(head.get("config"), dict)
+                    else "settings not recorded")
+            raise ConfigError(f"{store.url} holds a partial run with other settings ({what}); use a new --out, "
+                              "or the same settings to resume")
         for name in store.fs.ls(store.path(PROGRESS_DIR), detail=False):
             base = name.rstrip("/").rsplit("/", 1)[-1]
             if base.endswith(".tar.json"):
@@ -235,6 +243,30 @@ def _finished(store: Store, ds: Dataset) -> dict:
                 and hashlib.sha256(store.read(name)).hexdigest() == entry["sha256"]:
             done[name] = (entry, records)
     return done
+
+
+def _difference(there: dict, here: dict, there_classes=None, here_classes=None) -> str:
+    """The settings that differ between two resolved configs, as ``key: there -> here``
+    (a few), or what else differs (class parameters, package versions)."""
+    def flat(cfg):
+        out = {}
+        for k, v in cfg.items():
+            if isinstance(v, dict):
+                out.update({f"{k}.{sub}": x for sub, x in v.items()})
+            else:
+                out[k] = v
+        return out
+
+    a, b = flat(there), flat(here)
+    missing = object()
+    diffs = [f"{k}: {a.get(k, 'unset')} there, {b.get(k, 'unset')} here"
+             for k in sorted(set(a) | set(b), key=lambda k: (k.count("."), k))
+             if a.get(k, missing) != b.get(k, missing) and k != "description"]
+    if diffs:
+        return "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+    if there_classes is not None and there_classes != here_classes:
+        return "the same settings but other class parameters: the category search gave other classes"
+    return "other package versions or class parameters"
 
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
@@ -286,7 +318,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         store.makedirs()
         store.clean_temporaries()
         done = _finished(store, ds) if resume else {}
-        store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint()}))
+        store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint(), "config": ds.config}))
         entries, records = {}, {}
         for name, (entry, recs) in done.items():
             entries[name] = entry

@@ -19,6 +19,7 @@ import numpy as np
 
 from .constants import MAX_MAPS
 from ...errors import InputError
+from ...folders import CATEGORIES, wrong_folder_hint
 
 __all__ = ["IFS", "read_csv", "write_csv", "to_csv_bytes", "parse_csv", "load_categories"]
 
@@ -176,7 +177,8 @@ def load_categories(path) -> tuple:
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".csv" and not p.name.startswith("."))
         if not files:
-            raise InputError(f"{path} contains no .csv category files; run 'fractaldb search --out {path}' first")
+            raise InputError(wrong_folder_hint(path, CATEGORIES)
+                             or f"{path} contains no .csv category files; run 'fractaldb search --out {path}' first")
     else:
         raise InputError(f"{path} does not exist; pass a category folder or a .csv file")
     systems = [read_csv(f) for f in files]

@@ -28,6 +28,11 @@ def cli():
     """Formula-driven pretraining data: FractalDB categories and instances."""
 
 
+def _n(k: int, word: str) -> str:
+    """``1 class``, ``2 classes``."""
+    return f"{k} {word}" if k == 1 else f"{k} {word}{'es' if word.endswith('s') else 's'}"
+
+
 def _params_options(f):
     opts = [click.option("--params", type=click.Path(), help="Category folder or CSV to render.")]
     f = _PARAMS.render_options(f) if _PARAMS is not None else f
@@ -154,7 +159,7 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
     made = plan["samples"] - kept["samples"]
     resumed = (f" (kept {kept['samples']} images in {kept['shards']} shards of an earlier run; made {made})"
                if kept["shards"] else "")
-    click.echo(f"{plan['samples']} images of {plan['classes']} classes in {plan['shards']} shards "
+    click.echo(f"{_n(plan['samples'], 'image')} of {_n(plan['classes'], 'class')} in {_n(plan['shards'], 'shard')} "
                f"in {dt:.1f} s ({made / dt:.0f} images/s){resumed} -> {out}")
 
 

@@ -56,7 +56,8 @@ def search(sampler, categories, seed, out, fill_rate, points, size, overwrite, w
 
         result = run_search(cfg, progress=progress)
     write_categories(result, out, overwrite=overwrite)
-    click.echo(f"{len(result.categories)} categories from {result.candidates_tried} candidates "
+    n = len(result.categories)
+    click.echo(f"{n} {'category' if n == 1 else 'categories'} from {result.candidates_tried} candidates "
                f"({result.acceptance_rate:.2%} accepted) in {time.perf_counter() - start:.1f} s -> {out}")
 
 
@@ -115,7 +116,7 @@ def render(params, out, image_format, overwrite, workers, **options):
     dt = time.perf_counter() - start
     extra = f", {len(summary['degenerate_variants'])} degenerate weight variants handled" \
         if summary["degenerate_variants"] else ""
-    click.echo(f"{summary['images']} images of {len(ids)} categories in {dt:.1f} s "
+    click.echo(f"{summary['images']} images of {len(ids)} {'category' if len(ids) == 1 else 'categories'} in {dt:.1f} s "
                f"({summary['images'] / dt:.0f} images/s){extra} -> {out}")
 
 

@@ -143,10 +143,20 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
         # total, rate and ETA over this run's work; a resumed run starts at what it kept
         bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc="generate", unit_scale=True)
 
+    def on_dataset(ds):
+        for bar in bars.values():
+            bar.close()
+        from fractaldb.estimate import estimate_dataset, worth_telling
+        from fractaldb.parallel import default_workers
+
+        est = estimate_dataset(ds, workers or default_workers(), device)
+        if worth_telling(est):
+            click.echo(est.line(), err=True)
+
     try:
         manifest = run_generate(out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
                                 search_progress=search_progress, executor=executor, scheduler=scheduler,
-                                device=device, on_plan=on_plan)
+                                device=device, on_plan=on_plan, on_dataset=on_dataset)
     finally:
         for bar in bars.values():
             bar.close()

@@ -271,7 +271,8 @@ def _difference(there: dict, here: dict, there_classes=None, here_classes=None) 
 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
              progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
-             device: str = "cpu", on_plan=None, card: bool = True, dataset: "Dataset | None" = None) -> dict:
+             device: str = "cpu", on_plan=None, card: bool = True, dataset: "Dataset | None" = None,
+             on_dataset=None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -289,6 +290,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         device: where images are rendered: ``cpu``, or ``cuda`` (an NVIDIA
             GPU on every machine that runs tasks; encoding stays on the CPU
             threads); the output does not depend on it.
+        on_dataset: optional ``on_dataset(ds)``, called with the :class:`Dataset` once its
+            classes are known, before any shard (the CLI prints an estimate there).
         card: write the dataset card (``README.md`` and its contact sheet, :mod:`fractaldb.card`).
         dataset: the :class:`Dataset` to write (``--from-manifest``: no search); ``cfg`` is then
             ignored.
@@ -315,6 +318,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     with executors.executor(executor, workers, scheduler) as run:
         ds = dataset if dataset is not None else Dataset.from_config(cfg, workers, progress=search_progress)
         plan = ds.plan
+        if on_dataset is not None:
+            on_dataset(ds)
         store.makedirs()
         store.clean_temporaries()
         done = _finished(store, ds) if resume else {}

@@ -27,7 +27,7 @@ LAYERS = [
          "fractaldb.families.colorfractal.kernels"]),
     (4, ["fractaldb.families.fractal.kernels_cuda", "fractaldb.families.perlin.kernels_cuda",
          "fractaldb.families.fractal3d.kernels_cuda"]),
-    (5, ["fractaldb.storage", "fractaldb.folders", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
+    (5, ["fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
          "fractaldb.families.base"]),
     (6, ["fractaldb.families.fractal.constants", "fractaldb.families.fractal.ifs",
          "fractaldb.families.fractal.weights"]),

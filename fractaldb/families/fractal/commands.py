@@ -90,16 +90,19 @@ def render_config(**options) -> RenderConfig:
 @click.option("--out", required=True, type=click.Path(), help="Output ImageFolder.")
 @click.option("--format", "image_format", default=FORMATS[0], show_default=True, help=" | ".join(FORMATS) + ".")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted render of --out (the same command): "
+                                             "keep its finished blocks, render the rest.")
 @render_options
 @workers_option
-def render(params, out, image_format, overwrite, workers, **options):
+def render(params, out, image_format, overwrite, resume, workers, **options):
     """Render categories into an ImageFolder with the original file names."""
     from pathlib import Path
 
+    from ...estimate import estimate_blocks, worth_telling
     from ...parallel import default_workers
     from ...storage import check_output_dir
     from .ifs import load_categories
-    from .imagefolder import create_renderer, write_imagefolder
+    from .imagefolder import create_renderer, partial_dir, write_imagefolder
 
     cfg = render_config(**options)
     create_renderer(cfg, options["device"])  # fails early on an unknown device or without a GPU
@@ -108,11 +111,26 @@ def render(params, out, image_format, overwrite, workers, **options):
     check_output_dir(Path(out), overwrite)
     ids, systems = load_categories(params)
     total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block
+    workers = workers or default_workers()
+    renderer = create_renderer(cfg, "cpu")
+    est = estimate_blocks(lambda: renderer.render_block(ids[0], systems[0], 0).images.copy(), total, image_format,
+                          workers)
+    if worth_telling(est):
+        click.echo(f"{est.line()}; for jobs this large 'fractaldb generate' (shards: verifiable, resumable, "
+                   "rebuildable) then 'fractaldb export' gives the same ImageFolder layout", err=True)
     start = time.perf_counter()
-    with progress_bar(total=total, unit="img", desc="render") as bar:
-        summary = write_imagefolder(ids, systems, cfg, out, workers=workers or default_workers(),
-                                    overwrite=overwrite, image_format=image_format, progress=bar.update,
-                                    device=options["device"])
+    bar = progress_bar(total=total, unit="img", desc="render")
+    try:
+        summary = write_imagefolder(ids, systems, cfg, out, workers=workers, overwrite=overwrite,
+                                    image_format=image_format, progress=bar.update, device=options["device"],
+                                    resume=resume, on_start=lambda kept: bar.update(kept))
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"interrupted: the finished blocks are kept in {partial_dir(out)}; run the same command "
+                   "with --resume to continue", err=True)
+        raise
+    finally:
+        bar.close()
     dt = time.perf_counter() - start
     extra = f", {len(summary['degenerate_variants'])} degenerate weight variants handled" \
         if summary["degenerate_variants"] else ""

@@ -2,8 +2,9 @@
 
 ``OUT/<cat>/<cat>_<ww>_count_<k>_flip<t>.png``: the layout existing training
 scripts (torchvision's ``ImageFolder``) read.  The folder is assembled under
-a temporary name beside ``OUT`` and renamed into place at the end, so an
-interrupted run never leaves a half-written dataset behind.  A
+a hidden name beside ``OUT`` (``.OUT.partial``) and renamed into place at the
+end, so an interrupted run never leaves a half-written dataset at ``OUT``; the
+hidden folder records the finished blocks, and ``--resume`` continues it.  A
 ``render.json`` beside the class folders records the settings and any
 degenerate weight variants (ImageFolder ignores plain files at the top).
 """
@@ -11,6 +12,7 @@ degenerate weight variants (ImageFolder ignores plain files at the top).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +21,34 @@ from pathlib import Path
 
 from ...encode import DEFLATE, encode_image
 from ...keys import RENDER_SUMMARY
-from ...storage import staged_dir
-from ...errors import ConfigError
+from ...errors import ConfigError, OutputError
+from ...storage import check_output_dir
 from .render import CPURenderer, RenderConfig
 
 __all__ = ["write_imagefolder", "render_blocks", "create_renderer"]
 
 
+#: Beside ``OUT`` while a render is in progress: ``.OUT.partial/`` (kept when interrupted,
+#: for ``--resume``), holding the class folders, ``RUN`` (the settings) and ``DONE`` (one
+#: JSON line per finished (category, weight) block).
+PARTIAL = ".{name}.partial"
+RUN, DONE = ".render-run.json", ".render-done.jsonl"
+
+
+def partial_dir(out) -> Path:
+    out = Path(out)
+    return out.with_name(PARTIAL.format(name=out.name))
+
+
 def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, overwrite: bool = False,
-                      image_format: str = "png", progress=None, device: str = "cpu") -> dict:
+                      image_format: str = "png", progress=None, device: str = "cpu", resume: bool = False,
+                      on_start=None) -> dict:
     """Render ``systems`` into an ImageFolder at ``out``; returns the summary.
+
+    The folder is assembled in ``.OUT.partial/`` beside ``out`` and renamed into place at
+    the end.  Each finished (category, weight) block is recorded there; an interrupted
+    render leaves that folder behind, and ``resume`` continues it (the same categories
+    and settings only), rendering just the blocks not recorded.
 
     Args:
         ids: category numbers (names and seeds).
@@ -36,41 +56,92 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         cfg: render settings.
         out: destination folder (must not exist, or be empty, unless ``overwrite``).
         workers: render/encode threads.
-        overwrite: replace an existing non-empty ``out``.
+        overwrite: replace an existing non-empty ``out`` (and discard an interrupted render).
         image_format: ``png`` (default), ``jpg`` or ``webp``.
         progress: optional ``progress(n_images)`` callback.
         device: render device, ``cpu`` or ``cuda`` (the files are the same).
+        resume: continue the interrupted render of ``out``.
+        on_start: optional ``on_start(kept_images)``, called before rendering.
     """
+    import shutil
+
     out = Path(out)
-    records = []
-    with staged_dir(out, overwrite) as tmp:
+    check_output_dir(out, overwrite)
+    part = partial_dir(out)
+    run = {"format": "fractaldb-imagefolder-v1", "render": asdict(cfg), "image_format": image_format,
+           "ids": list(map(int, ids)), "systems": [ifs.rows().tolist() for ifs in systems]}
+    done: dict = {}
+    if part.exists():
+        if resume:
+            try:
+                before = json.loads((part / RUN).read_text())
+            except (OSError, ValueError):
+                before = None
+            if before != run:
+                raise ConfigError(f"{part} holds an interrupted render of other categories or settings; run the "
+                                  f"same command as before with --resume, or pass --overwrite to start over")
+            if (part / DONE).exists():
+                for line in (part / DONE).read_text().splitlines():
+                    try:
+                        rec = json.loads(line)
+                        done[(rec["category"], rec["weight"])] = rec
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut by the interrupt: that block is made again
+        elif overwrite:
+            shutil.rmtree(part)
+        else:
+            raise OutputError(f"{part} holds an interrupted render of {out}; add --resume to continue it, or "
+                              "--overwrite to start over")
+    try:
+        part.mkdir(parents=True, exist_ok=True)
+        (part / RUN).write_text(json.dumps(run) + "\n")
         for cid in ids:
-            (tmp / f"{cid:05d}").mkdir()
+            (part / f"{cid:05d}").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {part}: {exc.strerror or exc}; choose a writable --out") from None
 
-        def consume(block):
-            folder = tmp / f"{block.category:05d}"
-            for name, img in zip(block.names(cfg.flips), block.images):
-                (folder / f"{name}.{image_format}").write_bytes(encode_image(img, image_format))
-            return block.images.shape[0], block.record
+    def consume(block):
+        folder = part / f"{block.category:05d}"
+        for name, img in zip(block.names(cfg.flips), block.images):
+            (folder / f"{name}.{image_format}").write_bytes(encode_image(img, image_format))
+        return block.category, block.weight, block.images.shape[0], block.record
 
-        total = 0
-        for n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume,
-                                         device=device):
+    kept = sum(rec["images"] for rec in done.values())
+    if on_start is not None:
+        on_start(kept)
+    total = kept
+    with open(part / DONE, "a") as log:
+        for cid, w, n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume,
+                                               device=device, skip=set(done)):
+            done[(cid, w)] = {"category": cid, "weight": w, "images": n, "record": record}
+            log.write(json.dumps(done[(cid, w)]) + "\n")
+            log.flush()
             total += n
-            if record is not None:
-                records.append(record)
             if progress is not None:
                 progress(n)
-        summary = {
-            "format": "fractaldb-imagefolder-v1",
-            "render": asdict(cfg),
-            "image_format": image_format,
-            "deflate": DEFLATE if image_format == "png" else None,
-            "categories": len(ids),
-            "images": total,
-            "degenerate_variants": records,
-        }
-        (tmp / RENDER_SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
+    records = [done[k]["record"] for k in sorted(done) if done[k]["record"] is not None]
+    summary = {
+        "format": "fractaldb-imagefolder-v1",
+        "render": asdict(cfg),
+        "image_format": image_format,
+        "deflate": DEFLATE if image_format == "png" else None,
+        "categories": len(ids),
+        "images": total,
+        "degenerate_variants": records,
+    }
+    (part / RENDER_SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
+    (part / RUN).unlink()
+    (part / DONE).unlink()
+    try:
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(part, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
     return summary
 
 
@@ -89,7 +160,7 @@ def create_renderer(cfg: RenderConfig, device: str = "cpu"):
 
 
 def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=None, consume=None,
-                  device: str = "cpu"):
+                  device: str = "cpu", skip=()):
     """Render every (category, weight) block on ``workers`` threads.
 
     Args:
@@ -100,13 +171,15 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
         consume: ``consume(block)`` called on the worker thread right after
             the block is rendered (encode and write there, in parallel).
         device: ``cpu`` or ``cuda`` (same images; see docs/gpu.md).
+        skip: ``(category id, weight)`` blocks not to render (already made).
 
     Yields:
         The result of ``consume(block)`` (or the block), in (category, weight) order.
     """
     if category_ids is None:
         category_ids = range(len(categories))
-    jobs = [(cid, ifs, w) for cid, ifs in zip(category_ids, categories) for w in range(len(cfg.weight_table()))]
+    jobs = [(cid, ifs, w) for cid, ifs in zip(category_ids, categories) for w in range(len(cfg.weight_table()))
+            if (cid, w) not in skip]
     if device == "cuda":
         yield from _render_blocks_gpu(jobs, cfg, workers, consume)
         return

@@ -69,7 +69,7 @@ _PAPERS = {
         "booktitle": "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)", "year": "2022"}),
     "ofdb": ("inproceedings", {
         "title": "Pre-training Vision Transformers with Very Limited Synthesized Images",
-        "author": "Nakamura, Ryo and Kataoka, Hirokatsu and Takashima, Sora and Martinez-Noriega, Edgar Josafat "
+        "author": "Nakamura, Ryo and Kataoka, Hirokatsu and Takashima, Sora and Noriega, Edgar Josafat Martinez "
                   "and Yokota, Rio and Inoue, Nakamasa",
         "booktitle": "IEEE/CVF International Conference on Computer Vision (ICCV)", "year": "2023"}),
     "1p-frac": ("inproceedings", {

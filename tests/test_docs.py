@@ -63,6 +63,57 @@ def test_readme_examples_run(tmp_path):
     _run_python("\n".join(blocks), tmp_path)
 
 
+def _examples(text: str):
+    """``(command, expected summary or None)`` of every ``bash`` block, in order: continuation
+    lines joined, trailing comments dropped; a comment line right after a command that looks like
+    a summary (``... -> PATH``) is its expected output, ``…`` standing for anything."""
+    for block in _blocks_of(text, "bash"):
+        lines = block.replace("\\\n", " ").splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("fractaldb "):
+                continue
+            command = re.sub(r"\s+#\s.*$", "", line).strip()
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            expected = nxt[2:] if nxt.startswith("# ") and ("->" in nxt or nxt.startswith("# ok:")) else None
+            yield command, expected
+
+
+def _blocks_of(text: str, lang: str) -> list:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+#: Examples that need what a test machine has not: a Dask cluster, object storage, a GPU, /data.
+_ELSEWHERE = ("--executor dask", "s3://", "--device cuda", "/data/")
+
+
+def test_cli_md_examples_run(tmp_path):
+    import shlex
+
+    from tinyset import run_cli
+
+    text = CLI_MD.read_text()
+    fdb = tmp_path / "fdb"
+    fdb.mkdir()
+    for block in _blocks_of(text, "yaml"):  # the preset files the examples read
+        first = block.splitlines()[0]
+        if first.startswith("# /tmp/fdb/"):
+            (fdb / first[len("# /tmp/fdb/"):].split()[0]).write_text(block)
+    ran = checked = 0
+    for command, expected in _examples(text):
+        if any(x in command for x in _ELSEWHERE):
+            continue
+        for part in command.split(" && "):
+            argv = shlex.split(part.replace("/tmp/fdb", str(fdb)))[1:]
+            code, out, err = run_cli(argv)
+            assert code == 0, f"{part}: {err}"
+            ran += 1
+        if expected:
+            pattern = re.escape(expected.replace("/tmp/fdb", str(fdb))).replace("…", ".*")
+            assert re.fullmatch(pattern, out.strip().splitlines()[-1]), (part, expected, out)
+            checked += 1
+    assert ran >= 25 and checked >= 6, (ran, checked)
+
+
 # --------------------------------------------------------------------------- cli.md vs --help
 
 

@@ -238,7 +238,10 @@ def card_text(manifest: dict) -> str:
     header = yaml.safe_dump(card_header(manifest), sort_keys=False, allow_unicode=False, width=1000)
     name = manifest["name"]
     plan = manifest["plan"]
-    cfg = manifest["config"]
+    try:
+        cfg = fconfig.resolve(manifest["config"])  # a 0.1 (flat) config in today's sectioned form
+    except Exception:  # noqa: BLE001 - show it as it is
+        cfg = manifest["config"]
     fams = _families(manifest)
     exts = _image_exts(manifest)
     img = exts[0]

@@ -131,3 +131,30 @@ def test_every_family_cites_its_papers():
                 "shards": [{"name": "x-000000.tar", "bytes": 10, "samples": 10}], "versions": {}}
     text = card_text(manifest)
     assert "Initialization Using Perlin Noise" in text and "ICPR" in text
+
+
+def test_a_card_for_a_dataset_made_before_cards(tmp_path, monkeypatch):
+    """``fractaldb index DIR --for hf`` writes the card of a fractaldb 0.1 dataset (flat config,
+    fractal and Perlin classes), which then loads with its class names."""
+    from pathlib import Path
+
+    from tinyset import run_cli
+
+    src = Path(__file__).parent / "data" / "v0.1.0.dev0" / "mixed"
+    folder = tmp_path / "mixed"
+    shutil.copytree(src, folder)
+    code, out, err = run_cli(["index", folder, "--for", "hf"])
+    assert code == 0, err
+    head = _header(folder / "README.md")
+    names = head["dataset_info"]["features"][-1]["dtype"]["class_label"]["names"]
+    assert list(names.values()) == ["fractal-00000", "fractal-00001", "perlin-00000", "perlin-00001", "perlin-00002"]
+    text = (folder / "README.md").read_text()
+    assert "Initialization Using Perlin Noise" in text and "perlin:" in text  # sectioned config shown
+    assert verify(str(folder)) == []
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    ds = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 23 and ds.features["cls"].names == list(names.values())

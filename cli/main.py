@@ -238,7 +238,9 @@ def index(dataset, readers):
 
     store = Store(dataset)
     total = load_manifest(store)["plan"]["samples"] if store.exists() else None
-    with _tqdm(total=total, unit="img", desc="index", unit_scale=True) as bar:
+    # only energon and dali read the shards; the others are written from the manifest
+    with _tqdm(total=total, unit="img", desc="index", unit_scale=True,
+               disable=not {"energon", "dali"} & set(readers) or None) as bar:
         written = write_indexes(dataset, readers, progress=bar.update)
     click.echo(f"{len(written)} index files for {', '.join(dict.fromkeys(readers))} -> {dataset}")
 

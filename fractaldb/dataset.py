@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 from . import config as fconfig
 from . import executors
-from .card import write_card
 from ._version import __version__
+from .card import write_card
 from .encode import DEFLATE
 from .errors import ConfigError, InputError, OutputError
 from .families import DEFAULT_FAMILY, get_family
-from .folders import SHARDS, wrong_folder_hint
 from .families.base import Family
+from .folders import SHARDS, wrong_folder_hint
 from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
 from .plan import Plan
@@ -246,8 +246,8 @@ def _finished(store: Store, ds: Dataset) -> dict:
 
 
 def _difference(there: dict, here: dict, there_classes=None, here_classes=None) -> str:
-    """The settings that differ between two resolved configs, as ``key: there -> here``
-    (a few), or what else differs (class parameters, package versions)."""
+    """The settings that differ between two resolved configs, as ``key: X there, Y here``
+    (the first three), or what else differs (class parameters, package versions)."""
     def flat(cfg):
         out = {}
         for k, v in cfg.items():

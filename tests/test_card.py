@@ -158,3 +158,22 @@ def test_a_card_for_a_dataset_made_before_cards(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
     ds = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 23 and ds.features["cls"].names == list(names.values())
+
+
+def test_the_cards_load_examples_run(tiny, tmp_path):
+    """The card's python block, pointed at the folder, runs (Hugging Face, webdataset, wids,
+    fractaldb's loader) in a fresh interpreter, offline."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    block = re.search(r"^```python\n(.*?)^```", (tiny / "README.md").read_text(), flags=re.S | re.M).group(1)
+    code = block.replace("path/to/tiny", str(tiny)) + (
+        "\nassert len(ds) == 48\n"
+        "image, label = next(iter(it))\nassert image.size == (64, 64) and 0 <= label < 4\n"
+        "assert next(iter(loader))[0].shape == (256, 3, 64, 64)\n")
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]

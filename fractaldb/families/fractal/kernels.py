@@ -363,3 +363,115 @@ def draw_patches(px, py, n, colors, key, img):
         _patches_gray(px, py, n, colors[0, 0], key, img.reshape(img.shape[0], img.shape[1]))
     else:
         _patches_rgb(px, py, n, colors, key, img)
+
+
+# --------------------------------------------------------------------------- last-writer patch raster
+#
+# Every patch draw of a (category, weight) block uses the same points; only
+# the masks differ.  Under the sequential overwrite a cell shows what the
+# *last* point covering it wrote, so the block finds once, per pixel, that
+# point and the bit of its mask the pixel shows (:func:`patch_owners`); each
+# draw then writes only those pixels (:func:`draw_owned`), instead of
+# pasting every point's 3x3 patch.  Same pixels as :func:`draw_patches`
+# (tests/test_kernels.py compares both with tests/reference.py).
+
+
+@kernel
+def patch_owners(px, py, n, width, height, grid, pix, shift, slot, uniq, point_slot):
+    """Which point writes each pixel last in patch mode, and which mask bit it shows.
+
+    Point ``i`` covers cells ``(x + 1 + c, y + 1 + r)``, ``r, c`` in 0..2; the
+    last writer of a pixel is the largest index among the points whose 3x3
+    footprint covers it.  ``grid`` (``(height, width)`` int32 scratch) first
+    holds, per position, the largest index of a point there (later points
+    overwrite earlier ones); each pixel then takes the largest of the nine
+    positions that reach it.
+
+    Outputs, for the ``m`` covered pixels in raster order: ``pix[k]`` the flat
+    pixel index, ``shift[k]`` the mask bit (``8 - (3 r + c)``), ``slot[k]`` an
+    index into ``uniq``, the ``u`` distinct last writers (so each draw hashes
+    each point's mask once).  ``point_slot`` (``n`` int32, all -1) is scratch,
+    all -1 again on return.  ``pix``, ``shift``, ``slot`` need ``width *
+    height`` entries, ``uniq`` ``min(n, width * height)``.
+
+    Returns:
+        ``(m, u)``.
+    """
+    grid[:, :] = -1
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        # Only a point with x <= width - 2 and y <= height - 2 keeps a cell.
+        if x >= 0 and y >= 0 and x < width - 1 and y < height - 1:
+            grid[y, x] = i
+    best = np.empty(width, dtype=np.int32)
+    cell = np.empty(width, dtype=np.uint8)
+    m = 0
+    u = 0
+    for qy in range(1, height):
+        for qx in range(width):
+            best[qx] = -1
+        for r in range(3):
+            y = qy - 1 - r
+            if y < 0:
+                break
+            row = grid[y]
+            for c in range(3):
+                s = np.uint8(8 - (3 * r + c))
+                for qx in range(1 + c, width):  # branch-free: vectorises
+                    v = row[qx - 1 - c]
+                    take = v > best[qx]
+                    best[qx] = v if take else best[qx]
+                    cell[qx] = s if take else cell[qx]
+        base = qy * width
+        for qx in range(width):
+            o = best[qx]
+            if o >= 0:
+                j = point_slot[o]
+                if j < 0:
+                    j = u
+                    point_slot[o] = u
+                    uniq[u] = o
+                    u += 1
+                pix[m] = base + qx
+                shift[m] = cell[qx]
+                slot[m] = j
+                m += 1
+    for j in range(u):
+        point_slot[uniq[j]] = -1
+    return m, u
+
+
+@kernel
+def _owned_gray(pix, shift, slot, m, masks, g, img):
+    for k in range(m):
+        img[pix[k]] = g * np.uint8((masks[slot[k]] >> shift[k]) & 1)
+
+
+@kernel
+def _owned_rgb(pix, shift, slot, m, masks, uniq, colors, img):
+    nc = colors.shape[0]
+    for k in range(m):
+        on = np.uint8((masks[slot[k]] >> shift[k]) & 1)
+        ci = uniq[slot[k]] % nc
+        p = 3 * pix[k]
+        img[p] = colors[ci, 0] * on
+        img[p + 1] = colors[ci, 1] * on
+        img[p + 2] = colors[ci, 2] * on
+
+
+@kernel
+def draw_owned(pix, shift, slot, m, uniq, u, colors, key, masks, img):
+    """One patch draw from :func:`patch_owners`' output: the same pixels as
+    :func:`draw_patches` on ``img`` (pixels no patch reaches are left as they are).
+
+    ``masks`` is ``uint16`` scratch of at least ``u`` entries; ``img`` a
+    C-contiguous ``(H, W, C)`` uint8 array, C = 1 or 3.
+    """
+    for j in range(u):
+        masks[j] = np.uint16(patch_mask(key, uniq[j]))
+    flat = img.reshape(img.size)
+    if img.shape[2] == 1:
+        _owned_gray(pix, shift, slot, m, masks, colors[0, 0], flat)
+    else:
+        _owned_rgb(pix, shift, slot, m, masks, uniq, colors, flat)

@@ -96,6 +96,7 @@ def build_shard(ds, index: int, renderers: dict):
     for s in samples:
         wanted[s.family][(s.klass, s.block)].add(s.offset)
     multi = any(p.family.multi_label for p in ds.parts.values())
+    encoder = ds.config["encoder"]
     encoded, block_meta, records = {}, {}, []
     for name, blocks in wanted.items():
         part = ds.part(name)
@@ -107,7 +108,7 @@ def build_shard(ds, index: int, renderers: dict):
             if rb.record is not None:
                 records.append(rb.record)
             for offset, img in zip(rb.offsets, rb.images):
-                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt))
+                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt, encoder=encoder))
     members = []
     for s in samples:
         part = ds.part(s.family)

@@ -332,11 +332,12 @@ def _owned(px, py, width, height, colors, key, img, draws=(None,)):
     n = len(px)
     px, py = np.ascontiguousarray(px, dtype=np.int32), np.ascontiguousarray(py, dtype=np.int32)
     cells = width * height
-    grid = np.empty((height, width), np.int32)
+    grids = np.zeros((3, height, width), np.int32)
     pix, shift, slot = np.empty(cells, np.int32), np.empty(cells, np.uint8), np.empty(cells, np.int32)
-    uniq, point_slot = np.empty(max(min(n, cells), 1), np.int32), np.full(max(n, 1), -1, np.int32)
-    m, u = K.patch_owners(px, py, n, width, height, grid, pix, shift, slot, uniq, point_slot)
-    assert (point_slot == -1).all()  # scratch handed back clean
+    uniq, pos_slot = np.empty(min(n, cells) + 1, np.int32), np.full(cells + 1, -1, np.int32)
+    m, u = K.patch_owners(px, py, n, grids, pix, shift, slot, uniq, pos_slot)
+    assert (pos_slot == -1).all()  # scratch handed back clean
+    assert len(set(uniq[:u].tolist())) == u and set(slot[:m].tolist()) == set(range(u))
     assert np.all(np.diff(pix[:m]) > 0)  # raster order, each pixel once
     out = []
     for k in (key if isinstance(key, list) else [key]):

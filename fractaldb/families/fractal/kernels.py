@@ -377,26 +377,9 @@ def draw_patches(px, py, n, colors, key, img):
 
 
 @kernel
-def patch_owners(px, py, n, width, height, grid, pix, shift, slot, uniq, point_slot):
-    """Which point writes each pixel last in patch mode, and which mask bit it shows.
-
-    Point ``i`` covers cells ``(x + 1 + c, y + 1 + r)``, ``r, c`` in 0..2; the
-    last writer of a pixel is the largest index among the points whose 3x3
-    footprint covers it.  ``grid`` (``(height, width)`` int32 scratch) first
-    holds, per position, the largest index of a point there (later points
-    overwrite earlier ones); each pixel then takes the largest of the nine
-    positions that reach it.
-
-    Outputs, for the ``m`` covered pixels in raster order: ``pix[k]`` the flat
-    pixel index, ``shift[k]`` the mask bit (``8 - (3 r + c)``), ``slot[k]`` an
-    index into ``uniq``, the ``u`` distinct last writers (so each draw hashes
-    each point's mask once).  ``point_slot`` (``n`` int32, all -1) is scratch,
-    all -1 again on return.  ``pix``, ``shift``, ``slot`` need ``width *
-    height`` entries, ``uniq`` ``min(n, width * height)``.
-
-    Returns:
-        ``(m, u)``.
-    """
+def _latest_at(px, py, n, grid):
+    """``grid[y, x]`` = the largest index of a point at (x, y) that keeps a cell, else -1."""
+    height, width = grid.shape
     grid[:, :] = -1
     for i in range(n):
         x = px[i]
@@ -404,42 +387,92 @@ def patch_owners(px, py, n, width, height, grid, pix, shift, slot, uniq, point_s
         # Only a point with x <= width - 2 and y <= height - 2 keeps a cell.
         if x >= 0 and y >= 0 and x < width - 1 and y < height - 1:
             grid[y, x] = i
-    best = np.empty(width, dtype=np.int32)
-    cell = np.empty(width, dtype=np.uint8)
+
+
+@kernel
+def _last_writers(grid, best, cell):
+    """``best[qy, qx]``: the largest index among the nine positions whose patch covers
+    pixel (qx, qy) (-1: none); ``cell[qy, qx]``: its cell ``3 r + c``."""
+    height, width = grid.shape
+    best[0, :] = -1
+    for qy in range(1, height):
+        b0 = best[qy]
+        cl0 = cell[qy]
+        b0[:] = -1
+        for r in range(min(3, qy)):
+            row = grid[qy - 1 - r]
+            for c in range(3):
+                k = np.int32(3 * r + c)
+                # Pixel qx = 1 + c + i reads position i: slices, so every index is a
+                # loop counter (no wrap-around test) and the loop vectorises.
+                src = row[: width - 1 - c]
+                b = b0[1 + c:]
+                cl = cl0[1 + c:]
+                for i in range(width - 1 - c):
+                    v = src[i]
+                    bi = b[i]
+                    b[i] = max(v, bi)
+                    cl[i] = k if v > bi else cl[i]
+
+
+@kernel
+def _compact_owners(best, cell, pix, shift, slot, uniq, pos_slot):
+    height, width = best.shape
+    off = np.empty(9, dtype=np.int64)  # pixel minus writer position, per cell k = 3 r + c
+    for k in range(9):
+        off[k] = (1 + k // 3) * width + 1 + k % 3
+    sentinel = width * height
+    fb = best.reshape(best.size)
+    fc = cell.reshape(cell.size)
     m = 0
     u = 0
-    for qy in range(1, height):
-        for qx in range(width):
-            best[qx] = -1
-        for r in range(3):
-            y = qy - 1 - r
-            if y < 0:
-                break
-            row = grid[y]
-            for c in range(3):
-                s = np.uint8(8 - (3 * r + c))
-                for qx in range(1 + c, width):  # branch-free: vectorises
-                    v = row[qx - 1 - c]
-                    take = v > best[qx]
-                    best[qx] = v if take else best[qx]
-                    cell[qx] = s if take else cell[qx]
-        base = qy * width
-        for qx in range(width):
-            o = best[qx]
-            if o >= 0:
-                j = point_slot[o]
-                if j < 0:
-                    j = u
-                    point_slot[o] = u
-                    uniq[u] = o
-                    u += 1
-                pix[m] = base + qx
-                shift[m] = cell[qx]
-                slot[m] = j
-                m += 1
-    for j in range(u):
-        point_slot[uniq[j]] = -1
+    for q in range(width, width * height):
+        # Branch-free: about half the pixels are covered, so a branch would
+        # mispredict; an uncovered pixel's entries are overwritten by the next.
+        o = fb[q]
+        k = fc[q]
+        owned = o >= 0
+        p = q - off[k & 15] if owned else sentinel  # the writer's position (the sentinel stays -1)
+        j = pos_slot[p]
+        new = owned and j < 0
+        j = u if new else j
+        pos_slot[p] = j if owned else -1
+        uniq[u] = o
+        u += new
+        pix[m] = q
+        shift[m] = 8 - k
+        slot[m] = j
+        m += owned
+    for i in range(m):  # hand the scratch back clean
+        pos_slot[pix[i] - off[8 - shift[i]]] = -1
     return m, u
+
+
+@kernel
+def patch_owners(px, py, n, grids, pix, shift, slot, uniq, pos_slot):
+    """Which point writes each pixel last in patch mode, and which mask bit it shows.
+
+    Point ``i`` covers cells ``(x + 1 + c, y + 1 + r)``, ``r, c`` in 0..2; the
+    last writer of a pixel is the largest index among the points whose 3x3
+    footprint covers it.  ``grids`` is ``(3, height, width)`` int32 scratch:
+    ``grids[0]`` first holds, per position, the largest index of a point there
+    (later points overwrite earlier ones); each pixel then takes the largest
+    of the nine positions that reach it (``grids[1]``) and its cell (``grids[2]``).
+
+    Outputs, for the ``m`` covered pixels in raster order: ``pix[k]`` the flat
+    pixel index, ``shift[k]`` the mask bit (``8 - (3 r + c)``), ``slot[k]`` an
+    index into ``uniq``, the ``u`` distinct last writers (so each draw hashes
+    each point's mask once).  ``pos_slot`` (``width * height + 1`` int32, all
+    -1; indexed by a writer's position, so its look-ups stay near the pixel)
+    is scratch, all -1 again on return.  ``pix``, ``shift``, ``slot`` need
+    ``width * height`` entries, ``uniq`` ``min(n, width * height) + 1``.
+
+    Returns:
+        ``(m, u)``.
+    """
+    _latest_at(px, py, n, grids[0])
+    _last_writers(grids[0], grids[1], grids[2])
+    return _compact_owners(grids[1], grids[2], pix, shift, slot, uniq, pos_slot)
 
 
 @kernel

@@ -236,12 +236,12 @@ class CPURenderer(HostRenderer, PointScratch):
         if cfg.mode == "patch":
             # Last-writer scratch (kernels.patch_owners): found once per block.
             cells = cfg.size * cfg.size
-            self.grid = np.empty((cfg.size, cfg.size), dtype=np.int32)
+            self.grids = np.zeros((3, cfg.size, cfg.size), dtype=np.int32)
             self.own_pix = np.empty(cells, dtype=np.int32)
             self.own_shift = np.empty(cells, dtype=np.uint8)
             self.own_slot = np.empty(cells, dtype=np.int32)
-            self.own_uniq = np.empty(min(n, cells), dtype=np.int32)
-            self.point_slot = np.full(n, -1, dtype=np.int32)
+            self.own_uniq = np.empty(min(n, cells) + 1, dtype=np.int32)
+            self.pos_slot = np.full(cells + 1, -1, dtype=np.int32)
             self.masks = np.empty(min(n, cells), dtype=np.uint16)
         if cfg.compat == "official":
             # The original calls np.random.seed(100) before every render: all
@@ -312,8 +312,8 @@ class CPURenderer(HostRenderer, PointScratch):
             for k in range(len(draws)):
                 K.draw_points(self.px, self.py, m, self.colors, rasters[k])
             return
-        owned, uniq = K.patch_owners(self.px, self.py, m, cfg.size, cfg.size, self.grid, self.own_pix,
-                                     self.own_shift, self.own_slot, self.own_uniq, self.point_slot)
+        owned, uniq = K.patch_owners(self.px, self.py, m, self.grids, self.own_pix,
+                                     self.own_shift, self.own_slot, self.own_uniq, self.pos_slot)
         for k, d in enumerate(draws):
             mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
             K.draw_owned(self.own_pix, self.own_shift, self.own_slot, owned, self.own_uniq, uniq, self.colors,

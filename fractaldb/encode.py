@@ -35,6 +35,7 @@ its manifest (:data:`ENCODERS`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import struct
@@ -164,15 +165,21 @@ def _unflipped(img: np.ndarray):
     return base, flip_rows, flip_cols
 
 
-def _palette_png(rows: np.ndarray, w: int, h: int, depth: int, levels) -> bytes:
+@functools.lru_cache(maxsize=4096)
+def _palette_head(w: int, h: int, depth: int, levels: tuple) -> bytes:
+    """Signature, IHDR and PLTE of an indexed PNG (cached: a dataset has few of them)."""
     plte = b"".join(bytes((v, v, v)) for v in levels)
-    return b"".join((
-        _SIGNATURE,
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0)),
-        _chunk(b"PLTE", plte),
-        _chunk(b"IDAT", _deflate.compress(rows, 1)),
-        _chunk(b"IEND", b""),
-    ))
+    return _SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0)) + _chunk(b"PLTE", plte)
+
+
+_IDAT_CRC = zlib.crc32(b"IDAT")
+_IEND = _chunk(b"IEND", b"")
+
+
+def _palette_png(rows: np.ndarray, w: int, h: int, depth: int, levels: tuple) -> bytes:
+    data = _deflate.compress(rows, 1)
+    return b"".join((_palette_head(w, h, depth, levels), struct.pack(">I", len(data)), b"IDAT", data,
+                     struct.pack(">I", zlib.crc32(data, _IDAT_CRC)), _IEND))
 
 
 def encode_png2(img: np.ndarray) -> bytes:
@@ -209,7 +216,7 @@ def encode_png2(img: np.ndarray) -> bytes:
     depth = 1 if n <= 2 else 2 if n <= 4 else 4
     rows = _rows_buffer(h, (w * depth + 7) // 8)
     _png.indexed_rows(base, flip_rows, flip_cols, lut, depth, rows)
-    return _palette_png(rows, w, h, depth, levels[:n].tolist())
+    return _palette_png(rows, w, h, depth, tuple(levels[:n].tolist()))
 
 
 _WRITERS = {"png1": encode_png, "png2": encode_png2}

@@ -138,6 +138,7 @@ def main():
     cats = search(SearchConfig(categories=args.categories, workers=1)).categories
     weights = [int(w) for w in np.linspace(0, len(cfg.weight_table()) - 1, args.weights)]
     r = CPURenderer(cfg)
+    r._owner_scratch()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     one_round(r, cats[:1], weights[:1], Clock())  # JIT and warm-up

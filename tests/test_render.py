@@ -465,7 +465,9 @@ def test_encode_png_of_a_render():
     RenderConfig(mode="patch", color="color", size=40, points=2500, patches=2, flips=3, seed=3),
     RenderConfig(mode="patch", size=362, points=200000, patches=2, flips=4, compat="official", degenerate="keep"),
     RenderConfig(mode="point", size=48, points=3000, flips=4, seed=2),
-], ids=["patch-gray", "patch-color", "official-362", "point"])
+    RenderConfig(mode="patch", size=40, points=3000, patches=1, flips=2, seed=5),  # one draw: pasted in order
+    RenderConfig(mode="patch", size=1030, points=4000, patches=2, flips=2, seed=6),  # past LAST_WRITER_MAX_SIZE
+], ids=["patch-gray", "patch-color", "official-362", "point", "one-draw", "large"])
 def test_block_is_the_sequential_overwrite_of_its_points(cfg):
     """Each draw of a block equals tests/reference.py's point-by-point patch paste of
     the block's points (zero background), in every flip; render_views gives the same

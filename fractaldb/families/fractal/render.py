@@ -48,6 +48,10 @@ MODES = ("point", "patch")
 COLORS = ("gray", "color")
 COMPATS = ("official", "modern")
 DEGENERATE_POLICIES = ("replace", "record", "keep")
+#: Largest image side drawn with the last-writer raster (kernels.patch_owners); larger
+#: images, and blocks of one draw, paste every patch in order (kernels.draw_patches):
+#: the same pixels either way.
+LAST_WRITER_MAX_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -233,16 +237,7 @@ class CPURenderer(HostRenderer, PointScratch):
         n = cfg.points
         self.table = cfg.weight_table()
         self.colors = color_table(cfg.color)
-        if cfg.mode == "patch":
-            # Last-writer scratch (kernels.patch_owners): found once per block.
-            cells = cfg.size * cfg.size
-            self.grids = np.zeros((3, cfg.size, cfg.size), dtype=np.int32)
-            self.own_pix = np.empty(cells, dtype=np.int32)
-            self.own_shift = np.empty(cells, dtype=np.uint8)
-            self.own_slot = np.empty(cells, dtype=np.int32)
-            self.own_uniq = np.empty(min(n, cells) + 1, dtype=np.int32)
-            self.pos_slot = np.full(cells + 1, -1, dtype=np.int32)
-            self.masks = np.empty(min(n, cells), dtype=np.uint16)
+        self.grids = None  # last-writer scratch, made on first use (_owner_scratch)
         if cfg.compat == "official":
             # The original calls np.random.seed(100) before every render: all
             # images share the first ``points`` uniforms of that stream.
@@ -312,12 +307,35 @@ class CPURenderer(HostRenderer, PointScratch):
             for k in range(len(draws)):
                 K.draw_points(self.px, self.py, m, self.colors, rasters[k])
             return
+        if len(draws) < 2 or cfg.size > LAST_WRITER_MAX_SIZE:
+            # One draw: pasting every patch once costs less than finding the last
+            # writers; very large images: the scratch (~30 bytes a pixel) would not pay.
+            for k, d in enumerate(draws):
+                mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
+                K.draw_patches(self.px, self.py, m, self.colors, mask_key, rasters[k])
+            return
+        self._owner_scratch()
         owned, uniq = K.patch_owners(self.px, self.py, m, self.grids, self.own_pix,
                                      self.own_shift, self.own_slot, self.own_uniq, self.pos_slot)
         for k, d in enumerate(draws):
             mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
             K.draw_owned(self.own_pix, self.own_shift, self.own_slot, owned, self.own_uniq, uniq, self.colors,
                          mask_key, self.masks, rasters[k])
+
+    def _owner_scratch(self) -> None:
+        """The buffers of :func:`kernels.patch_owners <fractaldb.families.fractal.kernels.patch_owners>`
+        (about 30 bytes per pixel), made once."""
+        if self.grids is not None:
+            return
+        size, n = self.cfg.size, self.cfg.points
+        cells = size * size
+        self.grids = np.zeros((3, size, size), dtype=np.int32)
+        self.own_pix = np.empty(cells, dtype=np.int32)
+        self.own_shift = np.empty(cells, dtype=np.uint8)
+        self.own_slot = np.empty(cells, dtype=np.int32)
+        self.own_uniq = np.empty(min(n, cells) + 1, dtype=np.int32)
+        self.pos_slot = np.full(cells + 1, -1, dtype=np.int32)
+        self.masks = np.empty(min(n, cells), dtype=np.uint16)
 
     def render_block(self, category: int, ifs: IFS, weight: int, out: np.ndarray | None = None,
                      draws=None) -> Block:

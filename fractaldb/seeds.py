@@ -186,7 +186,8 @@ def _mixed_key(words, n):
         return value, hc
 
     def mix(x, y):
-        r = (np.uint64(_MIX_L) * x - np.uint64(_MIX_R) * y) & m32
+        # L x - R y mod 2**32, as L x + (2**32 - R) y: no unsigned wrap-around (NumPy warns of one)
+        r = (((np.uint64(_MIX_L) * x) & m32) + ((np.uint64(2**32 - _MIX_R) * y) & m32)) & m32
         return r ^ (r >> np.uint64(16))
 
     for i in range(_POOL):

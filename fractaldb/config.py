@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from .encode import DEFAULT_ENCODER, ENCODERS
 from .errors import ConfigError
 from .families import DEFAULT_FAMILY, get_family, list_families
 from .families.base import coerce, settings_of
@@ -56,6 +57,9 @@ TOP_KEYS = {
     "name": _Top(str, _name, "letters, digits, - and _ (used in shard names)", "fractaldb", "Shard name prefix."),
     "seed": _Top(int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1, "Seed of every random stream."),
     "shard_size": _Top(int, lambda v: v > 0, "an integer > 0", 1000, "Samples per shard."),
+    "encoder": _Top(str, lambda v: v in ENCODERS, " or ".join(ENCODERS), DEFAULT_ENCODER,
+                    "PNG writer: png2 (palette PNGs for few gray levels, the default) or png1 (8-bit, "
+                    "what datasets written before fractaldb 0.3 hold; see fractaldb/encode.py)."),
 }
 
 
@@ -253,7 +257,7 @@ def resolve(preset=None, overrides=()) -> dict:
     for f in cfg["families"]:
         cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **cfg[f]}
         family_settings(cfg, f)  # cross-key checks
-    order = ["name", "description", "seed", "shard_size", "families"] + cfg["families"]
+    order = ["name", "description", "seed", "shard_size", "encoder", "families"] + cfg["families"]
     return {k: cfg[k] for k in order}
 
 

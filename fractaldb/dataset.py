@@ -27,7 +27,7 @@ from . import config as fconfig
 from . import executors
 from ._version import __version__
 from .card import write_card
-from .encode import DEFLATE
+from .encode import DEFLATE, LEGACY_ENCODER
 from .errors import ConfigError, InputError, OutputError
 from .families import DEFAULT_FAMILY, get_family
 from .families.base import Family
@@ -137,8 +137,14 @@ class Dataset:
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "Dataset":
-        """The dataset a manifest describes (v1 or v2), with no search."""
-        cfg = fconfig.resolve(manifest["config"])
+        """The dataset a manifest describes (v1 or v2), with no search.
+
+        A config that names no ``encoder`` was written before there was a choice:
+        its PNGs are ``png1``'s (:data:`fractaldb.encode.LEGACY_ENCODER`)."""
+        raw = manifest["config"]
+        if isinstance(raw, dict) and "encoder" not in raw:
+            raw = {**raw, "encoder": LEGACY_ENCODER}
+        cfg = fconfig.resolve(raw)
         docs: dict = {}
         for c in manifest["categories"]:
             docs.setdefault(c.get("family", DEFAULT_FAMILY), []).append(c)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._jit import kernel
+
 __all__ = ["PURPOSES", "stream_key", "stream_keys", "int_seed", "generator"]
 
 #: Purpose codes: part of every stream's identity.  Never renumber them: that
@@ -51,7 +53,17 @@ def _sequence(seed: int, purpose: str, ids) -> np.random.SeedSequence:
 
 
 def stream_key(seed: int, purpose: str, *ids: int) -> np.uint64:
-    """A 64-bit key for the in-kernel counter-based stream (splitmix64)."""
+    """A 64-bit key for the in-kernel counter-based stream (splitmix64).
+
+    ``SeedSequence(seed, spawn_key=(purpose code, *ids)).generate_state(1, uint64)[0]``;
+    when the seed and every id fit in 32 bits (always, in practice) computed by
+    :func:`_mixed_key`, the same mixing compiled (a few hundred times faster
+    than building a SeedSequence, which every block of every shard does).
+    """
+    words = [int(seed), PURPOSES[purpose], *(int(i) for i in ids)]
+    if len(words) <= 16 and all(0 <= w <= _M32 for w in words):
+        buf = np.array(words + [0] * (16 - len(words)), dtype=np.uint32)
+        return np.uint64(_mixed_key(buf, len(words)))
     return _sequence(seed, purpose, ids).generate_state(1, np.uint64)[0]
 
 
@@ -149,3 +161,52 @@ def stream_keys(seed: int, purpose: str, ids) -> np.ndarray:
         hb = _hash_consts(3, _INIT_B, _MULT_B)
         state = [_xorshift((pool[k] ^ hb[k]) * hb[k + 1]).astype(np.uint64) for k in range(2)]
     return state[0] | (state[1] << np.uint64(32))
+
+
+@kernel
+def _mixed_key(words, n):
+    """:func:`stream_key` of ``words[:n]`` = (seed, purpose code, ids...), each one
+    32-bit word: SeedSequence's entropy (the seed padded to the pool size, then
+    the spawn key), its ``mix_entropy`` and ``generate_state(1, uint64)``, in
+    uint32 arithmetic (tests/test_seeds.py compares it with NumPy's)."""
+    m32 = np.uint64(0xFFFFFFFF)
+    entropy = np.zeros(n + _POOL - 1, dtype=np.uint64)
+    entropy[0] = words[0]  # the seed, then zeros up to the pool size
+    for i in range(1, n):
+        entropy[_POOL - 1 + i] = words[i]
+    ne = n + _POOL - 1
+    hc = np.uint64(_INIT_A)
+    pool = np.zeros(_POOL, dtype=np.uint64)
+
+    def hashmix(value, hc):
+        value = (value ^ hc) & m32
+        hc = (hc * np.uint64(_MULT_A)) & m32
+        value = (value * hc) & m32
+        value ^= value >> np.uint64(16)
+        return value, hc
+
+    def mix(x, y):
+        # L x - R y mod 2**32, as L x + (2**32 - R) y: no unsigned wrap-around (NumPy warns of one)
+        r = (((np.uint64(_MIX_L) * x) & m32) + ((np.uint64(2**32 - _MIX_R) * y) & m32)) & m32
+        return r ^ (r >> np.uint64(16))
+
+    for i in range(_POOL):
+        pool[i], hc = hashmix(entropy[i], hc)
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                h, hc = hashmix(pool[src], hc)
+                pool[dst] = mix(pool[dst], h)
+    for src in range(_POOL, ne):
+        for dst in range(_POOL):
+            h, hc = hashmix(entropy[src], hc)
+            pool[dst] = mix(pool[dst], h)
+    hb = np.uint64(_INIT_B)
+    out = np.uint64(0)
+    for k in range(2):
+        v = (pool[k] ^ hb) & m32
+        hb = (hb * np.uint64(_MULT_B)) & m32
+        v = (v * hb) & m32
+        v ^= v >> np.uint64(16)
+        out |= v << np.uint64(32 * k)
+    return out

@@ -28,8 +28,8 @@ TAR_OWNER = "fractaldb"
 LABELS_EXT = "labels.json"
 
 
-def _ustar_header(name: str, size: int) -> bytes:
-    """One ustar header with our fixed fields (what ``tarfile`` writes for them)."""
+def _ustar_header_slow(name: str, size: int) -> bytes:
+    """One ustar header with our fixed fields (what ``tarfile`` writes for them), field by field."""
     raw = name.encode("ascii")
     if len(raw) > 100:
         raise ValueError(f"member name too long for ustar: {name}")
@@ -53,20 +53,41 @@ def _ustar_header(name: str, size: int) -> bytes:
     return bytes(header)
 
 
+# The header of :func:`_ustar_header_slow` in three pieces: the name (bytes
+# 0-99), the fixed mode/uid/gid (100-123), then the size (124-135), the fixed
+# mtime (136-147), the checksum (148-155) and the fixed rest (156-511).  The
+# checksum is the byte sum with its own field read as spaces: the fixed parts'
+# sum plus the name's and the size field's.
+_IDS = b"0000444\0" + b"0000000\0" * 2
+_MTIME = b"00000000000\0"
+_REST = _ustar_header_slow("", 0)[156:]
+_FIXED_SUM = sum(_IDS) + sum(_MTIME) + sum(b"        ") + sum(_REST)
+_PADS = [b"\0" * k for k in range(512)]
+
+
+def _ustar_header(name: str, size: int) -> bytes:
+    """:func:`_ustar_header_slow`'s bytes, from precomputed pieces (about 5x less time)."""
+    raw = name.encode("ascii")
+    if len(raw) > 100:
+        raise ValueError(f"member name too long for ustar: {name}")
+    size_field = b"%011o\0" % size
+    check = _FIXED_SUM + sum(raw) + sum(size_field)
+    return b"".join((raw, _PADS[100 - len(raw)], _IDS, size_field, _MTIME, b"%06o\0 " % check, _REST))
+
+
 def tar_bytes(members) -> bytes:
     """A deterministic ustar archive of ``(name, bytes)`` pairs.
 
-    Written directly rather than through ``tarfile`` (4x less time per
+    Written directly rather than through ``tarfile`` (20x less time per
     member); byte-identical to ``tarfile`` in ``USTAR_FORMAT`` with the same
     fields (tests/test_shards_tar.py).
     """
     parts = []
+    append = parts.append
     for name, data in members:
-        parts.append(_ustar_header(name, len(data)))
-        parts.append(data)
-        pad = -len(data) % 512
-        if pad:
-            parts.append(b"\0" * pad)
+        append(_ustar_header(name, len(data)))
+        append(data)
+        append(_PADS[-len(data) % 512])
     body = b"".join(parts)
     # End of archive: two zero blocks, then zeros up to tarfile's 10240-byte record.
     total = len(body) + 1024
@@ -96,6 +117,7 @@ def build_shard(ds, index: int, renderers: dict):
     for s in samples:
         wanted[s.family][(s.klass, s.block)].add(s.offset)
     multi = any(p.family.multi_label for p in ds.parts.values())
+    encoder = ds.config["encoder"]
     encoded, block_meta, records = {}, {}, []
     for name, blocks in wanted.items():
         part = ds.part(name)
@@ -107,7 +129,7 @@ def build_shard(ds, index: int, renderers: dict):
             if rb.record is not None:
                 records.append(rb.record)
             for offset, img in zip(rb.offsets, rb.images):
-                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt))
+                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt, encoder=encoder))
     members = []
     for s in samples:
         part = ds.part(s.family)

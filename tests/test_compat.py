@@ -19,7 +19,7 @@ import yaml
 
 from fractaldb.config import resolve
 from fractaldb.dataset import export_imagefolder, generate, regenerate, verify
-from test_pinned import PINNED
+from test_pinned import PINNED, PINNED_PNG2
 
 OLD = Path(__file__).parent / "data" / "v0.1.0.dev0"
 
@@ -66,5 +66,32 @@ def test_old_flat_preset_file_loads_and_gives_the_same_bytes(tmp_path):
     }
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump(flat))
-    manifest = generate(resolve(str(path)), str(tmp_path / "ds"), workers=1)
+    # 0.1.0.dev0 had one PNG writer, png1; today's default is png2 (the same pixels).
+    manifest = generate(resolve(str(path), ["encoder=png1"]), str(tmp_path / "ds"), workers=1)
     assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED["mixed"]
+    manifest = generate(resolve(str(path)), str(tmp_path / "ds2"), workers=1)
+    assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_PNG2["mixed"]
+
+
+@pytest.mark.parametrize("name", ["tiny", "mixed"])
+def test_old_manifest_names_no_encoder_and_means_png1(name):
+    """The old manifests have no encoder key: they are read as png1's (and a dataset
+    written today names its encoder, so it is never guessed)."""
+    from fractaldb.dataset import Dataset
+
+    manifest = json.loads((OLD / name / "manifest.json").read_text())
+    assert "encoder" not in manifest["config"]
+    assert Dataset.from_manifest(manifest).config["encoder"] == "png1"
+
+
+@pytest.mark.parametrize("encoder", ["png1", "png2"])
+def test_manifest_records_the_encoder_and_regenerates_with_it(encoder, tmp_path):
+    ds = tmp_path / encoder
+    manifest = generate(resolve("tiny", [f"encoder={encoder}", "fractal.categories=2"]), str(ds), workers=1)
+    assert json.loads((ds / "manifest.json").read_text())["config"]["encoder"] == encoder
+    entry = manifest["shards"][0]
+    original = (ds / entry["name"]).read_bytes()
+    (ds / entry["name"]).unlink()
+    assert regenerate(str(ds), 0)["sha256"] == entry["sha256"]
+    assert (ds / entry["name"]).read_bytes() == original
+    assert verify(str(ds)) == []

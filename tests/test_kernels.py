@@ -327,6 +327,31 @@ def ref_draw_patches(c: Case):
     return (ref.draw_patches(s.px, s.py, PALETTE, _patch_key(c.name), BACKGROUND),)
 
 
+def _owned(px, py, width, height, colors, key, img, draws=(None,)):
+    """The last-writer raster (patch_owners once, draw_owned per key) on copies of ``img``."""
+    n = len(px)
+    px, py = np.ascontiguousarray(px, dtype=np.int32), np.ascontiguousarray(py, dtype=np.int32)
+    cells = width * height
+    grids = np.zeros((3, height, width), np.int32)
+    pix, shift, slot = np.empty(cells, np.int32), np.empty(cells, np.uint8), np.empty(cells, np.int32)
+    uniq, pos_slot = np.empty(min(n, cells) + 1, np.int32), np.full(cells + 1, -1, np.int32)
+    m, u = K.patch_owners(px, py, n, grids, pix, shift, slot, uniq, pos_slot)
+    assert (pos_slot == -1).all()  # scratch handed back clean
+    assert len(set(uniq[:u].tolist())) == u and set(slot[:m].tolist()) == set(range(u))
+    assert np.all(np.diff(pix[:m]) > 0)  # raster order, each pixel once
+    out = []
+    for k in (key if isinstance(key, list) else [key]):
+        drawn = img.copy()
+        K.draw_owned(pix, shift, slot, m, uniq, u, colors, k, np.empty(max(u, 1), np.uint16), drawn)
+        out.append(drawn)
+    return out if isinstance(key, list) else out[0]
+
+
+def fast_draw_owned(c: Case):
+    s = stages(c.name)
+    return (_owned(s.px, s.py, WIDTH, HEIGHT, PALETTE, _patch_key(c.name), BACKGROUND),)
+
+
 PIPE_SIZE, PIPE_PAD = 128, 4
 
 
@@ -360,6 +385,7 @@ KERNELS = {
     "count_filled": (fast_count_filled, ref_count_filled),
     "draw_points": (fast_draw_points, ref_draw_points),
     "draw_patches": (fast_draw_patches, ref_draw_patches),
+    "draw_owned": (fast_draw_owned, ref_draw_patches),  # the last-writer raster: the same pixels
     "pipeline": (fast_pipeline, ref_pipeline),
 }
 
@@ -557,6 +583,32 @@ def test_draw_patches_at_edges(style: str) -> None:
     want = ref.draw_patches(px, py, colors, key, bg)
     assert_same(img, want)
     assert (want == 0).any() and (want != bg).any()
+
+
+@pytest.mark.parametrize("style", list(RASTER_STYLES))
+def test_last_writer_raster_at_edges(style: str) -> None:
+    """patch_owners + draw_owned: the sequential overwrite's pixels, clipping and
+    zero cells included, for several draws (masks) of the same points."""
+    colors, ch = RASTER_STYLES[style]
+    px, py = _edge_points()
+    bg = np.random.RandomState(34).randint(0, 256, size=(EDGE_H, EDGE_W, ch)).astype(np.uint8)
+    keys = [np.uint64(k) for k in (0xFEEDFACECAFEBEEF, 1, 2**63 + 5)]
+    for key, got in zip(keys, _owned(px, py, EDGE_W, EDGE_H, colors, keys, bg)):
+        assert_same(got, ref.draw_patches(px, py, colors, key, bg))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_last_writer_raster_dense_and_sparse(seed: int) -> None:
+    """Random point clouds from a handful of points (no overlap) to many per pixel, on odd sizes."""
+    rs = np.random.RandomState(40 + seed)
+    w, h = int(rs.randint(4, 40)), int(rs.randint(4, 40))
+    n = int(rs.choice([1, 3, 50, 2000, 20000]))
+    px = rs.randint(-3, w + 3, size=n).astype(np.int32)
+    py = rs.randint(-3, h + 3, size=n).astype(np.int32)
+    for colors, ch in ((np.array([[127]], np.uint8), 1), (PALETTE, 3)):
+        bg = rs.randint(0, 256, size=(h, w, ch)).astype(np.uint8)
+        key = np.uint64(rs.randint(0, 2**62))
+        assert_same(_owned(px, py, w, h, colors, key, bg), ref.draw_patches(px, py, colors, key, bg))
 
 
 def test_draw_patches_with_reference_masks() -> None:

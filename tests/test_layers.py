@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
          "fractaldb.parallel"]),
-    (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937"]),
+    (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.families.fractal.kernels", "fractaldb.families.fractal.kernels_search",
          "fractaldb.families.perlin.kernels", "fractaldb.families.fractal3d.kernels",

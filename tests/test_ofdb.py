@@ -37,7 +37,7 @@ def _samples(ds: Path) -> dict:
                 if ext == "json":
                     meta = json.loads(tar.extractfile(m).read())
                     with Image.open(io.BytesIO(tar.extractfile(members[f"{key}.png"]).read())) as im:
-                        out[key] = (meta, np.array(im))
+                        out[key] = (meta, np.array(im.convert("L")))  # png2 stores a palette image
     return out
 
 

@@ -455,3 +455,46 @@ def test_encode_png_of_a_render():
         with Image.open(io.BytesIO(encode_png(img))) as im:
             rgb = np.array(im.convert("RGB"))
         np.testing.assert_array_equal(rgb, np.repeat(img, 3, axis=2))
+
+
+# --------------------------------------------------------------------------- last-writer raster, views
+
+
+@pytest.mark.parametrize("cfg", [
+    RenderConfig(mode="patch", size=48, points=3000, patches=3, flips=4, seed=2),
+    RenderConfig(mode="patch", color="color", size=40, points=2500, patches=2, flips=3, seed=3),
+    RenderConfig(mode="patch", size=362, points=200000, patches=2, flips=4, compat="official", degenerate="keep"),
+    RenderConfig(mode="point", size=48, points=3000, flips=4, seed=2),
+    RenderConfig(mode="patch", size=40, points=3000, patches=1, flips=2, seed=5),  # one draw: pasted in order
+    RenderConfig(mode="patch", size=1030, points=4000, patches=2, flips=2, seed=6),  # past LAST_WRITER_MAX_SIZE
+], ids=["patch-gray", "patch-color", "official-362", "point", "one-draw", "large"])
+def test_block_is_the_sequential_overwrite_of_its_points(cfg):
+    """Each draw of a block equals tests/reference.py's point-by-point patch paste of
+    the block's points (zero background), in every flip; render_views gives the same
+    images as views of one raster per draw."""
+    import reference as ref
+    from fractaldb.seeds import stream_key
+
+    ifs = IFS.from_rows(CAT_00001)
+    r = CPURenderer(cfg)
+    for weight, draws in ((0, None), (7, [1, 0]) if cfg.draws > 1 else (7, [0])):
+        block = r.render_block(4, ifs, weight, draws=draws)
+        want_draws = list(range(cfg.draws)) if draws is None else draws
+        m = r._points(ifs.weighted(block.factors), ifs.cumulative(), stream_key(cfg.seed, "render-points", 4, weight))
+        px, py = r.px[:m].astype(np.int64), r.py[:m].astype(np.int64)
+        zero = np.zeros((cfg.size, cfg.size, cfg.channels), np.uint8)
+        for k, d in enumerate(want_draws):
+            if cfg.mode == "patch":
+                want = ref.draw_patches(px, py, r.colors, stream_key(cfg.seed, "render-patches", 4, weight, d), zero)
+            else:
+                want = ref.draw_points(px, py, r.colors, zero)
+            for t in range(cfg.flips):
+                np.testing.assert_array_equal(block.images[k * cfg.flips + t], flip(want, t))
+        kept = block.images.copy()
+        view = next(r.render_views([(4, ifs, weight, draws)]))
+        assert len(view.images) == len(kept)
+        for a, b in zip(view.images, kept):
+            assert not a.flags.owndata  # a view, no copy
+            np.testing.assert_array_equal(a, b)
+        assert view.fill is None or view.fill == block.fill
+        assert np.array_equal(view.factors, block.factors) and view.record == block.record

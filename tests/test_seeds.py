@@ -51,3 +51,21 @@ def test_empty_and_bad_shapes():
         stream_keys(1, "render-points", [1, 2, 3])
     with pytest.raises(ValueError):  # SeedSequence refuses negative ids; so does the fallback
         stream_keys(1, "render-points", [[-1, 0]])
+
+
+def test_stream_key_is_numpys_seedsequence():
+    """stream_key's compiled mixing against NumPy's SeedSequence itself, over every
+    purpose, edge words (0, 2**32 - 1), up to 12 ids, and ids/seeds past 32 bits
+    (which go to SeedSequence)."""
+    rs = np.random.RandomState(11)
+    edge = [0, 1, 2**31, 2**32 - 1]
+    for t in range(4000):
+        pick = lambda: int(rs.choice(edge)) if rs.rand() < 0.3 else int(rs.randint(0, 2**31))  # noqa: E731
+        seed = pick() if t % 50 else 2**40 + t
+        purpose = list(PURPOSES)[t % len(PURPOSES)]
+        ids = [pick() for _ in range(rs.randint(0, 13))]
+        if t % 97 == 0:
+            ids.append(2**33 + t)
+        want = np.random.SeedSequence(seed, spawn_key=(PURPOSES[purpose], *ids)).generate_state(1, np.uint64)[0]
+        got = stream_key(seed, purpose, *ids)
+        assert isinstance(got, np.uint64) and got == want, (seed, purpose, ids)

@@ -164,7 +164,9 @@ class FractalFamily(Family):
         # One chaos game per (category, weight), only the draws the offsets need.
         draws = [sorted({o // flips for o in offsets}) for _, _, offsets in jobs]
         native = [(classes.ids[k], classes.systems[k], rows[w], d) for (k, w, _), d in zip(jobs, draws)]
-        for (k, w, offsets), d, block in zip(jobs, draws, renderer.render_many(native) if native else ()):
+        # The CPU renderer hands out flipped views of one raster per draw (no flip copies).
+        render = getattr(renderer, "render_views", renderer.render_many)
+        for (k, w, offsets), d, block in zip(jobs, draws, render(native) if native else ()):
             where = {draw: i for i, draw in enumerate(d)}
             images = [block.images[where[o // flips] * flips + o % flips] for o in offsets]
             yield RenderedBlock(k, w, list(offsets), images, {"factors": [float(f) for f in block.factors]},

@@ -363,3 +363,148 @@ def draw_patches(px, py, n, colors, key, img):
         _patches_gray(px, py, n, colors[0, 0], key, img.reshape(img.shape[0], img.shape[1]))
     else:
         _patches_rgb(px, py, n, colors, key, img)
+
+
+# --------------------------------------------------------------------------- last-writer patch raster
+#
+# Every patch draw of a (category, weight) block uses the same points; only
+# the masks differ.  Under the sequential overwrite a cell shows what the
+# *last* point covering it wrote, so the block finds once, per pixel, that
+# point and the bit of its mask the pixel shows (:func:`patch_owners`); each
+# draw then writes only those pixels (:func:`draw_owned`), instead of
+# pasting every point's 3x3 patch.  Same pixels as :func:`draw_patches`
+# (tests/test_kernels.py compares both with tests/reference.py).
+
+
+@kernel
+def _latest_at(px, py, n, grid):
+    """``grid[y, x]`` = the largest index of a point at (x, y) that keeps a cell, else -1."""
+    height, width = grid.shape
+    grid[:, :] = -1
+    for i in range(n):
+        x = px[i]
+        y = py[i]
+        # Only a point with x <= width - 2 and y <= height - 2 keeps a cell.
+        if x >= 0 and y >= 0 and x < width - 1 and y < height - 1:
+            grid[y, x] = i
+
+
+@kernel
+def _last_writers(grid, best, cell):
+    """``best[qy, qx]``: the largest index among the nine positions whose patch covers
+    pixel (qx, qy) (-1: none); ``cell[qy, qx]``: its cell ``3 r + c``."""
+    height, width = grid.shape
+    best[0, :] = -1
+    for qy in range(1, height):
+        b0 = best[qy]
+        cl0 = cell[qy]
+        b0[:] = -1
+        for r in range(min(3, qy)):
+            row = grid[qy - 1 - r]
+            for c in range(3):
+                k = np.int32(3 * r + c)
+                # Pixel qx = 1 + c + i reads position i: slices, so every index is a
+                # loop counter (no wrap-around test) and the loop vectorises.
+                src = row[: width - 1 - c]
+                b = b0[1 + c:]
+                cl = cl0[1 + c:]
+                for i in range(width - 1 - c):
+                    v = src[i]
+                    bi = b[i]
+                    b[i] = max(v, bi)
+                    cl[i] = k if v > bi else cl[i]
+
+
+@kernel
+def _compact_owners(best, cell, pix, shift, slot, uniq, pos_slot):
+    height, width = best.shape
+    off = np.empty(9, dtype=np.int64)  # pixel minus writer position, per cell k = 3 r + c
+    for k in range(9):
+        off[k] = (1 + k // 3) * width + 1 + k % 3
+    sentinel = width * height
+    fb = best.reshape(best.size)
+    fc = cell.reshape(cell.size)
+    m = 0
+    u = 0
+    for q in range(width, width * height):
+        # Branch-free: about half the pixels are covered, so a branch would
+        # mispredict; an uncovered pixel's entries are overwritten by the next.
+        o = fb[q]
+        k = fc[q]
+        owned = o >= 0
+        p = q - off[k & 15] if owned else sentinel  # the writer's position (the sentinel stays -1)
+        j = pos_slot[p]
+        new = owned and j < 0
+        j = u if new else j
+        pos_slot[p] = j if owned else -1
+        uniq[u] = o
+        u += new
+        pix[m] = q
+        shift[m] = 8 - k
+        slot[m] = j
+        m += owned
+    for i in range(m):  # hand the scratch back clean
+        pos_slot[pix[i] - off[8 - shift[i]]] = -1
+    return m, u
+
+
+@kernel
+def patch_owners(px, py, n, grids, pix, shift, slot, uniq, pos_slot):
+    """Which point writes each pixel last in patch mode, and which mask bit it shows.
+
+    Point ``i`` covers cells ``(x + 1 + c, y + 1 + r)``, ``r, c`` in 0..2; the
+    last writer of a pixel is the largest index among the points whose 3x3
+    footprint covers it.  ``grids`` is ``(3, height, width)`` int32 scratch:
+    ``grids[0]`` first holds, per position, the largest index of a point there
+    (later points overwrite earlier ones); each pixel then takes the largest
+    of the nine positions that reach it (``grids[1]``) and its cell (``grids[2]``).
+
+    Outputs, for the ``m`` covered pixels in raster order: ``pix[k]`` the flat
+    pixel index, ``shift[k]`` the mask bit (``8 - (3 r + c)``), ``slot[k]`` an
+    index into ``uniq``, the ``u`` distinct last writers (so each draw hashes
+    each point's mask once).  ``pos_slot`` (``width * height + 1`` int32, all
+    -1; indexed by a writer's position, so its look-ups stay near the pixel)
+    is scratch, all -1 again on return.  ``pix``, ``shift``, ``slot`` need
+    ``width * height`` entries, ``uniq`` ``min(n, width * height) + 1``.
+
+    Returns:
+        ``(m, u)``.
+    """
+    _latest_at(px, py, n, grids[0])
+    _last_writers(grids[0], grids[1], grids[2])
+    return _compact_owners(grids[1], grids[2], pix, shift, slot, uniq, pos_slot)
+
+
+@kernel
+def _owned_gray(pix, shift, slot, m, masks, g, img):
+    for k in range(m):
+        img[pix[k]] = g * np.uint8((masks[slot[k]] >> shift[k]) & 1)
+
+
+@kernel
+def _owned_rgb(pix, shift, slot, m, masks, uniq, colors, img):
+    nc = colors.shape[0]
+    for k in range(m):
+        on = np.uint8((masks[slot[k]] >> shift[k]) & 1)
+        ci = uniq[slot[k]] % nc
+        p = 3 * pix[k]
+        img[p] = colors[ci, 0] * on
+        img[p + 1] = colors[ci, 1] * on
+        img[p + 2] = colors[ci, 2] * on
+
+
+@kernel
+def draw_owned(pix, shift, slot, m, uniq, u, colors, key, masks, img):
+    """One patch draw from :func:`patch_owners`' output: the same pixels as
+    :func:`draw_patches` on ``img`` (pixels no patch reaches are left as they are).
+
+    ``masks`` is ``uint16`` scratch of at least ``u`` entries; ``img`` a
+    C-contiguous ``(H, W, C)`` uint8 array, C = 1 or 3.
+    """
+    for j in range(u):
+        masks[j] = np.uint16(patch_mask(key, uniq[j]))
+    flat = img.reshape(img.size)
+    if img.shape[2] == 1:
+        _owned_gray(pix, shift, slot, m, masks, colors[0, 0], flat)
+    else:
+        _owned_rgb(pix, shift, slot, m, masks, uniq, colors, flat)

@@ -48,6 +48,10 @@ MODES = ("point", "patch")
 COLORS = ("gray", "color")
 COMPATS = ("official", "modern")
 DEGENERATE_POLICIES = ("replace", "record", "keep")
+#: Largest image side drawn with the last-writer raster (kernels.patch_owners); larger
+#: images, and blocks of one draw, paste every patch in order (kernels.draw_patches):
+#: the same pixels either way.
+LAST_WRITER_MAX_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,7 @@ class CPURenderer(HostRenderer, PointScratch):
         n = cfg.points
         self.table = cfg.weight_table()
         self.colors = color_table(cfg.color)
-        self.raster = np.zeros((cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
+        self.grids = None  # last-writer scratch, made on first use (_owner_scratch)
         if cfg.compat == "official":
             # The original calls np.random.seed(100) before every render: all
             # images share the first ``points`` uniforms of that stream.
@@ -264,6 +268,75 @@ class CPURenderer(HostRenderer, PointScratch):
         K.rescale(self.xs, self.ys, m, cfg.size, cfg.size, cfg.pad, self.px, self.py, cfg.compat == "official")
         return m
 
+    def _variant(self, category: int, ifs: IFS, weight: int, need_fill: bool = True):
+        """The block's points (chaos game, NaN trim, rescale into ``px, py``) after the
+        degenerate-variant policy; ``(m, fill, factors, record)``.  ``fill`` is None when
+        ``need_fill`` is False and the policy does not need it (official mode, ``keep``)."""
+        cfg = self.cfg
+        factors = self.table[weight].copy()
+        cum = ifs.cumulative()
+        key = stream_key(cfg.seed, "render-points", category, weight)
+        m = self._points(ifs.weighted(factors), cum, key)
+        policy = cfg.compat == "modern" and cfg.degenerate != "keep"
+        fill = None
+        if need_fill or policy:
+            fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
+        record = None
+        if policy and fill < cfg.min_fill:
+            record = degenerate_record(category, weight, factors, fill, cfg.degenerate)
+            if cfg.degenerate == "replace":
+                original = factors.copy()
+                for attempt in range(RETRIES + 1):
+                    factors = attempt_factors(original, attempt)
+                    m = self._points(ifs.weighted(factors), cum, key)
+                    fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
+                    if fill >= cfg.min_fill:
+                        break
+                record.update(replaced_by=factors.tolist(), replaced_fill=fill)
+        return m, fill, factors, record
+
+    def _draw_rasters(self, category: int, weight: int, m: int, draws, rasters) -> None:
+        """Each draw's raster into ``rasters[k]`` (zeroed here).
+
+        Patch mode finds each pixel's last writer once (:func:`kernels.patch_owners
+        <fractaldb.families.fractal.kernels.patch_owners>`) and writes only those
+        pixels per draw: the pixels of the sequential overwrite."""
+        cfg = self.cfg
+        rasters[:] = 0
+        if cfg.mode != "patch":
+            for k in range(len(draws)):
+                K.draw_points(self.px, self.py, m, self.colors, rasters[k])
+            return
+        if len(draws) < 2 or cfg.size > LAST_WRITER_MAX_SIZE:
+            # One draw: pasting every patch once costs less than finding the last
+            # writers; very large images: the scratch (~30 bytes a pixel) would not pay.
+            for k, d in enumerate(draws):
+                mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
+                K.draw_patches(self.px, self.py, m, self.colors, mask_key, rasters[k])
+            return
+        self._owner_scratch()
+        owned, uniq = K.patch_owners(self.px, self.py, m, self.grids, self.own_pix,
+                                     self.own_shift, self.own_slot, self.own_uniq, self.pos_slot)
+        for k, d in enumerate(draws):
+            mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
+            K.draw_owned(self.own_pix, self.own_shift, self.own_slot, owned, self.own_uniq, uniq, self.colors,
+                         mask_key, self.masks, rasters[k])
+
+    def _owner_scratch(self) -> None:
+        """The buffers of :func:`kernels.patch_owners <fractaldb.families.fractal.kernels.patch_owners>`
+        (about 30 bytes per pixel), made once."""
+        if self.grids is not None:
+            return
+        size, n = self.cfg.size, self.cfg.points
+        cells = size * size
+        self.grids = np.zeros((3, size, size), dtype=np.int32)
+        self.own_pix = np.empty(cells, dtype=np.int32)
+        self.own_shift = np.empty(cells, dtype=np.uint8)
+        self.own_slot = np.empty(cells, dtype=np.int32)
+        self.own_uniq = np.empty(min(n, cells) + 1, dtype=np.int32)
+        self.pos_slot = np.full(cells + 1, -1, dtype=np.int32)
+        self.masks = np.empty(min(n, cells), dtype=np.uint16)
+
     def render_block(self, category: int, ifs: IFS, weight: int, out: np.ndarray | None = None,
                      draws=None) -> Block:
         """Render all flips of ``draws`` (default: every draw) of ``(category, weight)``.
@@ -275,33 +348,32 @@ class CPURenderer(HostRenderer, PointScratch):
         draws = range(cfg.draws) if draws is None else draws
         if out is None:
             out = np.empty((len(draws) * cfg.flips, cfg.size, cfg.size, cfg.channels), dtype=np.uint8)
-        factors = self.table[weight].copy()
-        cum = ifs.cumulative()
-        key = stream_key(cfg.seed, "render-points", category, weight)
-        m = self._points(ifs.weighted(factors), cum, key)
-        fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
-        record = None
-        if cfg.compat == "modern" and cfg.degenerate != "keep" and fill < cfg.min_fill:
-            record = degenerate_record(category, weight, factors, fill, cfg.degenerate)
-            if cfg.degenerate == "replace":
-                original = factors.copy()
-                for attempt in range(RETRIES + 1):
-                    factors = attempt_factors(original, attempt)
-                    m = self._points(ifs.weighted(factors), cum, key)
-                    fill = K.count_filled(self.px, self.py, m, cfg.size, cfg.size, self.bits) / cfg.size**2
-                    if fill >= cfg.min_fill:
-                        break
-                record.update(replaced_by=factors.tolist(), replaced_fill=fill)
-        for k, d in enumerate(draws):
-            self.raster[:] = 0
-            if cfg.mode == "patch":
-                mask_key = stream_key(cfg.seed, "render-patches", category, weight, d)
-                K.draw_patches(self.px, self.py, m, self.colors, mask_key, self.raster)
-            else:
-                K.draw_points(self.px, self.py, m, self.colors, self.raster)
+        m, fill, factors, record = self._variant(category, ifs, weight)
+        rasters = self._rasters(len(draws))
+        self._draw_rasters(category, weight, m, draws, rasters)
+        for k in range(len(draws)):
             for t in range(cfg.flips):
-                out[k * cfg.flips + t] = flip(self.raster, t)
+                out[k * cfg.flips + t] = flip(rasters[k], t)
         return Block(category, weight, out, fill, factors, record, list(draws))
+
+    def _rasters(self, draws: int) -> np.ndarray:
+        """A reusable ``(draws, H, W, C)`` buffer: one raster per draw."""
+        cfg = self.cfg
+        self._draws = grow_buffer(getattr(self, "_draws", None), draws, cfg.draws, (cfg.size, cfg.size, cfg.channels))
+        return self._draws[:draws]
+
+    def render_views(self, jobs):
+        """Like :meth:`render_many`, but each block's ``images`` is a list of views
+        (``draw * flips + flip`` order) of one raster per draw, flipped by strides
+        (:func:`flip`): no flip copies; ``fill`` is None unless the
+        degenerate-variant policy measured it.  What shards are packed from."""
+        cfg = self.cfg
+        for category, ifs, weight, draws in normalise_jobs(jobs, cfg.draws):
+            m, fill, factors, record = self._variant(category, ifs, weight, need_fill=False)
+            rasters = self._rasters(len(draws))
+            self._draw_rasters(category, weight, m, draws, rasters)
+            images = [flip(rasters[k], t) for k in range(len(draws)) for t in range(cfg.flips)]
+            yield Block(category, weight, images, fill, factors, record, list(draws))
 
     def render_many(self, jobs):
         """Render ``(category, ifs, weight[, draws])`` jobs one after another.

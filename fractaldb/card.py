@@ -310,6 +310,7 @@ Versions: {made_with}.
 from datasets import load_dataset
 ds = load_dataset("path/to/{name}", split="train")       # or the Hub repository id
 ds.features["cls"].int2str(ds[0]["cls"])                  # the class name
+image = ds[0]["{img}"].convert("RGB")                       # few-gray-level images are palette PNGs: convert
 
 # webdataset
 import webdataset as wds
@@ -318,6 +319,7 @@ it = wds.WebDataset("path/to/{name}/{name}-{{000000..{n_shards - 1:06d}}}.tar").
 # wids (random access)
 import wids
 ds = wids.ShardListDataset("path/to/{name}/wids-index.json")
+image = ds[0][".{img}"].convert("RGB")
 
 # fractaldb's own loader (PyTorch, DDP-aware)
 from fractaldb.data import shard_loader

@@ -107,7 +107,7 @@ def render(params, out, image_format, overwrite, workers, **options):
     create_renderer(cfg, options["device"])  # fails early on an unknown device or without a GPU
     if image_format not in FORMATS:
         raise ConfigError(f"unknown format {image_format!r}; choose {', '.join(FORMATS)}")
-    check_output_dir(Path(out), overwrite)
+    check_output_dir(Path(out), overwrite, inputs=[params])
     ids, systems = load_categories(params)
     total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block
     start = time.perf_counter()

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 from ...encode import DEFLATE, encode_image
 from ...keys import RENDER_SUMMARY
+from ...signals import worker_pool
 from ...storage import staged_dir
 from ...errors import ConfigError
 from .render import CPURenderer, RenderConfig
@@ -122,7 +122,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
         for job in jobs:
             yield run(job)
         return
-    with ThreadPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:  # Ctrl-C: queued blocks cancelled, running ones abandoned
         # Bounded look-ahead keeps memory flat on long runs.
         window = 4 * workers
         futures = [pool.submit(run, j) for j in jobs[:window]]
@@ -143,7 +143,7 @@ def _render_blocks_gpu(jobs, cfg: RenderConfig, workers: int, consume):
     renderer = create_renderer(cfg, "cuda")
     window = 4 * max(workers, 1)
     pending = deque()
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
+    with worker_pool(max(workers, 1)) as pool:
         for block in renderer.render_many(jobs):
             block.images = block.images.copy()  # the launch's host buffer is reused
             pending.append(pool.submit(consume, block) if consume is not None else block)

@@ -344,7 +344,14 @@ class Store:
             return
         bucket = self.root.split("/", 1)[0]
         with self.faults("reach", self.url):
-            found = self.fs.exists(bucket)
+            try:
+                if hasattr(self.fs, "call_s3"):  # s3fs: exists() hides why (credentials, endpoint)
+                    self.fs.call_s3("head_bucket", Bucket=bucket)
+                    found = True
+                else:
+                    found = self.fs.exists(bucket)
+            except FileNotFoundError:
+                found = False
         if not found:
             raise OutputError(f"bucket {bucket} of {self.url} does not exist or cannot be seen with these "
                               "credentials; create it first (fractaldb never creates buckets)")

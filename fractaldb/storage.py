@@ -35,7 +35,7 @@ log = logging.getLogger("fractaldb")
 #: command, or cannot be written; they are refused with one line.
 PROTOCOLS = ("file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 #: Timeouts and retries for S3 (unless the fsspec configuration sets its own):
-#: a frozen server ends in one line instead of hanging.
+#: a frozen server ends in one line within about three minutes instead of hanging.
 S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 
 
@@ -251,6 +251,10 @@ class Store:
             raise OutputError(f"cannot open {self.url}: {storage_error(exc)}") from None
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = self.root.rstrip("/") or "/"
+        if protocol in ("s3", "s3a") and hasattr(self.fs, "retries"):
+            # One retry loop, botocore's (S3_CONFIG or the user's config_kwargs): s3fs's own
+            # five attempts on top of it turn a frozen server into a quarter-hour hang.
+            self.fs.retries = 1
 
     # -- names and faults ---------------------------------------------------------------------
 

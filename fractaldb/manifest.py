@@ -100,6 +100,9 @@ def check_plan(manifest: dict, ds, source: str) -> None:
     for key, want in (("samples", plan.n_samples), ("shards", plan.n_shards), ("classes", ds.n_classes)):
         if given[key] != want:
             raise bad(f"plan.{key} is {given[key]}, its config plans {want}")
+    labels = [c.get("label") for c in manifest["categories"]]
+    if labels != list(range(ds.n_classes)):
+        raise bad(f"its categories are not labelled 0..{ds.n_classes - 1} in order")
     for i, e in enumerate(shards):
         if e["name"] != ds.shard_name(i):
             raise bad(f"shard {i} is named {e['name']!r}, its config names it {ds.shard_name(i)!r}")

@@ -366,6 +366,7 @@ class Store:
         tmp = None
         try:
             if self.local:
+                self._no_links(name)
                 folder = os.path.dirname(target)
                 os.makedirs(folder, exist_ok=True)
                 tmp = os.path.join(folder, temp_name())
@@ -382,6 +383,15 @@ class Store:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
+
+    def _no_links(self, name: str) -> None:
+        """Refuse a subfolder of ``name`` that is a symbolic link: it could lead outside the folder."""
+        parts = name.split("/")[:-1]
+        for i in range(len(parts)):
+            sub = posixpath.join(self.root, *parts[: i + 1])
+            if os.path.islink(sub):
+                raise OutputError(f"{sub} is a symbolic link; fractaldb writes only inside {self.url}: "
+                                  "remove the link")
 
     def remove(self, name: str) -> None:
         path = self.path(name)

@@ -72,6 +72,8 @@ MANIFEST_CASES = {
     "huge-patches": (lambda m: m["config"]["fractal"].__setitem__("patches", 10**9), "of memory"),
     "categories-garbage": (lambda m: m.__setitem__("categories", [{"label": 0}] * 4), "regenerate the dataset"),
     "wrong-format": (lambda m: m.__setitem__("format", "x"), "not a fractaldb manifest"),
+    "labels-shuffled": (lambda m: m["categories"][0].__setitem__("label", 3), "labelled 0..3 in order"),
+    "category-id-word": (lambda m: m["categories"][0].__setitem__("id", "x"), "regenerate the dataset"),
 }
 
 
@@ -95,6 +97,16 @@ def test_a_garbage_manifest_is_one_line(world, content):
     (ds / "manifest.json").write_bytes(content)
     code, _, err = run_cli(["verify", ds])
     assert_one_line_error(code, err, "manifest.json")
+
+
+def test_writes_never_follow_a_link_out_of_the_folder(tmp_path):
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / ".fractaldb-progress").symlink_to(outside)
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--out", out])
+    assert_one_line_error(code, err, "is a symbolic link")
+    assert not os.listdir(outside)
 
 
 def test_a_manifest_that_is_a_folder_or_a_fifo_is_not_read(world):

@@ -34,6 +34,8 @@ log = logging.getLogger("fractaldb")
 #: (zip://, http://, memory://, ...) cannot hold a dataset that outlives the
 #: command, or cannot be written; they are refused with one line.
 PROTOCOLS = ("file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+#: Schemes a dataset may also be read from (never written).
+READ_PROTOCOLS = PROTOCOLS + ("http", "https", "hf")
 #: Timeouts and retries for S3 (unless the fsspec configuration sets its own):
 #: a frozen server ends in one line within about three minutes instead of hanging.
 S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
@@ -235,9 +237,9 @@ class Store:
         if not self.url.strip():
             raise OutputError("an empty path was given; pass a folder or an s3:// URL")
         protocol = self.url.split("://", 1)[0].lower() if "://" in self.url else None
-        if "::" in self.url or (protocol is not None and protocol not in PROTOCOLS):
-            raise OutputError(f"{self.url}: {protocol or 'chained'} URLs cannot hold a dataset; use a local folder, "
-                              "file://, s3://, gs:// or az://")
+        self.protocol = protocol
+        if "::" in self.url or (protocol is not None and protocol not in READ_PROTOCOLS):
+            self._refuse()
         kwargs = {}
         if protocol in ("s3", "s3a"):
             conf = fsspec.config.conf.get("s3", {})
@@ -340,9 +342,15 @@ class Store:
         except OSError as exc:
             raise OutputError(f"cannot create {self.url}: {exc.strerror or exc}; choose a writable --out") from None
 
+    def _refuse(self):
+        raise OutputError(f"{self.url}: {self.protocol or 'chained'} URLs cannot hold a dataset; use a local "
+                          "folder, file://, s3://, gs:// or az://")
+
     def check_writable(self) -> None:
         """Fail before any work when the folder cannot be written: a local folder
         gets a probe file; an object store's bucket must exist (we never create one)."""
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            self._refuse()
         if self.local:
             check_writable_folder(self.root)
             return
@@ -435,6 +443,8 @@ class Store:
         one-line error instead of interleaving.  A lock whose process is gone (same
         machine) is taken over with a message.  Creates a local folder if needed (and
         removes it again, if still empty, when the block fails)."""
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            self._refuse()
         me = {"pid": os.getpid(), "host": socket.gethostname(), "token": uuid.uuid4().hex, "since": time.time()}
         data = (json.dumps(me) + "\n").encode()
         created = self.local and not os.path.isdir(self.root)

@@ -433,3 +433,46 @@ def test_category_files_with_odd_names_load(tmp_path):
     code, _, err = run_cli(["render", "--params", tmp_path / "c", "--out", tmp_path / "r", "--size", 32,
                             "--points", 200, "--patches", 1, "--weights", "none"])
     assert code == 0, err
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EFBIG"])
+def test_a_full_disk_is_one_line_and_leaves_no_temporaries(tmp_path, monkeypatch, errno_name):
+    import builtins
+    import errno
+
+    import fractaldb.storage as storage
+
+    real_open = builtins.open
+    calls = {"n": 0}
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
+
+    def full_after_two(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        if "x" in mode:
+            calls["n"] += 1
+            if calls["n"] > 2:
+                return Full(f)
+        return f
+
+    monkeypatch.setattr(storage, "open", full_after_two, raising=False)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--out", out, "--workers", 1])
+    assert_one_line_error(code, err, os.strerror(getattr(errno, errno_name)))
+    left = [str(p.relative_to(out)) for p in out.rglob("*")]
+    assert not [p for p in left if "tmp" in p or p.endswith(".fractaldb-lock")], left
+    monkeypatch.undo()
+    code, out_text, err = run_cli(["generate", "--preset", "tiny", "--out", out, "--resume"])
+    assert code == 0, err
+    assert run_cli(["verify", out])[0] == 0

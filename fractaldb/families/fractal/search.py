@@ -63,7 +63,7 @@ class SearchConfig:
 
     def budget(self) -> int:
         """Candidates the search may try: ``max_candidates``, or a generous default
-        (1000 per category, at least 100,000; FractalDB-1k needs ~ 5 per category)."""
+        (1000 per category, at least 100,000; the published FractalDB-1k took 43 per category)."""
         return self.max_candidates if self.max_candidates is not None else max(100_000, 1000 * self.categories)
 
     def __post_init__(self):

@@ -248,14 +248,14 @@ def main(argv=None) -> int:
     except (OSError, MemoryError) as exc:  # a fault no check foresaw: still one line
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        click.echo(f"error: {_one_line(why)}{where}", err=True)
+        click.echo(f"error: {_one_line(why + where)}", err=True)
         sys.exit(2)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.Abort) as exc:
         from fractaldb.signals import Interrupted
@@ -275,9 +275,10 @@ def main(argv=None) -> int:
 def _one_line(exc) -> str:
     """The message of an error on one line (an error re-raised by a DataLoader worker
     carries the worker's traceback: its last line is the message)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else type(exc).__name__
+    text = str(exc)
+    if "Traceback (most recent call last)" not in text:  # a newline in a path, say: shown escaped
+        return text.replace("\r", "\\r").replace("\n", "\\n") or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = lines[-1]
     return last.split(": ", 1)[1] if last.split(": ", 1)[0].rsplit(".", 1)[-1].endswith("Error") else last
 

@@ -476,3 +476,10 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporaries(tmp_path, monkeypatch
     code, out_text, err = run_cli(["generate", "--preset", "tiny", "--out", out, "--resume"])
     assert code == 0, err
     assert run_cli(["verify", out])[0] == 0
+
+
+def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path):
+    code, _, err = run_cli(["verify", tmp_path / "a\nb"])
+    assert_one_line_error(code, err, "a\\nb does not exist")
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--out", tmp_path / "o", "--set", "seed=x\ny"])
+    assert_one_line_error(code, err, "seed")

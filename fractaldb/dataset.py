@@ -34,7 +34,7 @@ from .families.base import Family
 from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
 from .plan import Plan
-from .safety import check_plain_name
+from .safety import check_plain_name, check_workers
 from .shards import build_shard
 from .storage import Store
 
@@ -281,8 +281,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     Returns:
         The manifest.
     """
-    if workers is not None and (not isinstance(workers, int) or workers <= 0):
-        raise ConfigError(f"workers must be a positive integer, got {workers}")
+    if workers is not None:
+        check_workers(workers)
     workers = workers or default_workers()
     check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
     cfg = fconfig.resolve(cfg)

@@ -24,7 +24,7 @@ import uuid
 from .errors import ConfigError, InputError
 
 __all__ = ["TEMP_PREFIX", "TEMP_RE", "temp_name", "is_temp_name", "check_plain_name", "memory_budget",
-           "check_bound", "check_bytes", "BYTES_PER_UNIT", "MAX_COUNT", "gib"]
+           "check_bound", "check_bytes", "BYTES_PER_UNIT", "MAX_COUNT", "gib", "max_workers", "check_workers"]
 
 #: Prefix of every temporary file or folder fractaldb creates.
 TEMP_PREFIX = ".fractaldb-tmp-"
@@ -103,3 +103,17 @@ def check_bound(key: str, value, where: str) -> None:
         check_bytes(f"{where}={value}", value * BYTES_PER_UNIT[key], f"lower {where}")
     elif key in BYTES_PER_PIXEL:
         check_bytes(f"{where}={value}", value * value * BYTES_PER_PIXEL[key], f"lower {where}")
+
+
+def max_workers() -> int:
+    """Most worker threads (or processes) a command may start: 8 per core, at least 64
+    (each holds its own scratch buffers; a typo such as 100000 would exhaust memory)."""
+    return max(64, 8 * (os.cpu_count() or 1))
+
+
+def check_workers(value, where: str = "workers") -> None:
+    """:class:`ConfigError` unless ``value`` is an integer in 1..:func:`max_workers`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+    if value > max_workers():
+        raise ConfigError(f"{where} must be at most {max_workers()} (8 per core of this machine), got {value}")

@@ -276,6 +276,16 @@ def test_unbounded_or_impossible_settings_are_refused_up_front(tmp_path, monkeyp
     assert not out.exists()
 
 
+def test_a_worker_count_that_would_exhaust_memory_is_refused(tmp_path):
+    from fractaldb.safety import max_workers
+
+    code, _, err = run_cli(["generate", "--preset", "tiny", "--out", tmp_path / "o", "--workers", 100_000])
+    assert_one_line_error(code, err, f"at most {max_workers()}")
+    code, _, err = run_cli(["search", "--out", tmp_path / "c", "--workers", 100_000])
+    assert_one_line_error(code, err, "at most")
+    assert not os.listdir(tmp_path)
+
+
 def test_the_search_names_the_smallest_workable_points_and_has_a_budget(tmp_path):
     code, _, err = run_cli(["search", "--out", tmp_path / "c", "--points", 1000, "--categories", 2])
     assert_one_line_error(code, err, "smallest workable --points (search_points in a preset) is 52429")

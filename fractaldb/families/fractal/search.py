@@ -30,7 +30,7 @@ import numpy as np
 
 from . import constants as C
 from ...errors import ConfigError
-from ...safety import check_bound
+from ...safety import check_bound, check_workers
 from ...keys import CATEGORIES_SUMMARY
 from ...kernels import mt19937 as mt
 from ...parallel import default_workers
@@ -83,8 +83,7 @@ class SearchConfig:
             raise ConfigError(
                 f"size {self.size} is too small for pad {self.pad}; use a size above {2 * self.pad + 1}"
             )
-        if not isinstance(self.workers, int) or self.workers <= 0:
-            raise ConfigError(f"workers must be a positive integer, got {self.workers}")
+        check_workers(self.workers)
         if self.max_candidates is not None and (isinstance(self.max_candidates, bool) or not isinstance(
                 self.max_candidates, int) or self.max_candidates <= 0):
             raise ConfigError(f"--max-candidates must be a positive integer, got {self.max_candidates!r}")

@@ -493,3 +493,16 @@ def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path):
     assert_one_line_error(code, err, "a\\nb does not exist")
     code, _, err = run_cli(["generate", "--preset", "tiny", "--out", tmp_path / "o", "--set", "seed=x\ny"])
     assert_one_line_error(code, err, "seed")
+
+
+def test_training_settings_are_bounded_too(monkeypatch):
+    pytest.importorskip("torch")
+    from fractaldb.errors import ConfigError
+    from fractaldb.train.config import resolve_config
+
+    monkeypatch.setenv("FRACTALDB_MEMORY_GB", "1")
+    with pytest.raises(ConfigError, match="a batch of 100000 images of 224x224 would need"):
+        resolve_config("pretrain", "paper", {"batch_size": 100_000})
+    with pytest.raises(ConfigError, match="--workers from the command line must be at most"):
+        resolve_config("pretrain", "paper", {"workers": 100_000})
+    assert resolve_config("pretrain", "deit-tiny", {})["batch_size"] == 1024  # the recipes fit

@@ -159,9 +159,13 @@ def verify(dataset):
             click.echo(f"error: {p}", err=True)
         index = {e["name"]: i for i, e in enumerate(manifest["shards"])}
         bad = [index[p.split(":", 1)[0]] for p in problems if p.split(":", 1)[0] in index]
-        fix = "; ".join(f"fractaldb regenerate {dataset} --shard {i}" for i in bad[:3])
-        more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
-        click.echo(f"error: {len(problems)} shard(s) do not match the manifest; run {fix}{more}", err=True)
+        if bad:
+            fix = "; ".join(f"fractaldb regenerate {dataset} --shard {i}" for i in bad[:3])
+            more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
+            click.echo(f"error: {len(bad)} shard(s) do not match the manifest; run {fix}{more}", err=True)
+        if len(bad) < len(problems):
+            click.echo(f"error: {len(problems) - len(bad)} other file(s) do not match the manifest (see above); "
+                       "move stray files away, or regenerate the dataset into a new --out", err=True)
         sys.exit(1)
     click.echo(f"ok: every shard of {dataset} matches its manifest")
 

@@ -338,6 +338,8 @@ def test_verify_does_not_read_fifos_or_devices_and_finds_extra_files(world):
                      "not list", "wids-index.json: does not match", "_info.json: does not match"):
         assert fragment in err, (fragment, err)
     assert err.count("not a regular file") == 2
+    assert "error: 2 shard(s) do not match the manifest; run fractaldb regenerate" in err
+    assert "error: 3 other file(s) do not match the manifest" in err
 
 
 def test_a_corrupt_image_in_a_folder_is_one_line_naming_it(tmp_path):

@@ -143,6 +143,10 @@ def _mark(folder: Path) -> None:
 def _remove_tree(path: Path, why: str) -> None:
     """Remove a staging folder; first renamed (still marked as ours), so that
     threads an interrupt left running cannot write into it any more."""
+    if path.is_symlink():  # an --out that was a link: drop the link, never what it points to
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return
     if not path.exists():
         return
     with contextlib.suppress(OSError):

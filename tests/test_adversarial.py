@@ -508,3 +508,14 @@ def test_training_settings_are_bounded_too(monkeypatch):
     with pytest.raises(ConfigError, match="--workers from the command line must be at most"):
         resolve_config("pretrain", "paper", {"workers": 100_000})
     assert resolve_config("pretrain", "deit-tiny", {})["batch_size"] == 1024  # the recipes fit
+
+
+def test_overwriting_an_out_that_is_a_link_replaces_the_link_not_its_target(tiny, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine\n")
+    (tmp_path / "out").symlink_to(target)
+    code, _, err = run_cli(["export", tiny, "--out", tmp_path / "out", "--overwrite"])
+    assert code == 0, err
+    assert (target / "keep.txt").read_text() == "mine\n" and not (tmp_path / "out").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out"]

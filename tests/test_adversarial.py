@@ -519,3 +519,16 @@ def test_overwriting_an_out_that_is_a_link_replaces_the_link_not_its_target(tiny
     assert code == 0, err
     assert (target / "keep.txt").read_text() == "mine\n" and not (tmp_path / "out").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out"]
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("perlin.octaves=[1, 1000000000]", "high <= 32"),
+    ("perlin.lacunarity=[2.0, 1e300]", "high <= 16"),
+    ("perlin.instances=100000000000", "at most"),
+    ("perlin.classes=2000000000", "of memory"),
+])
+def test_perlin_counts_are_bounded(tmp_path, monkeypatch, setting, fragment):
+    monkeypatch.setenv("FRACTALDB_MEMORY_GB", "1")
+    code, _, err = run_cli(["generate", "--preset", "perlin-tiny", "--out", tmp_path / "o", "--set", setting])
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "o").exists()

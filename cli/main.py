@@ -6,6 +6,7 @@ Every user error (ours or click's) ends as one line on stderr and exit code
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -62,6 +63,11 @@ def preview(folder, params, preset, out, limit, per_category, **options):
         raise ConfigError("give exactly one of FOLDER, --params or --preset")
     if limit <= 0 or per_category <= 0:
         raise ConfigError("--limit and --per-category must be positive integers")
+    from fractaldb.preview import MAX_SHEET_IMAGES
+
+    if limit * per_category > MAX_SHEET_IMAGES:
+        raise ConfigError(f"--limit x --per-category is {limit * per_category}; a contact sheet shows at most "
+                          f"{MAX_SHEET_IMAGES} images")
     if folder:
         from pathlib import Path
 
@@ -191,9 +197,13 @@ def verify(dataset):
             click.echo(f"error: {p}", err=True)
         index = {e["name"]: i for i, e in enumerate(manifest["shards"])}
         bad = [index[p.split(":", 1)[0]] for p in problems if p.split(":", 1)[0] in index]
-        fix = "; ".join(f"fractaldb regenerate {dataset} --shard {i}" for i in bad[:3])
-        more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
-        click.echo(f"error: {len(problems)} shard(s) do not match the manifest; run {fix}{more}", err=True)
+        if bad:
+            fix = "; ".join(f"fractaldb regenerate {dataset} --shard {i}" for i in bad[:3])
+            more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
+            click.echo(f"error: {len(bad)} shard(s) do not match the manifest; run {fix}{more}", err=True)
+        if len(bad) < len(problems):
+            click.echo(f"error: {len(problems) - len(bad)} other file(s) do not match the manifest (see above); "
+                       "move stray files away, or regenerate the dataset into a new --out", err=True)
         sys.exit(1)
     click.echo(f"ok: every shard of {dataset} matches its manifest")
 
@@ -288,22 +298,66 @@ _train.register(cli)
 
 def main(argv=None) -> int:
     """Entry point: one-line errors, exit code 2 for bad input."""
+    from fractaldb.signals import install
+
+    install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+    _notes()
     try:
         rv = cli.main(args=argv, prog_name="fractaldb", standalone_mode=False)
     except FractalDBError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(2)
+    except (OSError, MemoryError) as exc:  # a fault no check foresaw: still one line
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        click.echo(f"error: {_one_line(why + where)}", err=True)
         sys.exit(2)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("interrupted", err=True)
+    except (KeyboardInterrupt, click.Abort) as exc:
+        from fractaldb.signals import Interrupted
+
+        cause = exc.__cause__ if isinstance(exc, click.Abort) else exc  # click wraps Ctrl-C in Abort
+        click.echo(f"interrupted: {cause}" if isinstance(cause, Interrupted) else "interrupted", err=True)
+        from fractaldb.signals import abandon_workers
+
+        if argv is None and abandon_workers():  # the real process, threads still running: do not wait
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         sys.exit(130)
     sys.exit(rv or 0)
+
+
+def _one_line(exc) -> str:
+    """The message of an error on one line (an error re-raised by a DataLoader worker
+    carries the worker's traceback: its last line is the message)."""
+    text = str(exc)
+    if "Traceback (most recent call last)" not in text:  # a newline in a path, say: shown escaped
+        return text.replace("\r", "\\r").replace("\n", "\\n") or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = lines[-1]
+    return last.split(": ", 1)[1] if last.split(": ", 1)[0].rsplit(".", 1)[-1].endswith("Error") else last
+
+
+def _notes() -> None:
+    """The library's notes (stale temporaries removed, a lock taken over) as 'note: ...' lines."""
+    import logging
+
+    class _Note(logging.Handler):
+        def emit(self, record):
+            click.echo(f"note: {record.getMessage()}", err=True)  # the stderr of the moment
+
+    log = logging.getLogger("fractaldb")
+    if not any(type(h).__name__ == "_Note" for h in log.handlers):
+        log.addHandler(_Note())
+        log.setLevel(logging.WARNING)
+        log.propagate = False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ import yaml
 
 from .encode import DEFAULT_ENCODER, ENCODERS
 from .errors import ConfigError
+from .safety import check_bytes
 from .families import DEFAULT_FAMILY, get_family, list_families
 from .families.base import coerce, settings_of
 from .folders import PRESET, wrong_folder_hint
@@ -159,6 +160,59 @@ def list_presets() -> list:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
+#: Largest preset file read (a preset is a few dozen lines).
+MAX_PRESET_BYTES = 1 << 20
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: let the base class say so
+                duplicate = False
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str):
+    """YAML text (keys unique) as Python data, or a one-line :class:`ConfigError`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        why = f" ({problem})" if problem and "twice" in str(problem) else ""
+        raise ConfigError(f"{source} is not valid YAML{where}{why}; fix the file") from None
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply; fix the file") from None
+
+
+def _read_preset_file(path: Path, source: str) -> str:
+    if not path.is_file():
+        raise ConfigError(f"preset file {path} does not exist (or is not a regular file); give a YAML file or "
+                          f"one of: {', '.join(list_presets())}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PRESET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read preset {source}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PRESET_BYTES:
+        raise ConfigError(f"preset {source} is over {MAX_PRESET_BYTES // 1024} KiB; a preset is a few dozen lines")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"preset {source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
 def load_preset(name_or_path) -> dict:
     """A built-in preset by name, or a YAML file by path; validated (:func:`normalise`)."""
     source = str(name_or_path)
@@ -166,23 +220,14 @@ def load_preset(name_or_path) -> dict:
     if hint:
         raise ConfigError(hint)
     if source.endswith((".yaml", ".yml")):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(f"preset file {path} does not exist; give a YAML file or one of: {', '.join(list_presets())}")
-        text = path.read_text()
+        text = _read_preset_file(Path(name_or_path), source)
     else:
-        res = resources.files("fractaldb.presets") / f"{name_or_path}.yaml"
-        if not res.is_file():
-            raise ConfigError(f"unknown preset {name_or_path!r}; {_suggest(source, list_presets())}"
+        if source not in list_presets():  # a name, never a path into the package
+            hint = " (a file path must end in .yaml or .yml)" if ("/" in source or "\\" in source) else ""
+            raise ConfigError(f"unknown preset {name_or_path!r}{hint}; {_suggest(source, list_presets())}"
                               f"choose one of: {', '.join(list_presets())}")
-        text = res.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"preset {source} is not valid YAML{where}; fix the file") from None
-    return normalise(data, f"preset {source}")
+        text = (resources.files("fractaldb.presets") / f"{source}.yaml").read_text(encoding="utf-8")
+    return normalise(parse_yaml(text, f"preset {source}"), f"preset {source}")
 
 
 def parse_override(text: str) -> tuple:
@@ -192,8 +237,8 @@ def parse_override(text: str) -> tuple:
     key, _, raw = text.partition("=")
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""  # noqa: S506
+    except (yaml.YAMLError, RecursionError):
         value = raw
     return key, value
 
@@ -290,5 +335,25 @@ def families(cfg: dict) -> list:
 
 
 def family_settings(cfg: dict, name: str):
-    """The settings object of family ``name`` of a resolved config."""
-    return get_family(name).configure(cfg[name], cfg["seed"])
+    """The settings object of family ``name`` of a resolved config (its memory bounds checked)."""
+    fam = get_family(name)
+    settings = fam.configure(cfg[name], cfg["seed"])
+    _check_memory(fam, settings, cfg, name)
+    return settings
+
+
+def _check_memory(fam, settings, cfg: dict, name: str) -> None:
+    """What one block, one shard and the plan of family ``name`` would hold in memory,
+    against :func:`fractaldb.safety.memory_budget` (the bound the error names)."""
+    section = cfg[name]
+    side = section.get("image_size") or section.get("size")
+    per_block = fam.images_per_block(settings)
+    count = section.get(fam.count_key, 1)
+    if isinstance(side, int) and side > 0:
+        image = side * side * 3
+        check_bytes(f"{name}: a block of {per_block} images of {side}x{side}", per_block * image,
+                    f"lower {name}.image_size or the images per block")
+        check_bytes(f"a shard of {cfg['shard_size']} {name} images of {side}x{side}", cfg["shard_size"] * image,
+                    "lower shard_size")
+    check_bytes(f"{name}: the plan of {count} classes x {fam.blocks_per_class(settings)} blocks",
+                32 * count * fam.blocks_per_class(settings), f"lower {name}.{fam.count_key}")

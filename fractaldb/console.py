@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import ConfigError
+from .safety import check_workers
 
 __all__ = ["progress_bar", "workers_option"]
 
@@ -22,8 +22,8 @@ def progress_bar(**kw):
 
 
 def _check_workers(ctx, param, value):
-    if value is not None and value <= 0:
-        raise ConfigError(f"workers must be a positive integer, got {value}")
+    if value is not None:
+        check_workers(value)
     return value
 
 

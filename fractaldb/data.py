@@ -46,7 +46,7 @@ from PIL import Image
 from . import config as fconfig
 from .dataset import Dataset, load_manifest
 from .encode import FORMATS
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .keys import LABEL_EXT, SHARD_SUFFIX
 from .seeds import generator, int_seed
 from .shards import LABELS_EXT
@@ -87,6 +87,12 @@ def shard_urls(source) -> list:
         return [source]
     store = Store(source)
     manifest = load_manifest(store)
+    if store.local:  # a cheap check where it is cheap: each shard's size against the manifest
+        for e in manifest["shards"]:
+            size = store.check_regular(e["name"])
+            if size != e["bytes"]:
+                raise InputError(f"{store.path(e['name'])}: {size} bytes, the manifest says {e['bytes']}; "
+                                 f"run 'fractaldb verify {source}' and regenerate what it names")
     return [store.path(e["name"]) if store.local else f"{source.rstrip('/')}/{e['name']}"
             for e in manifest["shards"]]
 
@@ -133,15 +139,49 @@ def multi_hot(labels, num_classes: int) -> torch.Tensor:
 
 
 def _decode(sample: dict, transform, num_classes: int | None = None):
+    where = f"{sample.get('__url__', 'a shard')}: sample {sample.get('__key__')}"
     ext = next((e for e in _IMAGE_EXTS if e in sample), None)
     if ext is None or LABEL_EXT not in sample:
-        raise ValueError(f"sample {sample.get('__key__')} has no image or no .cls member")
-    img = Image.open(io.BytesIO(sample[ext]))
-    label = int(sample[LABEL_EXT])
-    if num_classes is not None:
-        raw = sample.get(LABELS_EXT)
-        label = multi_hot([label] if raw is None else json.loads(raw), num_classes)
+        raise InputError(f"{where} has no image or no .cls member; the shard is damaged, regenerate it")
+    try:
+        img = Image.open(io.BytesIO(sample[ext]))
+        img.load()
+        label = int(sample[LABEL_EXT])
+        if num_classes is not None:
+            raw = sample.get(LABELS_EXT)
+            label = multi_hot([label] if raw is None else json.loads(raw), num_classes)
+    except (OSError, ValueError, SyntaxError, IndexError, TypeError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{where} cannot be decoded ({type(exc).__name__}); the shard is damaged, "
+                         "regenerate it") from None
     return (transform or to_tensor)(img), label
+
+
+def _handler(handler):
+    """The webdataset error handler for ``handler=``: ``"raise"`` (a damaged shard or
+    sample is one :class:`~fractaldb.errors.InputError` naming it), ``"warn"`` (warn
+    and skip it, like ``webdataset.warn_and_continue``), or any webdataset handler."""
+    if callable(handler):
+        return handler
+    if handler not in ("raise", "warn"):
+        raise ConfigError(f"handler must be 'raise', 'warn' or a webdataset handler, got {handler!r}")
+
+    def handle(exn):
+        if isinstance(exn, InputError):
+            message = str(exn)
+        else:
+            urls = [a for a in getattr(exn, "args", ()) if isinstance(a, str) and SHARD_SUFFIX in a]
+            where = urls[-1] if urls else "a shard"
+            why = exn.args[0] if exn.args and isinstance(exn.args[0], str) else str(exn)
+            message = (f"{where} is not a readable shard ({type(exn).__name__}: {why[:120]}); "
+                       "run 'fractaldb verify' on the dataset and regenerate what it names")
+        if handler == "raise":
+            raise InputError(message) from None
+        import warnings
+
+        warnings.warn(f"skipped: {message}", stacklevel=2)
+        return True
+
+    return handle
 
 
 def multi_label_classes(source) -> int | None:
@@ -157,7 +197,8 @@ def multi_label_classes(source) -> int | None:
 
 
 def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
-                  seed: int = 0, transform=None, batch_size: int | None = None, num_classes: int | None = None):
+                  seed: int = 0, transform=None, batch_size: int | None = None, num_classes: int | None = None,
+                  handler="raise"):
     """A webdataset pipeline of ``(image, label)`` over the shards of ``source``.
 
     Args:
@@ -174,6 +215,10 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         num_classes: yield multi-hot ``float32`` label vectors of this length
             (from ``.labels.json``, else the ``.cls`` label).  Found in the
             manifest for a multi-label dataset folder; give it for shard URLs.
+        handler: what a damaged shard or sample does: ``"raise"`` (one
+            :class:`~fractaldb.errors.InputError` naming it), ``"warn"`` (a warning,
+            then it is skipped) or a webdataset handler such as
+            ``webdataset.ignore_and_continue``.
     """
     import webdataset as wds
 
@@ -185,10 +230,11 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         stages = [lambda: _resampled(urls, seed, epoch)]
     else:
         stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
-    stages.append(wds.tarfile_to_samples())
+    on_error = _handler(handler)
+    stages.append(wds.tarfile_to_samples(handler=on_error))
     if shuffle:
         stages.append(lambda src: _shuffled(src, shuffle, seed, epoch))
-    stages.append(wds.map(lambda s: _decode(s, transform, num_classes)))
+    stages.append(wds.map(lambda s: _decode(s, transform, num_classes), handler=on_error))
     if batch_size:
         stages.append(wds.batched(batch_size))
     pipe = wds.DataPipeline(*stages)

@@ -25,16 +25,17 @@ from dataclasses import dataclass
 
 from . import config as fconfig
 from . import executors
+from . import manifest as fmanifest
 from ._version import __version__
 from .card import write_card
 from .encode import DEFLATE, LEGACY_ENCODER
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, FractalDBError, InputError, OutputError
 from .families import DEFAULT_FAMILY, get_family
 from .families.base import Family
-from .folders import SHARDS, wrong_folder_hint
-from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, TIMM_INFO, WIDS_INDEX, shard_name
+from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
 from .plan import Plan
+from .safety import check_plain_name, check_workers
 from .shards import build_shard
 from .storage import Store
 
@@ -153,15 +154,21 @@ class Dataset:
 
 
 def load_manifest(store: Store, name: str = MANIFEST) -> dict:
-    if not store.exists(name):
-        raise InputError(wrong_folder_hint(store.url, SHARDS)
-                         or f"{store.url} has no {name}; is it a 'fractaldb generate' output?")
+    """The manifest of ``store`` (file ``name``), validated completely before any work (it is
+    untrusted input, see :mod:`fractaldb.manifest`): fields and types, its config as a preset's,
+    and the shard list against the plan its own config makes."""
+    manifest = fmanifest.parse(store, MANIFEST_FORMATS, name)
+    source = store.path(name)
+    fmanifest.check_structure(manifest, source)
     try:
-        manifest = json.loads(store.read(name))
-    except ValueError:
-        raise InputError(f"{store.path(name)} is not valid JSON; regenerate the dataset") from None
-    if not isinstance(manifest, dict) or manifest.get("format") not in MANIFEST_FORMATS:
-        raise InputError(f"{store.path(name)} is not a fractaldb manifest ({' or '.join(MANIFEST_FORMATS)})")
+        ds = Dataset.from_manifest(manifest)
+        ds.plan
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        why = str(exc).split("\n")[0] if isinstance(exc, ValueError) else f"a malformed entry ({type(exc).__name__})"
+        raise InputError(f"{source}: {why}; the manifest was edited or damaged, regenerate the dataset") from None
+    fmanifest.check_plan(manifest, ds, source)
     return manifest
 
 
@@ -230,24 +237,37 @@ def _finished(store: Store, ds: Dataset) -> dict:
         known = {e["name"]: (e, by_shard.get(e["name"], [])) for e in manifest["shards"]}
     elif store.exists(PROGRESS_DIR):
         try:
-            head = json.loads(store.read(f"{PROGRESS_DIR}/run.json"))
-        except (InputError, ValueError):
+            head = json.loads(store.read(f"{PROGRESS_DIR}/run.json", max_bytes=1 << 26))
+        except (InputError, ValueError, RecursionError):
             head = {}
+        head = head if isinstance(head, dict) else {}
         if head.get("fingerprint") != ds.fingerprint():
             what = (_difference(head["config"], ds.config) if isinstance(head.get("config"), dict)
                     else "settings not recorded")
             raise ConfigError(f"{store.url} holds a partial run with other settings ({what}); use a new --out, "
                               "or the same settings to resume")
-        for name in store.fs.ls(store.path(PROGRESS_DIR), detail=False):
+        planned = {ds.shard_name(i) for i in range(ds.plan.n_shards)}
+        with store.faults("list", store.path(PROGRESS_DIR), InputError):
+            listed = store.fs.ls(store.path(PROGRESS_DIR), detail=False)
+        for name in listed:
             base = name.rstrip("/").rsplit("/", 1)[-1]
-            if base.endswith(".tar.json"):
-                rec = json.loads(store.fs.cat_file(name))
-                known[rec["entry"]["name"]] = (rec["entry"], rec["records"])
+            if base.endswith(".tar.json") and base[:-5] in planned:
+                try:  # a damaged record only means that shard is made again
+                    rec = json.loads(store.read(f"{PROGRESS_DIR}/{base}", max_bytes=1 << 26))
+                    entry, recs = rec["entry"], rec["records"]
+                    if entry["name"] == base[:-5] and isinstance(recs, list):
+                        fmanifest.check_structure({"config": {}, "plan": {"samples": 0, "shards": 0, "classes": 0},
+                                                   "categories": [], "shards": [entry]}, base)
+                        known[entry["name"]] = (entry, recs)
+                except (InputError, ValueError, KeyError, TypeError, RecursionError):
+                    continue
     done = {}
     for name, (entry, records) in known.items():
-        if store.exists(name) and store.size(name) == entry["bytes"] \
-                and hashlib.sha256(store.read(name)).hexdigest() == entry["sha256"]:
-            done[name] = (entry, records)
+        try:
+            fmanifest.read_shard(store, entry)
+        except InputError:
+            continue
+        done[name] = (entry, records)
     return done
 
 
@@ -305,8 +325,8 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     Returns:
         The manifest.
     """
-    if workers is not None and (not isinstance(workers, int) or workers <= 0):
-        raise ConfigError(f"workers must be a positive integer, got {workers}")
+    if workers is not None:
+        check_workers(workers)
     workers = workers or default_workers()
     check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
     cfg = dataset.config if dataset is not None else fconfig.resolve(cfg)
@@ -316,9 +336,33 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
                 raise ConfigError(f"the {name} family renders on the CPU only; use --device cpu")
     store = Store(out)
     store.check_writable()
-    existing = [n for n in store.names() if n != PROGRESS_DIR and not n.startswith(".")]
+    with store.lock():  # one writer per folder
+        return _generate(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler,
+                         device, on_plan, card, dataset, on_dataset)
+
+
+def _generate(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler, device, on_plan,
+              card, dataset, on_dataset):
+    names = store.names()
+    existing = [n for n in names if n != PROGRESS_DIR and not n.startswith(".")]
     if existing and not resume:
         raise OutputError(f"output {out} is not empty; use --resume to continue a run, or a new --out")
+    if resume and existing and MANIFEST not in names and PROGRESS_DIR not in names:
+        raise OutputError(f"output {out} holds files but no {MANIFEST} or {PROGRESS_DIR}: it is not a "
+                          "fractaldb output, so --resume will not write into it; use a new --out")
+    entries: dict = {}
+    try:
+        return _generate_into(cfg, store, out, workers, resume, progress, search_progress, executor,
+                              scheduler, device, on_plan, entries, card, dataset, on_dataset)
+    except KeyboardInterrupt:
+        from .signals import Interrupted
+
+        raise Interrupted(f"kept {len(entries)} finished shard(s) in {out}; run the same command with --resume "
+                          "to continue") from None
+
+
+def _generate_into(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler, device,
+                   on_plan, entries, card, dataset, on_dataset):
     # Start (or reach) the executor first: a wrong scheduler address fails
     # before the search runs and before anything is written.
     with executors.executor(executor, workers, scheduler) as run:
@@ -330,7 +374,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         store.clean_temporaries()
         done = _finished(store, ds) if resume else {}
         store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint(), "config": ds.config}))
-        entries, records = {}, {}
+        records = {}  # entries: the caller's, so an interrupt can say how many shards were kept
         for name, (entry, recs) in done.items():
             entries[name] = entry
             records[name] = recs
@@ -390,7 +434,7 @@ def verify(out: str, progress=None) -> list:
     store = Store(out)
     if not store.exists():
         raise InputError(f"{out} does not exist; pass the folder 'fractaldb generate' wrote")
-    manifest = load_manifest(store)
+    manifest = load_manifest(store)  # checked against its own plan: no short or empty lists
     problems = []
     for e in manifest["shards"]:
         name = e["name"]
@@ -399,13 +443,23 @@ def verify(out: str, progress=None) -> list:
             if progress is not None:
                 progress(e["samples"])
             continue
-        data = store.read(name)
-        if len(data) != e["bytes"]:
-            problems.append(f"{name}: {len(data)} bytes, manifest says {e['bytes']}")
-        elif hashlib.sha256(data).hexdigest() != e["sha256"]:
+        try:
+            size = store.check_regular(name)  # never reads a FIFO or a device
+        except InputError as exc:
+            problems.append(f"{name}: {str(exc).split(': ', 1)[-1] if ': ' in str(exc) else exc}")
+            size = None
+        if size is None:
+            pass
+        elif size != e["bytes"]:
+            problems.append(f"{name}: {size} bytes, manifest says {e['bytes']}")
+        elif hashlib.sha256(store.read(name, max_bytes=e["bytes"])).hexdigest() != e["sha256"]:
             problems.append(f"{name}: sha256 differs from the manifest")
         if progress is not None:
             progress(e["samples"])
+    listed = {e["name"] for e in manifest["shards"]}
+    problems += [f"{n}: a shard file the manifest does not list; move it away"
+                 for n in store.names() if n.endswith(SHARD_SUFFIX) and n not in listed]
+    problems += fmanifest.check_index_files(store, manifest)
     return problems
 
 
@@ -432,7 +486,8 @@ def regenerate(out: str, index: int, device: str = "cpu") -> dict:
             f"regenerated {entry['name']} does not match the manifest (versions: manifest "
             f"{manifest.get('versions')}, here {_versions()}); nothing was written"
         )
-    store.write(entry["name"], data)
+    with store.lock():
+        store.write(entry["name"], data)
     return entry
 
 
@@ -448,8 +503,6 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     folder to its label.  Assembled under a temporary name and renamed into
     place.  Returns the number of images.
     """
-    import io
-    import tarfile
     from pathlib import Path
 
     from .encode import FORMATS
@@ -459,20 +512,27 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     manifest = load_manifest(store)
     count = 0
     folders: dict = {}  # class folder -> label
-    with staged_dir(Path(dest), overwrite) as tmp:
+    with staged_dir(Path(dest), overwrite, inputs=[out]) as tmp:
         for entry in manifest["shards"]:
             metas, images = {}, {}
-            with tarfile.open(fileobj=io.BytesIO(store.read(entry["name"]))) as tar:
-                for member in tar:
-                    key, _, ext = member.name.partition(".")
-                    data = tar.extractfile(member).read()
-                    if ext == "json":
-                        metas[key] = json.loads(data)
-                    elif ext in FORMATS:
-                        images[key] = (ext, data)
+            where = store.path(entry["name"])
+            for name, data in fmanifest.tar_members(fmanifest.read_shard(store, entry), where):
+                key, _, ext = name.partition(".")
+                if ext == "json":
+                    metas[key] = json.loads(data)
+                elif ext in FORMATS:
+                    images[key] = (ext, data)
             for key, meta in metas.items():
-                ext, data = images[key]
-                rel = get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                try:
+                    ext, data = images[key]
+                    rel = get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                    for part in rel.split("/"):
+                        check_plain_name(part, "an exported file name", where)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    if isinstance(exc, FractalDBError):
+                        raise
+                    raise InputError(f"{where}: sample {key} has malformed metadata ({type(exc).__name__}); "
+                                     "regenerate the shard") from None
                 folder = rel.split("/", 1)[0]
                 if folders.setdefault(folder, meta["label"]) != meta["label"]:
                     raise InputError(f"{out}: labels {folders[folder]} and {meta['label']} would share the folder "

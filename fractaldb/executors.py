@@ -16,15 +16,21 @@ running it twice after a lost worker, writes the same bytes.
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from concurrent.futures import FIRST_COMPLETED, wait
 
 from .errors import ConfigError
+from .signals import worker_pool
 
 __all__ = ["EXECUTORS", "executor"]
 
 EXECUTORS = ("local", "dask")
 #: Extra attempts of a task that raised (worker loss is handled by Dask itself).
 TASK_RETRIES = 3
+#: Tasks queued per worker: bounds what an interrupt or an error waits for.
+IN_FLIGHT = 2
+#: Address schemes a Dask scheduler can have.
+SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 
 
 def _local(workers: int):
@@ -34,8 +40,16 @@ def _local(workers: int):
             for i in items:
                 yield fn(i)
             return
-        with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(fn, items)
+        # At most IN_FLIGHT * workers tasks submitted; on an error, Ctrl-C or the
+        # consumer stopping, queued tasks are cancelled and only running ones finish.
+        todo = iter(items)
+        with worker_pool(workers) as pool:
+            pending = {pool.submit(fn, i) for i in itertools.islice(todo, IN_FLIGHT * workers)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending |= {pool.submit(fn, i) for i in itertools.islice(todo, 1)}
+                    yield future.result()
 
     return run
 
@@ -52,9 +66,13 @@ def _dask(workers: int, scheduler: str | None):
     try:
         with dask.config.set({"distributed.worker.daemon": False, "logging.distributed": "error"}):
             if scheduler:
+                scheme = scheduler.split("://", 1)[0] if "://" in scheduler else "tcp"
+                if scheme not in SCHEDULER_SCHEMES:
+                    raise ConfigError(f"--scheduler {scheduler}: unknown address scheme {scheme!r}; use "
+                                      f"{' or '.join(s + '://host:port' for s in SCHEDULER_SCHEMES[:2])}")
                 try:
                     client = Client(scheduler, timeout="10s")
-                except (OSError, TimeoutError) as exc:
+                except (OSError, TimeoutError, ValueError) as exc:
                     raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); "
                                       "check the address or start one with 'dask scheduler'") from None
             else:
@@ -66,8 +84,11 @@ def _dask(workers: int, scheduler: str | None):
 
     def run(fn, items):
         futures = client.map(fn, list(items), pure=False, retries=TASK_RETRIES)
-        for future in as_completed(futures):
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # an error or Ctrl-C: queued shards are cancelled
+            client.cancel([f for f in futures if not f.done()])
 
     try:
         yield run

@@ -7,7 +7,7 @@ Sample keys are each family's (``Family.sample_key``); a key has no dots
 from __future__ import annotations
 
 __all__ = ["shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT",
-           "CATEGORIES_SUMMARY", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX", "CARD", "CARD_SHEET"]
+           "CATEGORIES_SUMMARY", "LOCK", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX", "CARD", "CARD_SHEET"]
 
 #: Member extensions besides the image.
 LABEL_EXT = "cls"
@@ -29,6 +29,8 @@ CLASSES_INDEX = "classes.json"
 SHARD_SUFFIX = ".tar"
 #: Hidden folder recording finished shards while a run is in progress (removed at the end).
 PROGRESS_DIR = ".fractaldb-progress"
+#: Held in an output folder while a run writes it (one writer at a time).
+LOCK = ".fractaldb-lock"
 
 
 def shard_name(name: str, index: int) -> str:

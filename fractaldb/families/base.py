@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
 from ..errors import ConfigError
+from ..safety import check_bound
 
 __all__ = ["Family", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of", "build_settings",
            "one_image_blocks", "HostRenderer"]
@@ -92,6 +93,7 @@ def coerce(setting: Setting, value, where: str):
             raise bad
     if setting.check is not None and not setting.check(value):
         raise bad
+    check_bound(setting.name, value, key)  # every count and size is bounded by memory
     return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+from ..safety import check_bound, check_bytes, check_workers
 from .checkpoints import _last_checkpoint
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -140,7 +141,18 @@ def _check_value(key: str, value, source: str = "the command line"):
     if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)) \
             or (check is not None and not check(value)):
         raise ConfigError(f"{key.replace('_', '-')} from {source} must be {allowed}, got {value!r}")
+    if key == "workers" and value:
+        check_workers(value, f"--workers from {source}")
+    check_bound(key, value, f"--{key.replace('_', '-')} from {source}")
     return value
+
+
+def _check_memory(cfg: dict) -> None:
+    """One batch of float images must fit the memory bound (a typo in --batch-size
+    would otherwise end in an out-of-memory kill)."""
+    side = cfg["image_size"]
+    check_bytes(f"a batch of {cfg['batch_size']} images of {side}x{side}", cfg["batch_size"] * side * side * 3 * 4,
+                "lower --batch-size or --image-size")
 
 
 def resolve_config(kind: str, recipe: str | None = None, options: dict | None = None,
@@ -179,6 +191,7 @@ def resolve_config(kind: str, recipe: str | None = None, options: dict | None = 
     cfg["kind"], cfg["recipe"] = kind, recipe
     if cfg["schedule"] == "step" and not cfg["milestones"]:
         raise ConfigError("the step schedule needs milestones (fractions of the run, e.g. 0.33,0.67)")
+    _check_memory(cfg)
     return cfg
 
 

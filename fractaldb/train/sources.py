@@ -116,11 +116,24 @@ def tensor_source(images: "torch.Tensor", labels: "torch.Tensor", cfg: dict, rt:
     return _map_source(ds, cfg, rt, train, name, k, workers=0)
 
 
+def load_image(path: str):
+    """An ImageFolder file as an RGB PIL image, or one :class:`InputError` naming it
+    (corrupt, truncated, or over PIL's decompression-bomb limit)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path} is not a readable image ({type(exc).__name__}); replace or remove it") from None
+
+
 def _imagefolder_source(path: Path, cfg: dict, rt: Runtime, train: bool) -> Source:
     from torchvision.datasets import ImageFolder
 
     try:
-        ds = ImageFolder(str(path), transform=SquareUint8(load_size(cfg)))
+        ds = ImageFolder(str(path), transform=SquareUint8(load_size(cfg)), loader=load_image)
     except (FileNotFoundError, OSError):
         raise InputError(f"{path} holds no images in class folders; an ImageFolder is "
                          f"{path}/<class>/<image>.png (or .jpg, .webp)") from None

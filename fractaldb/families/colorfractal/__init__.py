@@ -81,7 +81,7 @@ class MultiFractalSettings:
     render_size: int = setting(112, "Side of the cached class renders.", "an integer in 8..2048",
                                lambda v: 8 <= v <= 2048)
     renders_per_class: int = setting(8, "Cached renders per class (each its own patch and chaos game).",
-                                     "an integer > 0", lambda v: v > 0)
+                                     "an integer in 1..1024", lambda v: 0 < v <= 1024)
     points: int = setting(100000, "Chaos-game points per class render.", "an integer >= 100", lambda v: v >= 100)
     objects: list = setting([1, 5], "Range of the number of objects per image.",
                             "[low, high] integers with 1 <= low <= high <= 64",

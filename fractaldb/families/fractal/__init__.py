@@ -95,6 +95,8 @@ class FractalSettings:
         if rows is None or (rows and max(rows) >= len(table)):
             raise ConfigError(f"weight_rows {self.weight_rows!r} does not fit weights {self.weights!r}: give all, or "
                               f"distinct row indices 0..{len(table) - 1} separated by commas")
+        if not self.category_dir:
+            self.search_config(1)  # refuses a search that could never finish, before any work
 
     def weight_row_ids(self) -> tuple:
         """The weight-table rows rendered per category, in block order (block ``b`` renders row ``[b]``)."""

@@ -34,9 +34,12 @@ __all__ = ["search", "render", "render_options", "render_config", "params_sheet"
 @click.option("--fill-rate", type=float, default=0.2, show_default=True, help="Acceptance threshold in (0, 1].")
 @click.option("--points", type=int, default=100_000, show_default=True, help="Chaos-game points per candidate.")
 @click.option("--size", type=int, default=512, show_default=True, help="Raster side used for the fill rate.")
+@click.option("--max-candidates", type=int, default=None,
+              help="Give up (one line, exit 2) after this many candidates [default: 1000 per category, "
+                   "at least 100000].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
 @workers_option
-def search(sampler, categories, seed, out, fill_rate, points, size, overwrite, workers):
+def search(sampler, categories, seed, out, fill_rate, points, size, max_candidates, overwrite, workers):
     """Search IFS categories with the fill-rate gate (writes the official CSV format)."""
     from pathlib import Path
 
@@ -46,7 +49,7 @@ def search(sampler, categories, seed, out, fill_rate, points, size, overwrite, w
     from .search import search as run_search
 
     cfg = SearchConfig(sampler=sampler, categories=categories, seed=seed, fill_rate=fill_rate,
-                       points=points, size=size, workers=workers or default_workers())
+                       points=points, size=size, workers=workers or default_workers(), max_candidates=max_candidates)
     check_output_dir(Path(out), overwrite)
     start = time.perf_counter()
     with progress_bar(total=categories, unit="cat", desc="search") as bar:
@@ -108,7 +111,7 @@ def render(params, out, image_format, overwrite, resume, workers, **options):
     create_renderer(cfg, options["device"])  # fails early on an unknown device or without a GPU
     if image_format not in FORMATS:
         raise ConfigError(f"unknown format {image_format!r}; choose {', '.join(FORMATS)}")
-    check_output_dir(Path(out), overwrite)
+    check_output_dir(Path(out), overwrite, inputs=[params])
     ids, systems = load_categories(params)
     total = len(ids) * len(cfg.weight_table()) * cfg.images_per_block
     workers = workers or default_workers()
@@ -126,9 +129,10 @@ def render(params, out, image_format, overwrite, resume, workers, **options):
                                     resume=resume, on_start=lambda kept: bar.update(kept))
     except KeyboardInterrupt:
         bar.close()
-        click.echo(f"interrupted: the finished blocks are kept in {partial_dir(out)}; run the same command "
-                   "with --resume to continue", err=True)
-        raise
+        from ...signals import Interrupted
+
+        raise Interrupted(f"the finished blocks are kept in {partial_dir(out)}; run the same command "
+                          "with --resume to continue") from None
     finally:
         bar.close()
     dt = time.perf_counter() - start

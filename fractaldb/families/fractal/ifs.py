@@ -152,11 +152,17 @@ def parse_csv(text: str, name: str = "<csv>") -> IFS:
         raise InputError(f"{name}: {exc}") from None
 
 
+#: Largest category CSV read (one holds a few short lines).
+MAX_CSV_BYTES = 1 << 20
+
+
 def read_csv(path) -> IFS:
     """Read one category CSV."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"category file {path} does not exist; pass a CSV written by 'fractaldb search'")
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise InputError(f"{path}: over {MAX_CSV_BYTES // 1024} KiB, not a category CSV (a few lines)")
     try:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError:
@@ -183,7 +189,8 @@ def load_categories(path) -> tuple:
         raise InputError(f"{path} does not exist; pass a category folder or a .csv file")
     systems = [read_csv(f) for f in files]
     stems = [f.stem for f in files]
-    if all(s.isdigit() for s in stems) and len(set(int(s) for s in stems)) == len(stems):
+    numeric = all(s.isascii() and s.isdigit() and len(s) <= 9 for s in stems)  # not '²', not 10**40
+    if numeric and len(set(int(s) for s in stems)) == len(stems):
         ids = [int(s) for s in stems]
     else:
         ids = list(range(len(files)))

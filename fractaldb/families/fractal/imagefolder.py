@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 from ...encode import DEFLATE, encode_image
 from ...keys import RENDER_SUMMARY
 from ...errors import ConfigError, OutputError
+from ...safety import TEMP_PREFIX
+from ...signals import worker_pool
 from ...storage import check_output_dir
 from .render import CPURenderer, RenderConfig
 
@@ -71,6 +73,9 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
     run = {"format": "fractaldb-imagefolder-v1", "render": asdict(cfg), "image_format": image_format,
            "ids": list(map(int, ids)), "systems": [ifs.rows().tolist() for ifs in systems]}
     done: dict = {}
+    if part.is_symlink() or (part.exists() and not part.is_dir()):
+        raise OutputError(f"{part} is not a folder fractaldb made (a link or a file); remove it or choose "
+                          "another --out")
     if part.exists():
         if resume:
             try:
@@ -135,7 +140,7 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
     try:
         old = None
         if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            old = out.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-old-{out.name}")  # unpredictable
             os.replace(out, old)
         os.replace(part, out)
         if old is not None:
@@ -195,7 +200,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
         for job in jobs:
             yield run(job)
         return
-    with ThreadPoolExecutor(workers) as pool:
+    with worker_pool(workers) as pool:  # Ctrl-C: queued blocks cancelled, running ones abandoned
         # Bounded look-ahead keeps memory flat on long runs.
         window = 4 * workers
         futures = [pool.submit(run, j) for j in jobs[:window]]
@@ -216,7 +221,7 @@ def _render_blocks_gpu(jobs, cfg: RenderConfig, workers: int, consume):
     renderer = create_renderer(cfg, "cuda")
     window = 4 * max(workers, 1)
     pending = deque()
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
+    with worker_pool(max(workers, 1)) as pool:
         for block in renderer.render_many(jobs):
             block.images = block.images.copy()  # the launch's host buffer is reused
             pending.append(pool.submit(consume, block) if consume is not None else block)

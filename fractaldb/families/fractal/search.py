@@ -30,6 +30,7 @@ import numpy as np
 
 from . import constants as C
 from ...errors import ConfigError
+from ...safety import check_bound, check_workers
 from ...keys import CATEGORIES_SUMMARY
 from ...kernels import mt19937 as mt
 from ...parallel import default_workers
@@ -57,6 +58,13 @@ class SearchConfig:
     size: int = C.SEARCH_SIZE
     pad: int = C.PAD
     workers: int = field(default_factory=default_workers)
+    #: Candidates to try before giving up (None: :meth:`budget`); not part of the result.
+    max_candidates: int | None = None
+
+    def budget(self) -> int:
+        """Candidates the search may try: ``max_candidates``, or a generous default
+        (1000 per category, at least 100,000; the published FractalDB-1k took 43 per category)."""
+        return self.max_candidates if self.max_candidates is not None else max(100_000, 1000 * self.categories)
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -75,8 +83,31 @@ class SearchConfig:
             raise ConfigError(
                 f"size {self.size} is too small for pad {self.pad}; use a size above {2 * self.pad + 1}"
             )
-        if not isinstance(self.workers, int) or self.workers <= 0:
-            raise ConfigError(f"workers must be a positive integer, got {self.workers}")
+        check_workers(self.workers)
+        if self.max_candidates is not None and (isinstance(self.max_candidates, bool) or not isinstance(
+                self.max_candidates, int) or self.max_candidates <= 0):
+            raise ConfigError(f"--max-candidates must be a positive integer, got {self.max_candidates!r}")
+        check_bound("search_points", self.points, "--points (search_points in a preset)")
+        check_bound("size", self.size, "--size")
+        if self.sampler != "svd":
+            self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        """Refuse a fill-rate gate no candidate can pass (the search would never end).
+
+        A candidate fills at most one pixel per point, and only pixels inside the
+        pad border: ``fill_rate * size**2`` must not exceed either.
+        """
+        need = math.ceil(self.fill_rate * self.size * self.size - 1e-9)
+        inner = (self.size - 2 * self.pad + 1) ** 2  # coordinates land in [pad, size - pad]
+        if need > inner:
+            best = inner / (self.size * self.size)
+            raise ConfigError(f"fill rate {self.fill_rate} cannot be reached: the {self.pad}-pixel pad border leaves "
+                              f"at most {best:.4f} of a {self.size}x{self.size} raster; use a fill rate <= {best:.4f}")
+        if self.points < need:
+            raise ConfigError(f"{self.points} points cannot fill {self.fill_rate} of a {self.size}x{self.size} raster "
+                              f"(one pixel per point, {need} pixels needed); the smallest workable --points "
+                              f"(search_points in a preset) is {need}")
 
 
 @dataclass
@@ -97,6 +128,7 @@ class SearchResult:
         """The ``categories.json`` document."""
         cfg = asdict(self.config)
         cfg.pop("workers")  # not part of the result: any worker count gives the same
+        cfg.pop("max_candidates")  # a budget, not a setting of the result
         return {
             "format": "fractaldb-categories-v1",
             **cfg,
@@ -246,7 +278,14 @@ def search(cfg: SearchConfig, progress=None) -> SearchResult:
     bounds = np.linspace(0, batch_size, cfg.workers + 1).astype(int)
     with ThreadPoolExecutor(cfg.workers) as pool, ThreadPoolExecutor(1) as walker:
         pending = walker.submit(next, batches)
+        budget = cfg.budget()
         while len(result.categories) < cfg.categories:
+            if result.candidates_tried >= budget:
+                pending.cancel()
+                raise ConfigError(
+                    f"the search tried {result.candidates_tried} candidates (the --max-candidates budget) and "
+                    f"accepted only {len(result.categories)} of {cfg.categories} categories; lower the fill "
+                    "rate, or raise --max-candidates")
             batch = pending.result()
             pending = walker.submit(next, batches)  # walk ahead while we evaluate
             list(pool.map(lambda k: work(batch, bounds[k], bounds[k + 1]), range(cfg.workers)))

@@ -40,12 +40,13 @@ class PerlinSettings:
     frequency: list = setting([1.0, 16.0], "Base frequency range, cycles per image (log-uniform).",
                               "[low, high] with 0 < low <= high <= 65536 (cycles per image)",
                               lambda v: _positive_range(v) and v[1] <= 65536, kind="range")
-    octaves: list = setting([1, 6], "Octave-count range.", "[low, high] integers with 1 <= low <= high",
-                            lambda v: all(isinstance(x, int) for x in v) and 1 <= v[0] <= v[1], kind="range")
+    # 32 octaves pass Nyquist at any image_size even at the smallest lacunarity's growth.
+    octaves: list = setting([1, 6], "Octave-count range.", "[low, high] integers with 1 <= low <= high <= 32",
+                            lambda v: all(isinstance(x, int) for x in v) and 1 <= v[0] <= v[1] <= 32, kind="range")
     persistence: list = setting([0.3, 0.9], "Persistence range.", "[low, high] with 0 < low <= high <= 1",
                                 lambda v: 0 < v[0] <= v[1] <= 1, kind="range")
-    lacunarity: list = setting([1.5, 3.0], "Lacunarity range.", "[low, high] with 1 < low <= high",
-                               lambda v: 1 < v[0] <= v[1], kind="range")
+    lacunarity: list = setting([1.5, 3.0], "Lacunarity range.", "[low, high] with 1 < low <= high <= 16",
+                               lambda v: 1 < v[0] <= v[1] <= 16, kind="range")
     palettes: str = setting("all", "Palettes to draw from.", "'all' or a comma-separated list of palette names")
     min_distance: float = setting(-1.0, "Smallest distance between two classes (-1: the built-in default).",
                                   "a number >= 0, or -1 for the built-in default", lambda v: v >= 0 or v == -1)

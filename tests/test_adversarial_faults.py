@@ -1,0 +1,230 @@
+"""Faults (issue 16): Ctrl-C and SIGTERM, a storage that refuses, is missing, is
+unreachable, freezes or dies mid-run.  Real processes (signals, S3 through a moto
+server on 127.0.0.1); each case asserts the exit code, the one stderr line and
+what is left behind, and that ``--resume`` afterwards completes the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tinyset import ROOT, assert_one_line_error, cli_command, run_process, snapshot
+
+#: A run long enough to interrupt (800 images in 50 shards, 2 s on 2 cores) and quick to finish.
+SLOW = ["--preset", "tiny", "--set", "fractal.patches=50", "--set", "fractal.points=300000",
+        "--set", "fractal.image_size=128", "--set", "shard_size=16", "--workers", "2"]
+
+
+def _start(argv, env=None):
+    return subprocess.Popen(cli_command(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=None if env is None else {**os.environ, **env})
+
+
+def _wait_for(predicate, proc, timeout=120.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the run never reached the point to interrupt"
+        time.sleep(0.05)
+
+
+def _stop(proc, sig) -> tuple:
+    proc.send_signal(sig)
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, err, time.monotonic() - start
+
+
+# -- interrupts ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_generate_stops_at_once_says_what_it_kept_and_resumes(tmp_path, sig):
+    out = tmp_path / "out"
+    progress = out / ".fractaldb-progress"
+    proc = _start(["generate", *SLOW, "--out", out])
+    _wait_for(lambda: progress.is_dir() and len(list(progress.glob("*.tar.json"))) >= 2, proc)
+    code, err, took = _stop(proc, sig)
+    assert code == 130, err
+    assert took < 10, took
+    assert "Traceback" not in err
+    line = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
+    assert line and "finished shard(s)" in line[0] and "--resume" in line[0], err
+    assert not (out / ".fractaldb-lock").exists()
+    if sig == signal.SIGINT:
+        return  # the resume is the same after either signal: checked once
+    done = subprocess.run(cli_command(["generate", *SLOW, "--out", out, "--resume"]), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "kept" in done.stdout
+    check = run_process(["verify", out])
+    assert check.returncode == 0, check.stderr
+    assert not [n for n in os.listdir(out) if n.startswith(".")]  # no lock, progress or temporaries left
+
+
+def test_render_stops_at_once_and_leaves_nothing(tmp_path):
+    cats = tmp_path / "cats"
+    assert run_process(["search", "--out", cats, "--categories", 2, "--workers", 1]).returncode == 0
+    out = tmp_path / "imgs"
+    proc = _start(["render", "--params", cats, "--out", out, "--size", 128, "--points", 300000,
+                   "--patches", 400, "--workers", 2])
+
+    partial = tmp_path / ".imgs.partial"  # kept on an interrupt, for render --resume
+
+    def staging_has_files():
+        return partial.is_dir() and any(partial.rglob("*.png"))
+
+    _wait_for(staging_has_files, proc)
+    code, err, took = _stop(proc, signal.SIGTERM)
+    assert code == 130, err
+    assert took < 10, took
+    assert "Traceback" not in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".imgs.partial", "cats"]  # nothing at --out yet
+
+
+# -- object storage ------------------------------------------------------------------------------
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+BUCKET = "fractaldb-faults"
+#: Short timeouts and one attempt, so the fault cases take seconds.
+QUICK = json.dumps({"connect_timeout": 1, "read_timeout": 1, "retries": {"max_attempts": 1}})
+
+
+def _server():
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def _env(endpoint, **extra):
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": endpoint, "FSSPEC_S3_CONFIG_KWARGS": QUICK,
+            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **extra}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server, endpoint = _server()
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket=BUCKET)
+    try:
+        yield endpoint, client
+    finally:
+        server.stop()
+
+
+def _buckets(client):
+    return sorted(b["Name"] for b in client.list_buckets()["Buckets"])
+
+
+def test_a_missing_bucket_is_refused_not_created(s3):
+    endpoint, client = s3
+    proc = run_process(["generate", "--preset", "tiny", "--out", "s3://no-such-bucket/x"], env=_env(endpoint))
+    assert_one_line_error(proc.returncode, proc.stderr, "no-such-bucket", "never creates buckets")
+    assert _buckets(client) == [BUCKET]
+
+
+def test_no_credentials_is_one_line(s3, tmp_path):
+    endpoint, client = s3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({k: v for k, v in _env(endpoint).items() if not k.startswith("AWS_")})
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    for argv in (["generate", "--preset", "tiny", "--out", f"s3://{BUCKET}/nocred"], ["verify", f"s3://{BUCKET}/x"]):
+        proc = subprocess.run(cli_command(argv), capture_output=True, text=True, timeout=120, env=env)
+        assert_one_line_error(proc.returncode, proc.stderr, "no credentials")
+    assert "Contents" not in client.list_objects_v2(Bucket=BUCKET, Prefix="nocred")
+
+
+def test_an_unreachable_endpoint_is_one_line():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_process(["generate", "--preset", "tiny", "--out", f"s3://{BUCKET}/x"],
+                       env=_env(f"http://127.0.0.1:{port}"))
+    assert_one_line_error(proc.returncode, proc.stderr, "cannot reach the storage endpoint")
+
+
+def test_a_frozen_endpoint_times_out_in_one_line():
+    """A server that accepts connections and never answers: a timeout, not a hang."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        start = time.monotonic()
+        proc = run_process(["verify", f"s3://{BUCKET}/x"],
+                           env=_env(f"http://127.0.0.1:{listener.getsockname()[1]}"), timeout=120)
+        assert_one_line_error(proc.returncode, proc.stderr, "timed out")
+        assert time.monotonic() - start < 90
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        listener.close()
+
+
+def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
+    server, endpoint = _server()
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    bucket = "fractaldb-dying"
+    client.create_bucket(Bucket=bucket)
+    url = f"s3://{bucket}/dying"
+    proc = _start(["generate", *SLOW, "--out", url], env=_env(endpoint))
+
+    def some_shards():
+        page = client.list_objects_v2(Bucket=bucket, Prefix="dying/")
+        return sum(o["Key"].endswith(".tar") for o in page.get("Contents", [])) >= 2
+
+    try:
+        _wait_for(some_shards, proc)
+    finally:
+        server.stop()
+    out, err = proc.communicate(timeout=120)
+    assert_one_line_error(proc.returncode, err, "cannot")
+    # The same process's moto state, served again on a new port: --resume completes it.
+    server, endpoint = _server()
+    try:
+        done = run_process(["generate", *SLOW, "--out", url, "--resume"], env=_env(endpoint), timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "kept" in done.stdout
+        check = run_process(["verify", url], env=_env(endpoint))
+        assert check.returncode == 0, check.stderr
+        # The bytes are a local run's: the fault and the resume changed nothing.
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        got = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dying/"):
+            for obj in page.get("Contents", []):
+                got[obj["Key"][len("dying/"):]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+        local = tmp_path / "local"
+        assert run_process(["generate", *SLOW, "--out", local]).returncode == 0
+        assert got == snapshot(local)
+    finally:
+        server.stop()

@@ -123,8 +123,9 @@ TRANSFER_SETTINGS = {
               "presentations": 3200 * 6, "steps": dict(min=100, max=100, epochs=10), "lr": [0.03, 0.1],
               "arms": ["scratch", "fractaldb", "perlin"], "large_arms": [], "scaling": None},
     "full": {**_COMMON, "shots": [10, 100, 1000, "all"], "seeds": 5, "seeds_large": 2, "test_limit": 0,
-             "presentations": 3200 * 6, "steps": dict(min=100, max=300, epochs=10), "lr": [0.03, 0.1],
-             "arms": list(ARMS), "large_arms": ["scratch", "fractaldb", "perlin"],
+             "presentations": 3200 * 6, "steps": dict(min=100, max=200, epochs=10),
+             "steps_large": dict(min=100, max=600, epochs=10), "lr": [0.03, 0.1],
+             "arms": list(ARMS), "large_arms": ["scratch", "fractaldb"],
              "scaling": {"categories": [8, 32, 128], "epochs_factor": [1 / 3, 1, 3], "shots": [10]}},
 }
 
@@ -517,7 +518,9 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         """The model fine-tuned on ``train_idx`` and its config."""
         x, y = data["train_x"][train_idx], data["train_y"][train_idx]
         cfg = {**ft_base, "seed": seed, "lr": lr}
-        cfg["epochs"] = _finetune_epochs(len(y), cfg, settings["steps"])
+        large = len(y) > 100 * n_classes
+        cfg["epochs"] = _finetune_epochs(len(y), cfg, settings.get("steps_large", settings["steps"]) if large
+                                         else settings["steps"])
         cfg["eval_every"] = cfg["epochs"]
         model = make_model(arm, seed)
         fit(cfg, rt, model, tensor_source(x, y, cfg, rt, True, "target-train", n_classes))
@@ -749,7 +752,7 @@ def _plots(out: Path, results: dict) -> list:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, proto in zip(axes, ("finetune", "linear")):
         for arm, rows in transfer_rows(results, proto).items():
-            pts = sorted((xs[s], r) for s, r in rows.items())
+            pts = sorted(((xs[s], r) for s, r in rows.items()), key=lambda p: p[0])
             x = [p[0] for p in pts]
             m = np.array([p[1]["mean"] for p in pts])
             half = np.array([t_quantile(len(p[1]["per_seed"]) - 1) * p[1]["std"] / math.sqrt(len(p[1]["per_seed"]))
@@ -775,7 +778,8 @@ def _plots(out: Path, results: dict) -> list:
             rows = [r for r in results["scaling"]
                     if (key == "categories" and r["epochs_factor"] == 1) or (key != "categories" and r["categories"] == 32)]
             for (proto, s) in sorted({(r["protocol"], r["shots"]) for r in rows}, key=str):
-                pts = sorted((r[key], r) for r in rows if r["protocol"] == proto and r["shots"] == s)
+                pts = sorted(((r[key], r) for r in rows if r["protocol"] == proto and r["shots"] == s),
+                             key=lambda p: p[0])
                 x = [p[0] for p in pts]
                 d = np.array([p[1]["delta_vs_scratch"] for p in pts], dtype=float)
                 lo = np.array([p[1]["ci95_low"] if p[1]["ci95_low"] is not None else np.nan for p in pts], dtype=float)

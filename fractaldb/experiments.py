@@ -112,21 +112,21 @@ _COMMON = dict(arch="test_resnet", image_size=28, crop_ratio=0.875, val_per_clas
                              warmup_epochs=1, hflip=True, mean=[0.5] * 3, std=[0.5] * 3),
                finetune=dict(batch_size=32, momentum=0.9, weight_decay=5e-4, schedule="cosine", warmup_epochs=0,
                              mean=[0.5] * 3, std=[0.5] * 3),
-               probe_c=[0.01, 0.1, 1.0, 10.0], threads=1)
+               probe_c=[0.01, 0.1, 1.0, 10.0], threads=1, test_limit=2000,
+               steps=dict(min=100, max=100, epochs=10), steps_large=dict(min=300, max=300, epochs=10),
+               presentations=3200 * 6, lr=[0.03, 0.1])
 
 #: The study's settings; docs/training.md says how they were sized.  ``presentations``: the
 #: pretraining budget (images x epochs, the same for every arm); ``steps``: fine-tuning
 #: optimizer steps per run (``min``, ``max``, and ``epochs`` in between); ``lr``: the fine-tuning
 #: learning rates tried on the validation split.
 TRANSFER_SETTINGS = {
-    "quick": {**_COMMON, "shots": [10, 100], "seeds": 5, "seeds_large": 2, "test_limit": 2000,
-              "presentations": 3200 * 6, "steps": dict(min=100, max=100, epochs=10), "lr": [0.03, 0.1],
+    "quick": {**_COMMON, "shots": [10, 100], "seeds": 5, "seeds_large": 2,
               "arms": ["scratch", "fractaldb", "perlin"], "large_arms": [], "scaling": None},
-    "full": {**_COMMON, "shots": [10, 100, 1000, "all"], "seeds": 5, "seeds_large": 2, "test_limit": 0,
-             "presentations": 3200 * 6, "steps": dict(min=100, max=200, epochs=10),
-             "steps_large": dict(min=100, max=600, epochs=10), "lr": [0.03, 0.1],
+    # the same single runs as quick (a full study reuses a quick run's cache), more of them
+    "full": {**_COMMON, "shots": [10, 100, 1000, "all"], "seeds": 5, "seeds_large": 2,
              "arms": list(ARMS), "large_arms": ["scratch", "fractaldb"],
-             "scaling": {"categories": [8, 32, 128], "epochs_factor": [1 / 3, 1, 3], "shots": [10]}},
+             "scaling": {"categories": [8, 32, 128], "epochs_factor": [1 / 3, 1], "shots": [10]}},
 }
 
 
@@ -485,12 +485,16 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         wpath = out / "cache" / f"pretrained-{arm}-{finger}.pt"
         if wpath.exists():
             saved = torch.load(wpath, map_location="cpu", weights_only=False)
+            if factor == 1.0:
+                arm_report(arm, dcfg)
             return saved
         with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:
             if on_step:
                 on_step(f"generate {arm}")
             generate(dcfg, tmp)
             images, labels = _load_all(tmp, side)
+            if factor == 1.0:
+                arm_report(arm, dcfg, tmp)
         epochs = max(1, round(settings["presentations"] * factor / len(labels)))
         pre_cfg = {**pre_base, "epochs": epochs}
         if on_step:
@@ -504,6 +508,34 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
                  "final_loss": res["last"]["loss"], "seconds": round(time.perf_counter() - t, 1)}
         torch.save(saved, wpath)
         return saved
+
+    reports = {}
+
+    def arm_report(arm: str, dcfg: dict, folder=None) -> None:
+        """``fractaldb report`` of the arm's pretraining data (out/reports/ARM/), its key numbers kept."""
+        import tempfile
+
+        from .dataset import generate
+        from .report import dataset_report
+
+        path = out / "cache" / f"report-{arm}-{finger}.json"
+        if path.exists():
+            reports[arm] = json.loads(path.read_text())
+            return
+        if folder is None:
+            with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:
+                if on_step:
+                    on_step(f"generate {arm} (for its report)")
+                generate(dcfg, tmp)
+                return arm_report(arm, dcfg, tmp)
+        if on_step:
+            on_step(f"report {arm}")
+        r = dataset_report(folder, out / "reports" / arm, max_images=4000)
+        reports[arm] = {"coverage_mean": r["coverage"]["mean"], "separability_top1": r["separability"]["top1"],
+                        "separability_chance": r["separability"]["chance"], "near_empty": r["near_empty"]["count"],
+                        "degenerate_variants": r["degenerate_variants"]["count"],
+                        "near_duplicate_pairs": len(r["near_duplicate_classes"]["pairs"])}
+        write_text(path, json.dumps(reports[arm]) + "\n")
 
     def make_model(arm: str, seed: int):
         if arm == "scratch":
@@ -612,7 +644,8 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
     stages = [(arms_order, small),
               ([a for a in arms_order if a in settings["large_arms"] or not settings["large_arms"]], large)]
     for stage_arms, shot_list in stages:
-        for arm in stage_arms if shot_list else []:
+        # scratch last: the pretrained arms' runs come first (scratch's may come from another run's cache)
+        for arm in sorted(stage_arms, key=lambda a: a == "scratch") if shot_list else []:
             if arm != "scratch" and arm not in pretrained:
                 pretrained[arm] = pretrain_arm(arm, presets[arm])
                 pre_info[arm] = {k: v for k, v in pretrained[arm].items() if k != "state"}
@@ -640,10 +673,30 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
                                      "pretrain_epochs": pre_info.get(name, pre_info.get("fractaldb", {})).get("epochs")})
             _write(out, _assemble(raw, settings), scaling_rows,
                    _config(settings, data, pre_info, target, len(pool), len(val_idx), len(test_idx)), t0, cpu0)
-    results = _write(out, _assemble(raw, settings), scaling_rows,
-                     _config(settings, data, pre_info, target, len(pool), len(val_idx), len(test_idx)), t0, cpu0,
-                     plots=True)
+    config = _config(settings, data, pre_info, target, len(pool), len(val_idx), len(test_idx))
+    config["arm_reports"] = reports
+    results = _write(out, _assemble(raw, settings), scaling_rows, config, t0, cpu0, plots=True,
+                     predictors=_predictors(_assemble(raw, settings), reports))
     return results
+
+
+def _predictors(rows: list, reports: dict) -> list:
+    """Across the arms: Spearman's rank correlation of each dataset-report number with the gain over
+    scratch, per (shots, protocol).  Few arms: read it as a hint, not a test."""
+    out = []
+    for shots, proto in sorted({(r["shots"], r["protocol"]) for r in rows}, key=str):
+        gains = {r["arm"]: r["delta_vs_scratch"] for r in rows
+                 if r["shots"] == shots and r["protocol"] == proto and r["delta_vs_scratch"] is not None}
+        for key in ("coverage_mean", "separability_top1"):
+            arms = [a for a in gains if reports.get(a, {}).get(key) is not None]
+            if len(arms) < 3:
+                continue
+            from scipy.stats import spearmanr
+
+            rho, p = spearmanr([reports[a][key] for a in arms], [gains[a] for a in arms])
+            out.append({"shots": shots, "protocol": proto, "predictor": key, "arms": arms, "n": len(arms),
+                        "spearman_rho": float(rho), "p_value": float(p)})
+    return out
 
 
 def _assemble(raw: dict, settings: dict) -> list:
@@ -670,8 +723,8 @@ def _config(settings, data, pre_info, target, pool, val, test) -> dict:
             "versions": {"fractaldb": __version__, "torch": str(torch.__version__)}}
 
 
-def _write(out: Path, rows, scaling_rows, config, t0, cpu0, plots=False) -> dict:
-    results = {"rows": rows, "scaling": scaling_rows, "config": config,
+def _write(out: Path, rows, scaling_rows, config, t0, cpu0, plots=False, predictors=None) -> dict:
+    results = {"rows": rows, "scaling": scaling_rows, "config": config, "predictors": predictors or [],
                "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1)}
     write_text(out / "results.json", json.dumps(results, indent=1, default=str) + "\n")
     write_text(out / "results.md", transfer_table(results) + "\n")
@@ -728,6 +781,26 @@ def transfer_table(results: dict) -> str:
         for r in results["scaling"]:
             lines.append(f"| {r['arm']} | {r['categories']} | {r['pretrain_epochs']} | {r['shots']} | {r['protocol']} "
                          f"| {r['mean']:.2f} ± {r['std']:.2f} | {_fmt_ci(r)} |")
+        lines.append("")
+    reps = cfg.get("arm_reports") or {}
+    if reps:
+        lines += ["**Pretraining data** (`fractaldb report` of each arm's data)", "",
+                  "| arm | images × epochs | final train top-1 % | coverage | nearest-centroid top-1 % (chance) "
+                  "| near-empty | degenerate variants |", "|---|---|---|---|---|---|---|"]
+        for arm, v in reps.items():
+            p = cfg["pretrained"].get(arm, {})
+            sep = ("n/a (one image per class)" if v["separability_top1"] is None
+                   else f"{v['separability_top1']:.1f} ({v['separability_chance']:.1f})")
+            lines.append(f"| {arm} | {p.get('images', '?')} × {p.get('epochs', '?')} | "
+                         f"{p.get('final_top1', float('nan')):.1f} | {v['coverage_mean']:.3f} | {sep} | "
+                         f"{v['near_empty']} | {v['degenerate_variants']} |")
+        lines.append("")
+    if results.get("predictors"):
+        lines += ["**Do the data's numbers predict the gain?** Spearman ρ across arms (gain = Δ vs scratch)", "",
+                  "| shots | protocol | predictor | arms | ρ | p |", "|---|---|---|---|---|---|"]
+        for p in results["predictors"]:
+            lines.append(f"| {p['shots']} | {p['protocol']} | {p['predictor']} | {p['n']} | "
+                         f"{p['spearman_rho']:+.2f} | {p['p_value']:.2f} |")
         lines.append("")
     lines.append("Δ: paired difference to scratch on the same splits (percentage points), 95 % paired-t interval; "
                  "↑/↓: the interval excludes zero.")

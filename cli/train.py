@@ -187,7 +187,9 @@ def experiment():
 @click.option("--shots", default=None, help="Comma-separated shots per class, e.g. 10,100,1000,all [default: the setting's].")
 @click.option("--no-scaling", is_flag=True, help="Skip the scaling study (categories, epochs) of the full setting.")
 @click.option("--threads", type=int, default=None, help="PyTorch CPU threads [default: 1].")
-def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads):
+@click.option("--cached-only", is_flag=True,
+              help="Compute nothing: the tables and plots of the runs already finished in --out (a partial study).")
+def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only):
     """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")
     start = time.perf_counter()
@@ -206,7 +208,7 @@ def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, thr
 
         results = experiments.transfer_experiment(out, quick=quick, target=target, target_dir=target_dir,
                                                   seeds=seeds, arms=arm_list, shots=shot_list,
-                                                  scaling=False if no_scaling else None, threads=threads,
+                                                  scaling=False if no_scaling else None, threads=threads, cached_only=cached_only,
                                                   on_step=on_step)
     click.echo(experiments.transfer_table(results))
     click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")

@@ -339,11 +339,15 @@ def _probe(ftrain, ytrain, fevals: list, c: float) -> list:
     return [100.0 * float((clf.predict(((f - mu) / sd).numpy()) == y.numpy()).mean()) for f, y in fevals]
 
 
+class _Missing(Exception):
+    """A run that is not in the cache, with ``cached_only``: it is left out, not computed."""
+
+
 class _Cache:
     """One JSON file of finished runs, so an interrupted study resumes where it stopped."""
 
-    def __init__(self, path: Path, fingerprint: str):
-        self.path, self.fingerprint = path, fingerprint
+    def __init__(self, path: Path, fingerprint: str, cached_only: bool = False):
+        self.path, self.fingerprint, self.cached_only = path, fingerprint, cached_only
         self.runs = {}
         if path.exists():
             try:
@@ -354,6 +358,8 @@ class _Cache:
                 self.runs = doc.get("runs", {})
 
     def get(self, key):
+        if self.cached_only and key not in self.runs:
+            raise _Missing(key)
         return self.runs.get(key)
 
     def put(self, key, value):
@@ -367,7 +373,7 @@ def _shots_key(s) -> str:
 
 def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", target_dir=None,
                         seeds: int | None = None, arms=None, shots=None, scaling: bool | None = None,
-                        threads: int | None = None, on_step=None) -> dict:
+                        threads: int | None = None, cached_only: bool = False, on_step=None) -> dict:
     """Run the transfer study and write ``results.json``, ``results.md`` and the plots into ``out``.
 
     Args:
@@ -380,6 +386,8 @@ def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", 
         arms: arms to run (default: the settings'); ``scratch`` is always added.
         shots: shot counts (ints or ``"all"``; default: the settings').
         scaling: run the scaling study (default: when the settings have one).
+        cached_only: compute nothing: tables and plots of the runs already in ``out``'s cache (an
+            interrupted or partial study); what is missing is left out.
         threads: PyTorch CPU threads during the study (default 1: on a small, shared CPU one thread per
             process does 3-4 times more work per CPU second than two with these tiny batches).
         on_step: ``on_step(message)`` before each unit of work.
@@ -408,6 +416,7 @@ def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", 
         settings["shots"] = list(shots)
     if scaling is False:
         settings["scaling"] = None
+    settings["cached_only"] = bool(cached_only)
     if threads is not None:
         if threads <= 0:
             raise ConfigError(f"--threads must be a positive integer, got {threads}")
@@ -468,11 +477,11 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
     # what a single run depends on (not which arms, shots or seeds are asked for: a narrower or
     # wider rerun reuses every finished run)
     per_run = {k: v for k, v in settings.items() if k not in ("arms", "large_arms", "shots", "seeds", "seeds_large",
-                                                              "scaling")}
+                                                              "scaling", "cached_only")}
     finger = hashlib.sha256(json.dumps({"settings": per_run, "target": data["name"], "n": len(data["train_y"]),
                                         "version": __version__}, sort_keys=True, default=str)
                             .encode()).hexdigest()[:16]
-    cache = _Cache(out / "cache" / "runs.json", finger)
+    cache = _Cache(out / "cache" / "runs.json", finger, settings.get("cached_only", False))
 
     # -- pretraining, once per arm (weights cached) ------------------------------------------
     pretrained = {}
@@ -488,6 +497,8 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
             if factor == 1.0:
                 arm_report(arm, dcfg)
             return saved
+        if cache.cached_only:
+            raise _Missing(arm)
         with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:
             if on_step:
                 on_step(f"generate {arm}")
@@ -521,6 +532,8 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         path = out / "cache" / f"report-{arm}-{finger}.json"
         if path.exists():
             reports[arm] = json.loads(path.read_text())
+            return
+        if cache.cached_only:
             return
         if folder is None:
             with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:
@@ -568,37 +581,46 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         for s in shot_list:
             small = s != "all" and s <= 100
             n_seeds = settings["seeds"] if small else settings["seeds_large"]
-            # fine-tune: the learning rate chosen on the validation split with seed 0's subset; that
-            # seed's chosen model is then scored on the test set, once
-            key_sel = f"{arm}|{s}|finetune|select"
-            sel = cache.get(key_sel)
-            if sel is None:
-                tried, models = {}, {}
-                idx0 = _shots(data["train_y"], pool, s, 0)
-                for lr in settings["lr"]:
-                    if on_step:
-                        on_step(f"{arm} {s} shots: fine-tune lr {lr} (validation)")
-                    models[lr] = finetune_run(arm, idx0, 0, lr)
-                    tried[str(lr)] = score(*models[lr], vx, vy)
-                best = max(settings["lr"], key=lambda lr: tried[str(lr)])  # first of equals
-                sel = {"lr": best, "val": tried, "test_seed0": score(*models[best], tx, ty),
-                       "epochs": models[best][1]["epochs"]}
-                del models
-                cache.put(key_sel, sel)
-            per_seed = [sel["test_seed0"]]
-            for seed in range(1, n_seeds):
-                key = f"{arm}|{s}|finetune|{seed}|{sel['lr']}"
-                r = cache.get(key)
-                if r is None:
-                    if on_step:
-                        on_step(f"{arm} {s} shots: fine-tune seed {seed}")
-                    r = score(*finetune_run(arm, _shots(data["train_y"], pool, s, seed), seed, sel["lr"]), tx, ty)
-                    cache.put(key, r)
-                per_seed.append(r)
-            res[(s, "finetune")] = {"per_seed": per_seed, "hyper": {"lr": sel["lr"], "val_top1_by_lr": sel["val"],
-                                                                    "epochs": sel["epochs"]}}
-            res.update(probe(arm, s, 1 if s == "all" else n_seeds, feats))
+            try:
+                res.update(finetune_rows(arm, s, n_seeds))
+            except _Missing:
+                pass
+            try:
+                res.update(probe(arm, s, 1 if s == "all" else n_seeds, feats))
+            except _Missing:
+                pass
         return res
+
+    def finetune_rows(arm, s, n_seeds) -> dict:
+        # fine-tune: the learning rate chosen on the validation split with seed 0's subset; that
+        # seed's chosen model is then scored on the test set, once
+        key_sel = f"{arm}|{s}|finetune|select"
+        sel = cache.get(key_sel)
+        if sel is None:
+            tried, models = {}, {}
+            idx0 = _shots(data["train_y"], pool, s, 0)
+            for lr in settings["lr"]:
+                if on_step:
+                    on_step(f"{arm} {s} shots: fine-tune lr {lr} (validation)")
+                models[lr] = finetune_run(arm, idx0, 0, lr)
+                tried[str(lr)] = score(*models[lr], vx, vy)
+            best = max(settings["lr"], key=lambda lr: tried[str(lr)])  # first of equals
+            sel = {"lr": best, "val": tried, "test_seed0": score(*models[best], tx, ty),
+                   "epochs": models[best][1]["epochs"]}
+            del models
+            cache.put(key_sel, sel)
+        per_seed = [sel["test_seed0"]]
+        for seed in range(1, n_seeds):
+            key = f"{arm}|{s}|finetune|{seed}|{sel['lr']}"
+            r = cache.get(key)
+            if r is None:
+                if on_step:
+                    on_step(f"{arm} {s} shots: fine-tune seed {seed}")
+                r = score(*finetune_run(arm, _shots(data["train_y"], pool, s, seed), seed, sel["lr"]), tx, ty)
+                cache.put(key, r)
+            per_seed.append(r)
+        return {(s, "finetune"): {"per_seed": per_seed, "hyper": {"lr": sel["lr"], "val_top1_by_lr": sel["val"],
+                                                                  "epochs": sel["epochs"]}}}
 
     def probe(arm, s, n_seeds, feats) -> dict:
         """The linear probe on frozen features (for scratch: random features); C chosen on validation."""
@@ -647,9 +669,14 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         # scratch last: the pretrained arms' runs come first (scratch's may come from another run's cache)
         for arm in sorted(stage_arms, key=lambda a: a == "scratch") if shot_list else []:
             if arm != "scratch" and arm not in pretrained:
-                pretrained[arm] = pretrain_arm(arm, presets[arm])
+                try:
+                    pretrained[arm] = pretrain_arm(arm, presets[arm])
+                except _Missing:
+                    continue
                 pre_info[arm] = {k: v for k, v in pretrained[arm].items() if k != "state"}
-            raw.setdefault(arm, {}).update(evaluate_arm(arm, shot_list))
+            got = evaluate_arm(arm, shot_list)
+            if got:
+                raw.setdefault(arm, {}).update(got)
             _write(out, _assemble(raw, settings), [], _config(settings, data, pre_info, target, len(pool),
                                                               len(val_idx), len(test_idx)), t0, cpu0)
     scaling_rows = []
@@ -659,11 +686,14 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
             if name == "fractaldb-c32" and "fractaldb" in raw:  # the main arm is this point
                 raw_sc = {k: v for k, v in raw["fractaldb"].items() if k[0] in sc_shots}
             else:
-                pretrained[name] = pretrain_arm(name, dcfg, factor)
+                try:
+                    pretrained[name] = pretrain_arm(name, dcfg, factor)
+                except _Missing:
+                    continue
                 pre_info[name] = {k: v for k, v in pretrained[name].items() if k != "state"}
                 raw_sc = evaluate_arm(name, sc_shots)
             for (s, proto), r in raw_sc.items():
-                base = raw["scratch"].get((s, proto))
+                base = raw.get("scratch", {}).get((s, proto))
                 ci = paired_ci(r["per_seed"], base["per_seed"][:len(r["per_seed"])]) if base else None
                 m, sd = mean_std(r["per_seed"])
                 scaling_rows.append({"arm": name, "categories": cats, "epochs_factor": factor, "shots": s,

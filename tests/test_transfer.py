@@ -188,14 +188,19 @@ def test_transfer_results_schema(small_study, tmp_path):
     cfg = results["config"]
     assert cfg["test"] == 100 and cfg["val"] == 50 and cfg["pretrained"]["fractaldb"]["classes"] == 4
     assert cfg["pretrained"]["fractaldb"]["presentations"] == 48
+    rep = cfg["arm_reports"]["fractaldb"]  # fractaldb report of the arm's data, kept beside the results
+    assert 0 < rep["coverage_mean"] < 1 and rep["separability_chance"] == 25.0
+    assert (tmp_path / "reports" / "fractaldb" / "report.md").exists()
     assert "| scratch |" in (tmp_path / "results.md").read_text()
     assert E.transfer_table(results) in out
     assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
-    # a second run takes every finished run from the cache: the same numbers, no training
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path])
+    # from the cache only: the same numbers; an arm never run is left out, not computed
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path,
+                            "--arms", "fractaldb,perlin", "--cached-only"])
     assert code == 0, err
     again = json.loads((tmp_path / "results.json").read_text())
     assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in rows]
+    assert not list((tmp_path / "cache").glob("pretrained-perlin-*"))
 
 
 def test_transfer_unknown_arm(tmp_path):

@@ -188,7 +188,7 @@ def experiment():
 @click.option("--no-scaling", is_flag=True, help="Skip the scaling study (categories, epochs) of the full setting.")
 @click.option("--threads", type=int, default=None, help="PyTorch CPU threads [default: 1].")
 @click.option("--cached-only", is_flag=True,
-              help="Compute nothing: the tables and plots of the runs already finished in --out (a partial study).")
+              help="Train nothing: the tables and plots of the runs already finished in --out (a partial study).")
 def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only):
     """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")

@@ -386,8 +386,9 @@ def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", 
         arms: arms to run (default: the settings'); ``scratch`` is always added.
         shots: shot counts (ints or ``"all"``; default: the settings').
         scaling: run the scaling study (default: when the settings have one).
-        cached_only: compute nothing: tables and plots of the runs already in ``out``'s cache (an
-            interrupted or partial study); what is missing is left out.
+        cached_only: train nothing: tables and plots of the runs already in ``out``'s cache (an
+            interrupted or partial study); what is missing is left out.  Missing data reports
+            of the arms shown are still made (generate + ``fractaldb report``, seconds each).
         threads: PyTorch CPU threads during the study (default 1: on a small, shared CPU one thread per
             process does 3-4 times more work per CPU second than two with these tiny batches).
         on_step: ``on_step(message)`` before each unit of work.
@@ -532,8 +533,6 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
         path = out / "cache" / f"report-{arm}-{finger}.json"
         if path.exists():
             reports[arm] = json.loads(path.read_text())
-            return
-        if cache.cached_only:
             return
         if folder is None:
             with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:

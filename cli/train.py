@@ -172,7 +172,7 @@ def experiment():
 
 @experiment.command()
 @click.option("--quick", is_flag=True,
-              help="The CPU setting: 10 and 100 shots, scratch/fractaldb/perlin, 5 seeds (about 8 minutes on 2 cores); "
+              help="The CPU setting: 10 and 100 shots, scratch/fractaldb/perlin, 5 seeds (about 6 minutes on 2 quiet cores); "
                    "without it: every arm, 10/100/1000/all shots and the scaling study (about an hour).")
 @click.option("--target", default="fashion-mnist", show_default=True,
               help="fashion-mnist (the IDX files of dataset-fashion-mnist), digits (scikit-learn) or "

@@ -106,6 +106,9 @@ def register(cli) -> None:
     cli.add_command(pretrain)
     cli.add_command(finetune)
     cli.add_command(experiment)
+    from fractaldb.cli.report import report  # no torch: fractaldb.report reads shards itself
+
+    cli.add_command(report)
 
 
 @click.command()
@@ -169,22 +172,43 @@ def experiment():
 
 @experiment.command()
 @click.option("--quick", is_flag=True,
-              help="The CPU setting (4-7 minutes on 2 cores; without it: resnet18, 100 classes, an hour or more).")
-@click.option("--out", required=True, type=click.Path(), help="Folder for results.json and results.md.")
-@click.option("--seeds", type=int, default=None, help="Few-shot seeds (default: 5).")
-@click.option("--arms", default="scratch,fractaldb,perlin", show_default=True,
-              help="Comma-separated: scratch, fractaldb, perlin.")
-def transfer(quick, out, seeds, arms):
-    """Pretrain on fractals (and Perlin noise), fine-tune few-shot on scikit-learn digits, compare with scratch."""
+              help="The CPU setting: 10 and 100 shots, scratch/fractaldb/perlin, 5 seeds (about 6 minutes on 2 quiet cores); "
+                   "without it: every arm, 10/100/1000/all shots and the scaling study (about an hour).")
+@click.option("--target", default="fashion-mnist", show_default=True,
+              help="fashion-mnist (the IDX files of dataset-fashion-mnist), digits (scikit-learn) or "
+                   "imagefolder:PATH (PATH/train + PATH/test class folders, or one ImageFolder split 80/20).")
+@click.option("--target-dir", default=None, type=click.Path(),
+              help="Folder with the four Fashion-MNIST IDX files (.gz or raw) [default: /usr/share/datasets/fashion-mnist].")
+@click.option("--out", required=True, type=click.Path(), help="Folder for results.json, results.md and the plots.")
+@click.option("--seeds", type=int, default=None, help="Seeds at 10 and 100 shots (default: 5).")
+@click.option("--arms", default=None,
+              help="Comma-separated arms (scratch is always run): scratch, fractaldb, fractal-point, fractal-svd, "
+                   "perlin, fractal+perlin, 1p-frac, ofdb, fractal3d, color-fractal [default: the setting's].")
+@click.option("--shots", default=None, help="Comma-separated shots per class, e.g. 10,100,1000,all [default: the setting's].")
+@click.option("--no-scaling", is_flag=True, help="Skip the scaling study (categories, epochs) of the full setting.")
+@click.option("--threads", type=int, default=None, help="PyTorch CPU threads [default: 1].")
+@click.option("--cached-only", is_flag=True,
+              help="Train nothing: the tables and plots of the runs already finished in --out (a partial study).")
+def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only):
+    """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")
     start = time.perf_counter()
-    with tqdm_bar(unit="run", desc="transfer") as bar:
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    shot_list = None
+    if shots:
+        shot_list = []
+        for s in (x.strip() for x in shots.split(",") if x.strip()):
+            if s != "all" and not s.isdigit():
+                raise ConfigError(f"--shots takes positive integers or 'all', got {s!r}")
+            shot_list.append(s if s == "all" else int(s))
+    with tqdm_bar(unit="step", desc="transfer") as bar:
         def on_step(message):
             bar.set_description(message)
             bar.update(1)
 
-        results = experiments.transfer_experiment(out, quick=quick, seeds=seeds,
-                                                  arms=[a.strip() for a in arms.split(",") if a.strip()],
+        results = experiments.transfer_experiment(out, quick=quick, target=target, target_dir=target_dir,
+                                                  seeds=seeds, arms=arm_list, shots=shot_list,
+                                                  scaling=False if no_scaling else None, threads=threads, cached_only=cached_only,
                                                   on_step=on_step)
     click.echo(experiments.transfer_table(results))
     click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")

@@ -78,6 +78,12 @@ def test_every_command_on_every_family(families, tmp_path):
     with Image.open(tmp_path / "sheet.png") as im:
         assert im.size[0] > 32
 
+    # fractaldb report reads every family (tests/test_transfer.py checks its numbers on tiny)
+    code, _, err = run_cli(["report", ds, "--out", tmp_path / "report"])
+    assert code == 0, err
+    rep = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert rep["read"]["images"] == manifest["plan"]["samples"] and sorted(rep["per_family"]) == sorted(families)
+
     # the shard loader and the on-the-fly stream give the same labels and shapes
     torch = pytest.importorskip("torch")
     from fractaldb.data import FractalStream, shard_loader, stream

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: inside: kernels < model < renderers < the package's face (its __init__).
 LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
-         "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals"]),
+         "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats"]),
     (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.families.fractal.kernels", "fractaldb.families.fractal.kernels_search",
@@ -43,7 +43,7 @@ LAYERS = [
     (12, ["fractaldb.config"]),
     (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest"]),
     (14, ["fractaldb.dataset"]),
-    (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes"]),
+    (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
     (16, ["fractaldb.train"]),
     (17, ["fractaldb.experiments"]),
     (18, ["fractaldb.cli"]),

@@ -322,56 +322,13 @@ def test_other_bad_input(tiny, pretrained, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# fractaldb experiment transfer (shrunk settings; the real --quick run is in docs/training.md)
+# fractaldb experiment transfer: its tests are in tests/test_transfer.py
 # ---------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def small_transfer(monkeypatch):
-    settings = {
-        "arch": ARCH, "image_size": 16, "crop_ratio": 0.8, "seeds": 2, "shots": 3,
-        "pretrain": dict(epochs=1, batch_size=16, lr=0.05, schedule="cosine", hflip=True),
-        "finetune": dict(epochs=2, batch_size=10, lr=0.01, schedule="cosine", hflip=False),
-        "arms": {"fractaldb": ("tiny", []), "perlin": ("no-such-preset", [])},
-    }
-    monkeypatch.setitem(E.TRANSFER_SETTINGS, "quick", settings)
-    return settings
-
-
-def test_transfer_experiment(small_transfer, tmp_path):
-    code, out, err = run_cli(["experiment", "transfer", "--quick", "--out", tmp_path, "--arms", "scratch,fractaldb"])
-    assert code == 0, err
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["per_seed"]) == {"scratch", "fractaldb"}
-    assert all(len(v) == 2 and all(0 <= x <= 100 for x in v) for v in results["per_seed"].values())
-    assert results["fractaldb"] == pytest.approx(sum(results["per_seed"]["fractaldb"]) / 2)
-    assert results["config"]["digits"] == {"train": 30, "test": 1767}
-    assert results["config"]["pretraining_data"]["fractaldb"]["classes"] == 4
-    probe = results["linear_probe"]
-    assert set(probe["per_seed"]) == {"scratch", "fractaldb"} and all(len(v) == 2 for v in probe["per_seed"].values())
-    table = (tmp_path / "results.md").read_text()
-    assert "| scratch | " in table and "| fractaldb | " in table
-    assert E.transfer_table(results) in out
-
-
-def test_transfer_split_is_seeded_and_disjoint():
-    _, y = E._digits(8)
-    tr, te = E._few_shot_split(y, 10, 0)
-    assert len(tr) == 100 and len(te) == len(y) - 100 and not set(tr.tolist()) & set(te.tolist())
-    assert torch.bincount(y[tr]).tolist() == [10] * 10
-    assert torch.equal(tr, E._few_shot_split(y, 10, 0)[0]) and not torch.equal(tr, E._few_shot_split(y, 10, 1)[0])
-
 
 def test_transfer_experiment_lives_in_experiments_only():
     """Training does not reach up to the experiment built on it (tests/test_layers.py)."""
     assert not hasattr(T, "transfer_experiment") and not hasattr(T, "TRANSFER_SETTINGS")
     assert callable(E.transfer_experiment) and callable(E.transfer_table)
-
-
-def test_transfer_missing_arm_preset_fails_clearly(small_transfer, tmp_path):
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--out", tmp_path / "o"])
-    line = assert_one_line_error(code, err)
-    assert line.startswith("error: arm 'perlin' needs preset 'no-such-preset': unknown preset 'no-such-preset'")
-    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------------------------------------

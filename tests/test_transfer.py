@@ -1,0 +1,257 @@
+"""The transfer study's parts: the IDX reader, the statistics, the splits, the results schema, and
+``fractaldb report`` on ``tiny``.  The study itself is a documented command (docs/training.md), not a test."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fractaldb import stats
+from fractaldb.errors import InputError
+from fractaldb.idx import read_idx, write_idx
+from tinyset import assert_one_line_error, run_cli, tiny_dataset
+
+# ---------------------------------------------------------------------------------------------
+# IDX
+# ---------------------------------------------------------------------------------------------
+
+
+def _idx_bytes(code: int, shape, payload: bytes) -> bytes:
+    """An IDX file written by hand from the format's definition (the reference for write_idx)."""
+    return bytes([0, 0, code, len(shape)]) + b"".join(n.to_bytes(4, "big") for n in shape) + payload
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_reads_images_and_labels(tmp_path, gz):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = _idx_bytes(0x08, (2, 3, 4), images.tobytes())
+    p = tmp_path / ("x.idx.gz" if gz else "x.idx")
+    p.write_bytes(gzip.compress(raw) if gz else raw)
+    got = read_idx(p)
+    assert got.dtype == np.uint8 and got.shape == (2, 3, 4) and np.array_equal(got, images)
+    labels = tmp_path / "y"
+    labels.write_bytes(_idx_bytes(0x08, (3,), bytes([7, 0, 9])))
+    assert read_idx(labels).tolist() == [7, 0, 9]
+
+
+def test_idx_big_endian_types_and_round_trip(tmp_path):
+    p = tmp_path / "i.idx"
+    p.write_bytes(_idx_bytes(0x0C, (2,), (1).to_bytes(4, "big") + (-2).to_bytes(4, "big", signed=True)))
+    assert read_idx(p).tolist() == [1, -2]
+    a = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    write_idx(tmp_path / "f.gz", a)
+    assert (tmp_path / "f.gz").read_bytes()[:2] == b"\x1f\x8b" and np.array_equal(read_idx(tmp_path / "f.gz"), a)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x08\x03\x00\x00", "bad magic 08030000"),
+    (b"", "bad magic empty"),
+    (bytes([0, 0, 0x07, 1]) + b"\0\0\0\1x", "bad magic"),
+    (bytes([0, 0, 8, 2, 0, 0]), "header for 2 dimensions is cut short"),
+    (bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2]), "holds 10 bytes but its header [4] says 12"),
+])
+def test_idx_bad_input_is_a_clear_error(tmp_path, content, message):
+    p = tmp_path / "bad"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match=None) as exc:
+        read_idx(p)
+    assert message in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_idx_damaged_gzip(tmp_path):
+    p = tmp_path / "bad.gz"
+    p.write_bytes(gzip.compress(_idx_bytes(8, (4,), b"abcd"))[:-6])
+    with pytest.raises(InputError, match="damaged gzip"):
+        read_idx(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+# ---------------------------------------------------------------------------------------------
+
+def test_paired_ci_by_hand_and_scipy():
+    a, b = [71.0, 74.5, 70.0, 73.0, 75.5], [70.0, 72.0, 71.0, 70.0, 72.5]
+    d = [1.0, 2.5, -1.0, 3.0, 3.0]
+    m = sum(d) / 5
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / 4)
+    half = 2.7764451051977987 * sd / math.sqrt(5)  # t(0.975, 4)
+    r = stats.paired_ci(a, b)
+    assert r["n"] == 5 and r["mean"] == pytest.approx(m) and r["std"] == pytest.approx(sd)
+    assert (r["ci95_low"], r["ci95_high"]) == pytest.approx((m - half, m + half))
+    scipy_stats = pytest.importorskip("scipy.stats")
+    ci = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (r["ci95_low"], r["ci95_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_t_table_matches_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert [round(float(scipy_stats.t.ppf(0.975, df)), 3) for df in range(1, 31)] == stats._T975
+
+
+def test_paired_ci_edges():
+    assert stats.paired_ci([3.0], [1.0]) == {"mean": 2.0, "std": 0.0, "n": 1, "ci95_low": None, "ci95_high": None}
+    with pytest.raises(ValueError):
+        stats.paired_ci([1.0, 2.0], [1.0])
+    assert stats.mean_std([2.0, 4.0]) == pytest.approx((3.0, math.sqrt(2.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the study: targets, splits, schema
+# ---------------------------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+E = pytest.importorskip("fractaldb.experiments")
+
+
+def _fake_fashion(folder, per_class=12, test_per_class=3, gz=True):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", per_class), ("t10k", test_per_class)):
+        y = np.repeat(np.arange(10, dtype=np.uint8), n)
+        x = rng.integers(0, 256, (len(y), 28, 28), dtype=np.uint8)
+        suffix = ".gz" if gz else ""
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", x)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", y)
+    return folder
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_target_from_idx_files(tmp_path, gz):
+    d = E.load_target("fashion-mnist", 32, _fake_fashion(tmp_path / "fm", gz=gz))
+    assert d["train_x"].shape == (120, 3, 32, 32) and d["train_x"].dtype == torch.uint8
+    assert d["test_x"].shape == (30, 3, 32, 32) and d["train_y"].tolist()[:13] == [0] * 12 + [1]
+    assert len(d["classes"]) == 10
+
+
+def test_missing_fashion_mnist_names_the_package(tmp_path):
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target-dir", tmp_path / "none",
+                            "--out", tmp_path / "o"])
+    line = assert_one_line_error(code, err)
+    assert "apt-get install dataset-fashion-mnist" in line and "train-images-idx3-ubyte" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_target_is_one_line(tmp_path):
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "cifar", "--out", tmp_path / "o"])
+    assert "unknown --target 'cifar'" in assert_one_line_error(code, err)
+
+
+def test_splits_are_disjoint_nested_and_seeded():
+    y = torch.arange(10).repeat_interleave(200)
+    val, pool = E._splits(y, 20)
+    assert torch.bincount(y[val]).tolist() == [20] * 10 and not set(val.tolist()) & set(pool.tolist())
+    assert len(val) + len(pool) == len(y)
+    s10, s100 = E._shots(y, pool, 10, 3), E._shots(y, pool, 100, 3)
+    assert torch.bincount(y[s10]).tolist() == [10] * 10 and set(s10.tolist()) <= set(s100.tolist())
+    assert set(s100.tolist()) <= set(pool.tolist())
+    assert torch.equal(s10, E._shots(y, pool, 10, 3)) and not torch.equal(s10, E._shots(y, pool, 10, 4))
+    assert torch.equal(E._shots(y, pool, "all", 0), pool)
+    with pytest.raises(InputError, match="fewer than 500 shots"):
+        E._shots(y, pool, 500, 0)
+
+
+@pytest.fixture
+def small_study(monkeypatch):
+    settings = {**E.TRANSFER_SETTINGS["quick"], "image_size": 16, "crop_ratio": 0.8, "shots": [3], "seeds": 2,
+                "seeds_large": 1, "val_per_class": 5, "test_limit": 100, "presentations": 48,
+                "steps": dict(min=2, max=2, epochs=1), "lr": [0.05, 0.1], "probe_c": [1.0],
+                "arms": ["scratch", "fractaldb"], "large_arms": [], "scaling": None}
+    monkeypatch.setitem(E.TRANSFER_SETTINGS, "quick", settings)
+    monkeypatch.setitem(E.ARMS, "fractaldb", ("tiny", [], "the tiny preset"))
+    return settings
+
+
+def test_transfer_results_schema(small_study, tmp_path):
+    code, out, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path])
+    assert code == 0, err
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["rows"]
+    assert {(r["arm"], r["shots"], r["protocol"]) for r in rows} == {
+        (a, 3, p) for a in ("scratch", "fractaldb") for p in ("finetune", "linear")}
+    for r in rows:
+        assert set(E.RESULT_KEYS) <= set(r) and len(r["per_seed"]) == 2
+        assert all(0 <= v <= 100 for v in r["per_seed"])
+        assert r["mean"] == pytest.approx(sum(r["per_seed"]) / 2)
+    by = {(r["arm"], r["protocol"]): r for r in rows}
+    for proto in ("finetune", "linear"):
+        s, f = by[("scratch", proto)], by[("fractaldb", proto)]
+        assert s["delta_vs_scratch"] is None and s["ci95_low"] is None
+        ci = stats.paired_ci(f["per_seed"], s["per_seed"])
+        assert (f["delta_vs_scratch"], f["ci95_low"], f["ci95_high"]) == pytest.approx(
+            (ci["mean"], ci["ci95_low"], ci["ci95_high"]))
+    assert by[("fractaldb", "finetune")]["hyper"]["lr"] in (0.05, 0.1)
+    assert set(by[("fractaldb", "finetune")]["hyper"]["val_top1_by_lr"]) == {"0.05", "0.1"}
+    cfg = results["config"]
+    assert cfg["test"] == 100 and cfg["val"] == 50 and cfg["pretrained"]["fractaldb"]["classes"] == 4
+    assert cfg["pretrained"]["fractaldb"]["presentations"] == 48
+    rep = cfg["arm_reports"]["fractaldb"]  # fractaldb report of the arm's data, kept beside the results
+    assert 0 < rep["coverage_mean"] < 1 and rep["separability_chance"] == 25.0
+    assert (tmp_path / "reports" / "fractaldb" / "report.md").exists()
+    assert "| scratch |" in (tmp_path / "results.md").read_text()
+    assert E.transfer_table(results) in out
+    assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # from the cache only: the same numbers; an arm never run is left out, not computed
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path,
+                            "--arms", "fractaldb,perlin", "--cached-only"])
+    assert code == 0, err
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in rows]
+    assert not list((tmp_path / "cache").glob("pretrained-perlin-*"))
+
+
+def test_transfer_unknown_arm(tmp_path):
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--arms", "imagenet", "--out", tmp_path / "o"])
+    assert "unknown arm 'imagenet'" in assert_one_line_error(code, err)
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# fractaldb report
+# ---------------------------------------------------------------------------------------------
+
+def test_image_stats_and_nearest_centroid_by_hand():
+    from fractaldb.report import features, image_stats, nearest_centroid
+
+    lum = np.zeros((64, 64))
+    lum[8:24, 8:24] = 1.0
+    st = image_stats(lum)
+    assert st["coverage"] == pytest.approx(256 / 4096) and st["mean"] == pytest.approx(256 / 4096)
+    assert features(lum).shape == (32,)
+    assert np.allclose(features(lum), features(lum[:, ::-1]))  # flip-invariant
+    feats = np.array([[0.0, 0], [0.1, 0], [5, 5], [5.1, 5], [0.05, 0.1], [5, 5.2]])
+    r = nearest_centroid(feats, np.array([0, 0, 1, 1, 0, 1]))
+    assert r["top1"] == 100.0 and r["chance"] == 50.0
+    one = nearest_centroid(np.ones((2, 2)), np.array([0, 1]))
+    assert one["top1"] is None and one["classes_left_out"] == [0, 1]
+
+
+def test_report_on_tiny(tmp_path_factory, tmp_path):
+    tiny = tiny_dataset(tmp_path_factory)
+    code, out, err = run_cli(["report", tiny, "--out", tmp_path / "r"])
+    assert code == 0, err
+    r = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert r["manifest"] == {"classes": 4, "images": 48, "shards": 3}
+    assert r["read"] == {"images": 48, "classes": 4, "sampled": False}
+    assert r["images_per_class"] == {"min": 12, "max": 12, "mean": 12.0}
+    fam = r["per_family"]["fractal"]
+    assert fam["images"] == 48 and 0 < fam["coverage_mean"] < 1 and fam["near_empty"] == r["near_empty"]["count"]
+    assert r["separability"]["chance"] == 25.0 and 0 <= r["separability"]["top1"] <= 100
+    assert r["degenerate_variants"]["count"] == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.startswith("# Dataset report: tiny") and "nearest-centroid" in md
+    for png in r["figures"]:
+        assert (tmp_path / "r" / png).read_bytes()[:4] == b"\x89PNG"
+    # a sample of the first images
+    code, _, err = run_cli(["report", tiny, "--out", tmp_path / "s", "--max-images", "10"])
+    assert code == 0, err
+    assert json.loads((tmp_path / "s" / "report.json").read_text())["read"]["images"] == 10
+
+
+def test_report_of_a_non_dataset(tmp_path):
+    code, _, err = run_cli(["report", tmp_path, "--out", tmp_path / "r"])
+    assert "no manifest.json" in assert_one_line_error(code, err)
+    assert not (tmp_path / "r").exists()

@@ -163,16 +163,6 @@ def _bibtex(key: str) -> str:
     return f"@{kind}{{{key.replace('-', '_')},\n{body}\n}}"
 
 
-def _flat(cfg: dict) -> dict:
-    out = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{sub}": x for sub, x in v.items()})
-        else:
-            out[k] = v
-    return out
-
-
 def reproduce_command(cfg: dict) -> str | None:
     """``fractaldb generate --preset NAME [--set KEY=VALUE ...] --out DIR`` that resolves to
     exactly ``cfg`` (a function of the config alone, checked by resolving it), or None when
@@ -187,7 +177,7 @@ def reproduce_command(cfg: dict) -> str | None:
         if cfg.get("families") != base["families"]:
             sets.append(("families", cfg["families"]))
             base = fconfig.resolve(name, sets)
-        flat, want = _flat(base), _flat(cfg)
+        flat, want = fconfig.flat_keys(base), fconfig.flat_keys(cfg)
         if set(flat) != set(want):
             return None
         sets += [(k, v) for k, v in want.items() if flat[k] != v]

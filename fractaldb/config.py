@@ -38,7 +38,7 @@ from .families.base import coerce, settings_of
 from .folders import PRESET, wrong_folder_hint
 
 __all__ = ["TOP_KEYS", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
-           "family_settings", "section_keys", "first_classes"]
+           "family_settings", "section_keys", "first_classes", "flat_keys"]
 
 
 def _name(v):
@@ -67,6 +67,17 @@ TOP_KEYS = {
 def section_keys(family: str) -> dict:
     """``{key: Setting}`` of a family's preset section."""
     return settings_of(get_family(family).settings)
+
+
+def flat_keys(cfg: dict) -> dict:
+    """A sectioned config as ``{"key": v, "section.key": v}`` (one level of sections)."""
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{sub}": x for sub, x in v.items()})
+        else:
+            out[k] = v
+    return out
 
 
 def _suggest(word: str, choices) -> str:

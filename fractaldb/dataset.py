@@ -274,16 +274,7 @@ def _finished(store: Store, ds: Dataset) -> dict:
 def _difference(there: dict, here: dict, there_classes=None, here_classes=None) -> str:
     """The settings that differ between two resolved configs, as ``key: X there, Y here``
     (the first three), or what else differs (class parameters, package versions)."""
-    def flat(cfg):
-        out = {}
-        for k, v in cfg.items():
-            if isinstance(v, dict):
-                out.update({f"{k}.{sub}": x for sub, x in v.items()})
-            else:
-                out[k] = v
-        return out
-
-    a, b = flat(there), flat(here)
+    a, b = fconfig.flat_keys(there), fconfig.flat_keys(here)
     missing = object()
     diffs = [f"{k}: {a.get(k, 'unset')} there, {b.get(k, 'unset')} here"
              for k in sorted(set(a) | set(b), key=lambda k: (k.count("."), k))

@@ -189,7 +189,10 @@ def experiment():
 @click.option("--threads", type=int, default=None, help="PyTorch CPU threads [default: 1].")
 @click.option("--cached-only", is_flag=True,
               help="Train nothing: the tables and plots of the runs already finished in --out (a partial study).")
-def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only):
+@click.option("--merge", "merge", multiple=True, type=click.Path(),
+              help="Copy the finished runs of another --out folder of the same study into --out first "
+                   "(repeatable; e.g. arms run as separate processes).")
+def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only, merge):
     """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")
     start = time.perf_counter()
@@ -209,6 +212,6 @@ def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, thr
         results = experiments.transfer_experiment(out, quick=quick, target=target, target_dir=target_dir,
                                                   seeds=seeds, arms=arm_list, shots=shot_list,
                                                   scaling=False if no_scaling else None, threads=threads, cached_only=cached_only,
-                                                  on_step=on_step)
+                                                  on_step=on_step, merge=merge)
     click.echo(experiments.transfer_table(results))
     click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")

@@ -367,13 +367,49 @@ class _Cache:
         write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "runs": self.runs}) + "\n")
 
 
+def _merge_cache(src: Path, out: Path, fingerprint: str) -> None:
+    """Copy the finished runs, pretrained weights and data reports of study folder ``src`` into
+    ``out``'s cache.  Both must be runs of the same per-run settings (``fingerprint``); a run
+    present in both must have the same numbers."""
+    import shutil
+
+    path = src / "cache" / "runs.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        raise InputError(f"--merge {src}: no readable {path}; give the --out folder of another "
+                         "'experiment transfer' run") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict):
+        raise InputError(f"--merge {src}: {path} is not a transfer-study cache")
+    if doc.get("fingerprint") != fingerprint:
+        raise ConfigError(f"--merge {src}: its runs were made with other per-run settings, target or version "
+                          f"(fingerprint {doc.get('fingerprint')!r}, here {fingerprint!r}); merge only runs of "
+                          "the same study")
+    mine = _Cache(out / "cache" / "runs.json", fingerprint)
+    for key, value in doc["runs"].items():
+        if key in mine.runs and mine.runs[key] != value:
+            raise ConfigError(f"--merge {src}: run {key} has other numbers there than in {out}; "
+                              "the two folders are not runs of the same code")
+        mine.runs[key] = value
+    write_text(mine.path, json.dumps({"fingerprint": fingerprint, "runs": mine.runs}) + "\n")
+    for pattern in (f"pretrained-*-{fingerprint}.pt", f"report-*-{fingerprint}.json"):
+        for f in sorted((src / "cache").glob(pattern)):
+            if f.is_file() and not f.is_symlink() and not (out / "cache" / f.name).exists():
+                shutil.copyfile(f, out / "cache" / f.name)
+    if (src / "reports").is_dir():
+        for d in sorted((src / "reports").iterdir()):
+            if d.is_dir() and not d.is_symlink() and not (out / "reports" / d.name).exists():
+                shutil.copytree(d, out / "reports" / d.name, symlinks=False)
+
+
 def _shots_key(s) -> str:
     return str(s)
 
 
 def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", target_dir=None,
                         seeds: int | None = None, arms=None, shots=None, scaling: bool | None = None,
-                        threads: int | None = None, cached_only: bool = False, on_step=None) -> dict:
+                        threads: int | None = None, cached_only: bool = False, on_step=None,
+                        merge=()) -> dict:
     """Run the transfer study and write ``results.json``, ``results.md`` and the plots into ``out``.
 
     Args:
@@ -392,6 +428,9 @@ def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", 
         threads: PyTorch CPU threads during the study (default 1: on a small, shared CPU one thread per
             process does 3-4 times more work per CPU second than two with these tiny batches).
         on_step: ``on_step(message)`` before each unit of work.
+        merge: output folders of other runs of the same study (the same per-run settings, target
+            and version, e.g. arms split over several processes or machines) whose finished runs,
+            pretrained weights and data reports are copied into ``out``'s cache first.
 
     Returns:
         ``{"rows": [...], "scaling": [...], "config": {...}, "seconds": ...}``.
@@ -445,12 +484,12 @@ def transfer_experiment(out, quick: bool = True, target: str = "fashion-mnist", 
     threads = torch.get_num_threads()
     torch.set_num_threads(settings["threads"])
     try:
-        return _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cpu0)
+        return _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cpu0, merge)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cpu0) -> dict:
+def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cpu0, merge=()) -> dict:
     rt = setup_runtime("cpu", "off")
     common = dict(arch=settings["arch"], image_size=settings["image_size"], crop_ratio=settings["crop_ratio"],
                   workers=0, device="cpu", amp="off")
@@ -482,6 +521,8 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
     finger = hashlib.sha256(json.dumps({"settings": per_run, "target": data["name"], "n": len(data["train_y"]),
                                         "version": __version__}, sort_keys=True, default=str)
                             .encode()).hexdigest()[:16]
+    for src in merge:
+        _merge_cache(Path(src), out, finger)
     cache = _Cache(out / "cache" / "runs.json", finger, settings.get("cached_only", False))
 
     # -- pretraining, once per arm (weights cached) ------------------------------------------
@@ -494,7 +535,7 @@ def _run(settings, presets, scale_arms, out, target, target_dir, on_step, t0, cp
 
         wpath = out / "cache" / f"pretrained-{arm}-{finger}.pt"
         if wpath.exists():
-            saved = torch.load(wpath, map_location="cpu", weights_only=False)
+            saved = torch.load(wpath, map_location="cpu", weights_only=True)
             if factor == 1.0:
                 arm_report(arm, dcfg)
             return saved

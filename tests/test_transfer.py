@@ -201,6 +201,23 @@ def test_transfer_results_schema(small_study, tmp_path):
     again = json.loads((tmp_path / "results.json").read_text())
     assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in rows]
     assert not list((tmp_path / "cache").glob("pretrained-perlin-*"))
+    # --merge: another folder's finished runs (here the whole study) tabulate there without training
+    merged = tmp_path.parent / (tmp_path.name + "-merged")
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+                            "--merge", tmp_path, "--cached-only"])
+    assert code == 0, err
+    assert [r["per_seed"] for r in json.loads((merged / "results.json").read_text())["rows"]] == \
+        [r["per_seed"] for r in rows]
+    assert list((merged / "cache").glob("pretrained-fractaldb-*.pt"))
+    # a cache of other per-run settings is refused in one line, and so is a folder that holds none
+    runs = tmp_path / "cache" / "runs.json"
+    runs.write_text(json.dumps({**json.loads(runs.read_text()), "fingerprint": "0" * 16}))
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+                            "--merge", tmp_path, "--cached-only"])
+    assert "other per-run settings" in assert_one_line_error(code, err)
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+                            "--merge", tmp_path / "nothing", "--cached-only"])
+    assert "no readable" in assert_one_line_error(code, err)
 
 
 def test_transfer_unknown_arm(tmp_path):

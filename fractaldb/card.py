@@ -26,6 +26,7 @@ from . import config as fconfig
 from .encode import encode_image
 from .families import get_family
 from .keys import CARD, CARD_SHEET, LABEL_EXT
+from .sheet import rgb, tile
 
 __all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "CITATIONS", "SHEET_CLASSES",
            "SHEET_PER_CLASS"]
@@ -345,13 +346,9 @@ please cite the papers that introduced the data:
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
+    img = rgb(img)
     step = -(-max(img.shape[:2]) // SHEET_THUMB)
-    return np.ascontiguousarray(img[::step, ::step, :3])
+    return np.ascontiguousarray(img[::step, ::step])
 
 
 def contact_sheet_png(ds) -> bytes:
@@ -379,16 +376,7 @@ def contact_sheet_png(ds) -> bytes:
             by_class.setdefault(rb.klass, []).extend(_thumb(im) for im in rb.images)
         rows += [by_class[k] for k in sorted(by_class)]
         room -= min(room, seg.classes)
-    h = max(im.shape[0] for row in rows for im in row)
-    w = max(im.shape[1] for row in rows for im in row)
-    cols = max(len(row) for row in rows)
-    gap = 2
-    sheet = np.full((len(rows) * (h + gap) + gap, cols * (w + gap) + gap, 3), 40, dtype=np.uint8)
-    for r, row in enumerate(rows):
-        for c, im in enumerate(row):
-            y, x = gap + r * (h + gap), gap + c * (w + gap)
-            sheet[y:y + im.shape[0], x:x + im.shape[1]] = im
-    return encode_image(sheet, "png")
+    return encode_image(tile(rows), "png")
 
 
 def write_card(store, manifest: dict, ds) -> list:

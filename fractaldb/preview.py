@@ -13,6 +13,7 @@ from PIL import Image
 from .encode import FORMATS
 from .errors import InputError, OutputError
 from .safety import check_bytes
+from .sheet import tile
 
 #: Most images one contact sheet shows (--limit x --per-category).
 MAX_SHEET_IMAGES = 100_000
@@ -31,16 +32,7 @@ def contact_sheet(images, columns: int | None = None, gap: int = 2) -> np.ndarra
     rows = math.ceil(n / cols)
     check_bytes(f"a contact sheet of {n} images of {w}x{h}", (rows * (h + gap) + gap) * (cols * (w + gap) + gap) * 3,
                 "lower --limit or --per-category")
-    sheet = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 40, dtype=np.uint8)
-    for i, im in enumerate(images):
-        if im.ndim == 2:
-            im = im[:, :, None]
-        if im.shape[2] == 1:
-            im = np.repeat(im, 3, axis=2)
-        r, c = divmod(i, cols)
-        y, x = gap + r * (h + gap), gap + c * (w + gap)
-        sheet[y:y + h, x:x + w] = im[:h, :w, :3]
-    return sheet
+    return tile([images[i:i + cols] for i in range(0, n, cols)], cell=(h, w), columns=cols, gap=gap)
 
 
 def preview_dataset(ds, per_category: int = 1, limit: int = 64) -> np.ndarray:

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: inside: kernels < model < renderers < the package's face (its __init__).
 LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
-         "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats"]),
+         "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats",
+         "fractaldb.sheet"]),
     (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.families.fractal.kernels", "fractaldb.families.fractal.kernels_search",

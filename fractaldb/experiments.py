@@ -343,19 +343,56 @@ class _Missing(Exception):
     """A run that is not in the cache, with ``cached_only``: it is left out, not computed."""
 
 
+#: Largest cache file read (a study's runs.json holds a few hundred small entries).
+MAX_CACHE_BYTES = 64 << 20
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _valid_run(key, value) -> bool:
+    """Whether a cache entry has the shape this module writes for its kind of key."""
+    if not isinstance(key, str):
+        return False
+    if key.endswith("|finetune|select"):
+        return (isinstance(value, dict) and _number(value.get("lr")) and _number(value.get("test_seed0"))
+                and isinstance(value.get("epochs"), int) and isinstance(value.get("val"), dict)
+                and all(_number(v) for v in value["val"].values()))
+    if "|finetune|" in key:
+        return _number(value)
+    if "|linear|" in key:
+        return (isinstance(value, dict) and isinstance(value.get("per_seed"), list) and value["per_seed"]
+                and all(_number(v) for v in value["per_seed"]) and isinstance(value.get("hyper"), dict))
+    return False
+
+
+def _read_cache(path: Path) -> dict:
+    """``{"fingerprint", "runs"}`` of a cache file, bounded; entries of a wrong shape dropped.
+    Raises OSError / ValueError when it cannot be read as one."""
+    if path.stat().st_size > MAX_CACHE_BYTES:
+        raise ValueError(f"larger than {MAX_CACHE_BYTES >> 20} MiB")
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict):
+        raise ValueError("not a transfer-study cache")
+    return {"fingerprint": doc.get("fingerprint"),
+            "runs": {k: v for k, v in doc["runs"].items() if _valid_run(k, v)}}
+
+
 class _Cache:
-    """One JSON file of finished runs, so an interrupted study resumes where it stopped."""
+    """One JSON file of finished runs, so an interrupted study resumes where it stopped
+    (an entry of the wrong shape is dropped, so that run is made again)."""
 
     def __init__(self, path: Path, fingerprint: str, cached_only: bool = False):
         self.path, self.fingerprint, self.cached_only = path, fingerprint, cached_only
         self.runs = {}
         if path.exists():
             try:
-                doc = json.loads(path.read_text())
-            except ValueError:
+                doc = _read_cache(path)
+            except (OSError, ValueError, RecursionError):
                 doc = {}
             if doc.get("fingerprint") == fingerprint:
-                self.runs = doc.get("runs", {})
+                self.runs = doc["runs"]
 
     def get(self, key):
         if self.cached_only and key not in self.runs:
@@ -374,13 +411,14 @@ def _merge_cache(src: Path, out: Path, fingerprint: str) -> None:
     import shutil
 
     path = src / "cache" / "runs.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
+    if not path.is_file():
         raise InputError(f"--merge {src}: no readable {path}; give the --out folder of another "
-                         "'experiment transfer' run") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict):
-        raise InputError(f"--merge {src}: {path} is not a transfer-study cache")
+                         "'experiment transfer' run")
+    try:
+        doc = _read_cache(path)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"--merge {src}: {path} is not a transfer-study cache ({exc}); give the --out "
+                         "folder of another 'experiment transfer' run") from None
     if doc.get("fingerprint") != fingerprint:
         raise ConfigError(f"--merge {src}: its runs were made with other per-run settings, target or version "
                           f"(fingerprint {doc.get('fingerprint')!r}, here {fingerprint!r}); merge only runs of "

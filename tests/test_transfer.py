@@ -218,6 +218,21 @@ def test_transfer_results_schema(small_study, tmp_path):
     code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
                             "--merge", tmp_path / "nothing", "--cached-only"])
     assert "no readable" in assert_one_line_error(code, err)
+    junk = tmp_path.parent / (tmp_path.name + "-junk")
+    (junk / "cache").mkdir(parents=True)
+    (junk / "cache" / "runs.json").write_text("[1, 2]")
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+                            "--merge", junk, "--cached-only"])
+    assert "is not a transfer-study cache" in assert_one_line_error(code, err)
+    # an entry of the wrong shape in the study's own cache is dropped (that run is left out), not a traceback
+    own = json.loads((merged / "cache" / "runs.json").read_text())
+    key = next(k for k in own["runs"] if "|linear|" in k)
+    own["runs"][key] = {"per_seed": "x"}
+    (merged / "cache" / "runs.json").write_text(json.dumps(own))
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+                            "--cached-only"])
+    assert code == 0 and "Traceback" not in err, err
+    assert len(json.loads((merged / "results.json").read_text())["rows"]) == len(rows) - 1
 
 
 def test_transfer_unknown_arm(tmp_path):

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..safety import check_bound
 
 __all__ = ["Family", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of", "build_settings",
-           "one_image_blocks", "HostRenderer"]
+           "one_image_blocks", "HostRenderer", "StudyArm"]
 
 
 def setting(default, help: str, allowed: str, check=None, kind=None):
@@ -103,6 +103,24 @@ def build_settings(cls, section: dict, seed: int, where: str):
         return cls(seed=seed, **section)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class StudyArm:
+    """One arm of the transfer study (``fractaldb experiment transfer``) that a family
+    contributes: pretraining data made from ``preset`` with ``overrides`` (``--set``
+    strings).  Arms are about 32 classes rendered at 64 px (see docs/training.md).
+
+    ``primary`` marks the arm the study's primary claims are about (FractalDB);
+    ``scaled(classes)``, where given, is the same arm with ``classes`` classes and
+    the same number of images (the scaling study).
+    """
+
+    preset: str
+    overrides: tuple
+    description: str
+    primary: bool = False
+    scaled: Any = None
 
 
 @dataclass
@@ -184,6 +202,8 @@ class Family:
     #: the loaders yield multi-hot vectors; datasets of single-label families
     #: only are written exactly as before.
     multi_label: bool = False
+    #: The arms this family adds to the transfer study: ``{arm name: StudyArm}``.
+    study_arms: dict = {}
 
     # -- configuration -----------------------------------------------------
     def configure(self, section: dict, seed: int):

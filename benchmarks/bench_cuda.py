@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from fractaldb.families.fractal.imagefolder import render_blocks
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig
+from fractaldb.ifs.render import CPURenderer, RenderConfig
 from fractaldb.families.fractal.search import SearchConfig, search
 from fractaldb.parallel import default_workers
 
@@ -102,7 +102,7 @@ def main() -> None:
 
     from numba import cuda
 
-    from fractaldb.families.fractal.render_cuda import CUDARenderer
+    from fractaldb.ifs.render_cuda import CUDARenderer
 
     cfg = RenderConfig(mode=args.mode, color=args.color, compat=args.compat, seed=1,
                        degenerate="keep" if args.compat == "official" else "replace")
@@ -160,7 +160,7 @@ def main() -> None:
     from fractaldb import config
     from fractaldb.dataset import generate
 
-    from fractaldb.families.fractal.ifs import write_csv
+    from fractaldb.ifs.system import write_csv
 
     with tempfile.TemporaryDirectory() as tmp:
         # The categories searched above, as a category folder: the timed runs do not search.

@@ -31,9 +31,9 @@ import time
 import numpy as np
 
 from fractaldb.encode import _deflate, encode_png, encode_png2
-from fractaldb.families.fractal import kernels as K
+from fractaldb.ifs import kernels as K
 from fractaldb.families.fractal import sample_key
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig, flip
+from fractaldb.ifs.render import CPURenderer, RenderConfig, flip
 from fractaldb.families.fractal.search import SearchConfig, search
 from fractaldb.seeds import stream_key
 from fractaldb.shards import _PADS, _ustar_header, _ustar_header_slow, meta_bytes

@@ -21,7 +21,7 @@ import time
 
 
 from fractaldb.families.fractal.imagefolder import write_imagefolder
-from fractaldb.families.fractal.render import RenderConfig
+from fractaldb.ifs.render import RenderConfig
 from fractaldb.families.fractal.search import SearchConfig, search
 
 import original_reference

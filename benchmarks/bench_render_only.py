@@ -17,7 +17,7 @@ import argparse
 import statistics
 import time
 
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig
+from fractaldb.ifs.render import CPURenderer, RenderConfig
 from fractaldb.families.fractal.search import SearchConfig, search
 
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from fractaldb.families.fractal.ifs import to_csv_bytes
+from fractaldb.ifs.system import to_csv_bytes
 from fractaldb.families.fractal.search import SearchConfig, search
 
 import original_reference

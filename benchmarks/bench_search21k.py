@@ -22,7 +22,7 @@ import os
 import platform
 import time
 
-from fractaldb.families.fractal.ifs import to_csv_bytes
+from fractaldb.ifs.system import to_csv_bytes
 from fractaldb.families.fractal.search import SearchConfig, search
 
 

@@ -21,11 +21,11 @@ from .families import family_of_config as _family_of_config
 from .families import get_family as get_family
 from .families import list_families as list_families
 from .families import register_family as register_family
-from .families.fractal.ifs import IFS as IFS
-from .families.fractal.ifs import load_categories as load_categories
-from .families.fractal.ifs import read_csv as read_csv
-from .families.fractal.ifs import write_csv as write_csv
-from .families.fractal.render import RenderConfig as RenderConfig
+from .ifs.system import IFS as IFS
+from .ifs.system import load_categories as load_categories
+from .ifs.system import read_csv as read_csv
+from .ifs.system import write_csv as write_csv
+from .ifs.render import RenderConfig as RenderConfig
 from .families.fractal.search import SearchConfig as SearchConfig
 from .families.fractal.search import search as search
 from .families.fractal.search import write_categories as write_categories

@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 from numba import cuda
 
-from fractaldb.families.fractal.ifs import IFS
+from fractaldb.ifs.system import IFS
 from fractaldb.families.fractal.imagefolder import create_renderer
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig
+from fractaldb.ifs.render import CPURenderer, RenderConfig
 from test_render import CAT_00000, CAT_00001, CAT_00002
 from tinyset import checked_to_torch
 
 if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
     pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
 
-from fractaldb.families.fractal import kernels_cuda as KC  # noqa: E402
-from fractaldb.families.fractal import kernels as K  # noqa: E402
-from fractaldb.families.fractal.render_cuda import CUDARenderer  # noqa: E402
+from fractaldb.ifs import kernels_cuda as KC  # noqa: E402
+from fractaldb.ifs import kernels as K  # noqa: E402
+from fractaldb.ifs.render_cuda import CUDARenderer  # noqa: E402
 
 # NumPy scalars overflow on purpose in splitmix64 under the simulator, and
 # diverging systems divide by zero: both are the defined behaviour.

@@ -31,13 +31,13 @@ import torch  # noqa: E402
 
 from fractaldb import config  # noqa: E402
 from fractaldb.dataset import Dataset, generate, regenerate  # noqa: E402
-from fractaldb.families.fractal import kernels_cuda as KC  # noqa: E402
+from fractaldb.ifs import kernels_cuda as KC  # noqa: E402
 from fractaldb.families.fractal.imagefolder import create_renderer, render_blocks  # noqa: E402
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig  # noqa: E402
+from fractaldb.ifs.render import CPURenderer, RenderConfig  # noqa: E402
 from test_render import CAT_00000, CAT_00001, CAT_00002  # noqa: E402
 from tinyset import run_cli  # noqa: E402
 
-from fractaldb.families.fractal.ifs import IFS  # noqa: E402
+from fractaldb.ifs.system import IFS  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # splitmix64 wraps on purpose
 
@@ -79,7 +79,7 @@ def test_render_blocks_on_the_gpu_equals_the_cpu():
 
 
 def test_cli_render_device_cuda_writes_the_cpu_s_files(tmp_path):
-    from fractaldb.families.fractal.ifs import write_csv
+    from fractaldb.ifs.system import write_csv
 
     params = tmp_path / "params"
     params.mkdir()

@@ -32,7 +32,7 @@ from fractaldb.families.perlin.model import (
 if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
     pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
 
-from fractaldb.families.fractal import kernels_cuda as KC  # noqa: E402
+from fractaldb.ifs import kernels_cuda as KC  # noqa: E402
 from fractaldb.families.perlin import kernels_cuda as KP  # noqa: E402
 from fractaldb.families.perlin.render_cuda import PerlinCUDARenderer  # noqa: E402
 

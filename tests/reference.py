@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fractaldb.families.fractal.kernels import patch_mask as kernel_patch_mask
+from fractaldb.ifs.kernels import patch_mask as kernel_patch_mask
 
 # --------------------------------------------------------------------------
 # Legacy MT19937 (np.random.RandomState is the reference)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from fractaldb.families.fractal.ifs import read_csv
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig
+from fractaldb.ifs.system import read_csv
+from fractaldb.ifs.render import CPURenderer, RenderConfig
 
 from tinyset import run_cli
 

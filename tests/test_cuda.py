@@ -23,7 +23,7 @@ import pytest
 
 from fractaldb.errors import ConfigError
 from fractaldb.families.fractal.imagefolder import create_renderer
-from fractaldb.families.fractal.render import RenderConfig
+from fractaldb.ifs.render import RenderConfig
 
 from tinyset import run_simulator_cases
 
@@ -108,7 +108,7 @@ def _compile_ptx(monkeypatch):
 
 def test_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     compile_ptx = _compile_ptx(monkeypatch)
-    from fractaldb.families.fractal import kernels_cuda as KC
+    from fractaldb.ifs import kernels_cuda as KC
 
     for name, sig in _ptx_signatures().items():
         ptx = compile_ptx(getattr(KC, name).py_func, sig)
@@ -153,7 +153,7 @@ def test_perlin_kernels_compile_for_the_gpu_without_fma(monkeypatch):
 _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
 
 
-@pytest.mark.parametrize("modules", ["fractaldb, fractaldb.families.fractal.render, fractaldb.shards, fractaldb.cli.main",
+@pytest.mark.parametrize("modules", ["fractaldb, fractaldb.ifs.render, fractaldb.shards, fractaldb.cli.main",
                                      "fractaldb.families.perlin.model"])
 def test_importing_fractaldb_does_not_import_cuda(modules):
     code = f"import sys, {modules}; print('numba.cuda' in sys.modules)"
@@ -173,7 +173,7 @@ def test_create_renderer_cuda_without_gpu():
 
 @_NEEDS_NO_GPU
 def test_cli_render_device_cuda_without_gpu(tmp_path):
-    from fractaldb.families.fractal.ifs import IFS, write_csv
+    from fractaldb.ifs.system import IFS, write_csv
     from test_render import CAT_00002
 
     write_csv(IFS.from_rows(CAT_00002), tmp_path / "good.csv")

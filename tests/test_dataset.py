@@ -34,7 +34,7 @@ import fractaldb
 from fractaldb.config import resolve
 from fractaldb.dataset import Dataset, generate, regenerate, verify
 from fractaldb.errors import ConfigError, FractalDBError, OutputError
-from fractaldb.families.fractal.ifs import IFS
+from fractaldb.ifs.system import IFS
 from fractaldb.plan import Plan, Sample
 
 from tinyset import (TINY_CLASSES, TINY_FILES, TINY_SAMPLES, TINY_SHARDS, assert_one_line_error,

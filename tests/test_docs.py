@@ -243,8 +243,8 @@ def readme_image() -> bytes:
     sampler, seed 1), identity weight, 128x128, 100 000 points drawn one pixel each (point mode), gray, as PNG bytes."""
     from fractaldb import RenderConfig, SearchConfig, search
     from fractaldb.encode import encode_image
-    from fractaldb.families.fractal.ifs import Categories
-    from fractaldb.families.fractal.render import render_previews
+    from fractaldb.ifs.system import Categories
+    from fractaldb.ifs.render import render_previews
     from fractaldb.preview import contact_sheet
 
     result = search(SearchConfig(categories=16, seed=1, workers=2))

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from fractaldb.errors import ConfigError, FractalDBError, InputError
-from fractaldb.families.fractal.ifs import IFS, load_categories, parse_csv, read_csv, to_csv_bytes, write_csv
-from fractaldb.families.fractal.weights import parse_weights
+from fractaldb.ifs.system import IFS, load_categories, parse_csv, read_csv, to_csv_bytes, write_csv
+from fractaldb.ifs.weights import parse_weights
 
 # Published FractalDB-1k category 00002 (two maps), as written by the original.
 CAT_00002 = (

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from fractaldb.families.fractal import kernels as K
+from fractaldb.ifs import kernels as K
 from fractaldb.kernels import mt19937 as mt
 from fractaldb.families.fractal import kernels_search as ks
 

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers, bottom to top: a module may import only from its own layer or lower
-#: ones.  The first matching prefix decides (``fractaldb.families.fractal.kernels``
+#: ones.  The first matching prefix decides (``fractaldb.ifs.kernels``
 #: before ``fractaldb.families.fractal``).  The family packages are layered
 #: inside: kernels < model < renderers < the package's face (its __init__).
 LAYERS = [
@@ -23,18 +23,18 @@ LAYERS = [
          "fractaldb.sheet"]),
     (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
-    (3, ["fractaldb.families.fractal.kernels", "fractaldb.families.fractal.kernels_search",
+    (3, ["fractaldb.ifs.kernels", "fractaldb.families.fractal.kernels_search",
          "fractaldb.families.perlin.kernels", "fractaldb.families.fractal3d.kernels",
          "fractaldb.families.colorfractal.kernels"]),
-    (4, ["fractaldb.families.fractal.kernels_cuda", "fractaldb.families.perlin.kernels_cuda",
+    (4, ["fractaldb.ifs.kernels_cuda", "fractaldb.families.perlin.kernels_cuda",
          "fractaldb.families.fractal3d.kernels_cuda"]),
     (5, ["fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
          "fractaldb.families.base"]),
-    (6, ["fractaldb.families.fractal.constants", "fractaldb.families.fractal.ifs",
-         "fractaldb.families.fractal.weights"]),
-    (7, ["fractaldb.families.fractal.policy", "fractaldb.families.fractal.render", "fractaldb.families.perlin.model",
+    (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system",
+         "fractaldb.ifs.weights"]),
+    (7, ["fractaldb.ifs.policy", "fractaldb.ifs.render", "fractaldb.families.perlin.model",
          "fractaldb.families.fractal3d.model", "fractaldb.families.colorfractal.model"]),
-    (8, ["fractaldb.families.fractal.search", "fractaldb.families.fractal.render_cuda",
+    (8, ["fractaldb.families.fractal.search", "fractaldb.ifs.render_cuda",
          "fractaldb.families.perlin.render_cuda", "fractaldb.families.onepfrac.model",
          "fractaldb.families.fractal3d.render_cuda"]),
     (9, ["fractaldb.families.fractal.imagefolder", "fractaldb.families.fractal.commands"]),

@@ -16,8 +16,8 @@ from PIL import Image
 from fractaldb.config import family_settings, resolve
 from fractaldb.errors import ConfigError
 from fractaldb.families import get_family
-from fractaldb.families.fractal.ifs import IFS, to_csv_bytes
-from fractaldb.families.fractal.render import CPURenderer
+from fractaldb.ifs.system import IFS, to_csv_bytes
+from fractaldb.ifs.render import CPURenderer
 from tinyset import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import reference as ref
 from fractaldb.config import family_settings, resolve
 from fractaldb.errors import ConfigError
 from fractaldb.families import get_family
-from fractaldb.families.fractal.policy import official_uniforms
+from fractaldb.ifs.policy import official_uniforms
 from fractaldb.families.onepfrac import OnePFracSettings
 from fractaldb.families.onepfrac.model import (base_system, class_fill, render_seed, search_classes, sigma_system,
                                                singular_values)

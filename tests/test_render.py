@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from fractaldb.encode import encode_png
-from fractaldb.families.fractal.ifs import IFS
+from fractaldb.ifs.system import IFS
 from fractaldb.families.fractal.imagefolder import create_renderer, render_blocks
-from fractaldb.families.fractal.render import CPURenderer, RenderConfig, flip, image_name
-from fractaldb.families.fractal.weights import parse_weights
+from fractaldb.ifs.render import CPURenderer, RenderConfig, flip, image_name
+from fractaldb.ifs.weights import parse_weights
 
 # Published FractalDB-1k categories (AIST 2020, MIT), rows a, b, c, d, e, f, p.
 CAT_00000 = [

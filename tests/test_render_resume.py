@@ -15,9 +15,9 @@ import pytest
 import fractaldb.estimate as estimate
 from fractaldb.config import resolve
 from fractaldb.dataset import Dataset, generate
-from fractaldb.families.fractal.ifs import load_categories
+from fractaldb.ifs.system import load_categories
 from fractaldb.families.fractal.imagefolder import partial_dir, write_imagefolder
-from fractaldb.families.fractal.render import RenderConfig
+from fractaldb.ifs.render import RenderConfig
 from tinyset import assert_one_line_error, run_cli, snapshot
 
 OPTS = ["--size", "48", "--points", "1500", "--patches", "2", "--flips", "2", "--workers", "1"]

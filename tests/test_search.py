@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fractaldb.errors import ConfigError, OutputError
-from fractaldb.families.fractal.ifs import read_csv, to_csv_bytes
+from fractaldb.ifs.system import read_csv, to_csv_bytes
 from fractaldb.families.fractal.search import SearchConfig, search, svd_params, write_categories
 from fractaldb.seeds import generator
 

@@ -132,7 +132,7 @@ def checked_to_torch(renderer, dev):
     import pytest
 
     from fractaldb.errors import ConfigError
-    from fractaldb.families.fractal.kernels_cuda import SIMULATOR
+    from fractaldb.ifs.kernels_cuda import SIMULATOR
 
     if SIMULATOR:  # simulated device arrays live in host memory: nothing to share
         with pytest.raises(ConfigError, match="to_torch needs a real GPU"):

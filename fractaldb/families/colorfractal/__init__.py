@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ...encode import FORMATS
 from ..base import Family, one_image_blocks, setting
-from ..fractal.ifs import IFS
+from ...ifs.system import IFS
 from .model import (ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
 

@@ -2,7 +2,7 @@
 
 * A **class** is a sigma-factor system (:func:`sigma_factor_rows`, drawn from
   ``generator(seed, "colorfractal-class", class)``), stored as an
-  :class:`~fractaldb.families.fractal.ifs.IFS` (rows ``a b c d e f p``).
+  :class:`~fractaldb.ifs.system.IFS` (rows ``a b c d e f p``).
 * A **single-label instance** (:class:`ColorFractalRenderer`) jitters one map,
   renders a random window of the attractor as a graded density (one random
   3x3 patch per image), flips it, colours it by density, pastes it on a
@@ -31,7 +31,7 @@ import numpy as np
 
 from ...seeds import generator, stream_key
 from ..base import HostRenderer
-from ..fractal.ifs import IFS
+from ...ifs.system import IFS
 from . import kernels as K
 
 __all__ = ["sigma_factor_rows", "sample_svs", "find_systems", "ColorRenderConfig", "ColorFractalRenderer",

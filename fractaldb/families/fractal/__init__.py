@@ -19,9 +19,9 @@ from ...encode import FORMATS
 from ...errors import ConfigError
 from ...parallel import default_workers
 from ..base import Family, RenderedBlock, setting
-from . import constants as C
-from .ifs import IFS, Categories, load_categories
-from .render import CPURenderer, RenderConfig, image_name, render_previews
+from ...ifs import constants as C
+from ...ifs.system import IFS, Categories, load_categories
+from ...ifs.render import CPURenderer, RenderConfig, image_name, render_previews
 from .search import SAMPLERS, SearchConfig, search
 
 __all__ = ["FractalFamily", "FractalSettings", "Categories", "sample_key"]

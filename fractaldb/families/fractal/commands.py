@@ -19,7 +19,7 @@ from ...console import progress_bar, workers_option
 from ...encode import FORMATS
 from ...errors import ConfigError
 from ..base import coerce, settings_of
-from .render import RenderConfig
+from ...ifs.render import RenderConfig
 
 __all__ = ["search", "render", "render_options", "render_config", "params_sheet"]
 
@@ -66,7 +66,7 @@ def search(sampler, categories, seed, out, fill_rate, points, size, max_candidat
 
 def render_options(f):
     """The fractal renderer's settings as options: defaults, help and allowed values
-    come from :class:`~fractaldb.families.fractal.render.RenderConfig`."""
+    come from :class:`~fractaldb.ifs.render.RenderConfig`."""
     opts = []
     for name, s in settings_of(RenderConfig).items():
         kind = s.kind if s.kind in (int, float) else str
@@ -104,7 +104,7 @@ def render(params, out, image_format, overwrite, resume, workers, **options):
     from ...estimate import estimate_blocks, worth_telling
     from ...parallel import default_workers
     from ...storage import check_output_dir
-    from .ifs import load_categories
+    from ...ifs.system import load_categories
     from .imagefolder import create_renderer, partial_dir, write_imagefolder
 
     cfg = render_config(**options)
@@ -147,8 +147,8 @@ def render(params, out, image_format, overwrite, resume, workers, **options):
 def params_sheet(params, per_category: int, limit: int, **options) -> list:
     """``fractaldb preview --params``: contact-sheet images of a category folder or CSV
     (the identity weight, then more weights), drawn with the render options."""
-    from .ifs import Categories, load_categories
-    from .render import render_previews
+    from ...ifs.system import Categories, load_categories
+    from ...ifs.render import render_previews
 
     cfg = dataclasses.replace(render_config(**options), patches=1, flips=1)
     ids, systems = load_categories(params)

@@ -25,7 +25,7 @@ from ...errors import ConfigError, OutputError
 from ...safety import TEMP_PREFIX
 from ...signals import worker_pool
 from ...storage import check_output_dir
-from .render import CPURenderer, RenderConfig
+from ...ifs.render import CPURenderer, RenderConfig
 
 __all__ = ["write_imagefolder", "render_blocks", "create_renderer"]
 
@@ -54,7 +54,7 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
 
     Args:
         ids: category numbers (names and seeds).
-        systems: one :class:`~fractaldb.families.fractal.ifs.IFS` per category.
+        systems: one :class:`~fractaldb.ifs.system.IFS` per category.
         cfg: render settings.
         out: destination folder (must not exist, or be empty, unless ``overwrite``).
         workers: render/encode threads.
@@ -152,11 +152,11 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
 
 def create_renderer(cfg: RenderConfig, device: str = "cpu"):
     """The fractal renderer for ``device``: ``cpu`` (:class:`CPURenderer`) or ``cuda``
-    (:class:`~fractaldb.families.fractal.render_cuda.CUDARenderer`, the same blocks;
+    (:class:`~fractaldb.ifs.render_cuda.CUDARenderer`, the same blocks;
     :class:`ConfigError` without a usable GPU)."""
     if device == "cuda":
         # Imported here: importing fractaldb never imports numba.cuda.
-        from .render_cuda import CUDARenderer
+        from ...ifs.render_cuda import CUDARenderer
 
         return CUDARenderer(cfg)
     if device != "cpu":
@@ -169,7 +169,7 @@ def render_blocks(categories, cfg: RenderConfig, workers: int = 1, category_ids=
     """Render every (category, weight) block on ``workers`` threads.
 
     Args:
-        categories: sequence of :class:`~fractaldb.families.fractal.ifs.IFS`.
+        categories: sequence of :class:`~fractaldb.ifs.system.IFS`.
         cfg: render settings.
         workers: threads; each has its own renderer.
         category_ids: category numbers (default ``0..len-1``), used in names and seeds.

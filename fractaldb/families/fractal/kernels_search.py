@@ -14,7 +14,7 @@ import numpy as np
 
 from ..._jit import kernel
 from ...kernels import mt19937 as mt
-from .kernels import chaos_game, count_filled, fill_uniform, rescale, select_maps, trim_nan
+from ...ifs.kernels import chaos_game, count_filled, fill_uniform, rescale, select_maps, trim_nan
 
 MAX_MAPS = 7
 

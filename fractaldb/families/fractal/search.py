@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import constants as C
+from ...ifs import constants as C
 from ...errors import ConfigError
 from ...safety import check_bound, check_workers
 from ...keys import CATEGORIES_SUMMARY
@@ -37,8 +37,8 @@ from ...parallel import default_workers
 from ...seeds import generator, stream_key
 from ...storage import check_output_dir, staged_dir
 from . import kernels_search as ks
-from .ifs import IFS, write_csv
-from .render import PointScratch
+from ...ifs.system import IFS, write_csv
+from ...ifs.render import PointScratch
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers",
            "check_output_dir"]

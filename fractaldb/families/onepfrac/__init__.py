@@ -3,7 +3,7 @@ copies of it, one image and one label each (Nakamura et al., ECCV'24).
 
 Modules: :mod:`.model` (the base system, the perturbation search and the
 render settings).  Rendering is the fractal family's own renderers
-(:mod:`fractaldb.families.fractal.render`, :mod:`~fractaldb.families.fractal.render_cuda`)
+(:mod:`fractaldb.ifs.render`, :mod:`~fractaldb.ifs.render_cuda`)
 in official mode.  This module is the family's face to the rest of fractaldb
 (:class:`OnePFracFamily`); docs/ofdb-1pfrac.md compares it with the original.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ...encode import FORMATS
 from ...errors import ConfigError
 from ..base import Family, RenderedBlock, setting
-from ..fractal.render import CPURenderer
+from ...ifs.render import CPURenderer
 from .model import Perturbation, render_config, search_classes
 
 __all__ = ["OnePFracFamily", "OnePFracSettings", "sample_key"]
@@ -100,7 +100,7 @@ class OnePFracFamily(Family):
         return f"perturb-{k:05d}/perturb-{k:05d}.{ext}"
 
     cpu_renderer = CPURenderer  # the fractal family's renderers, in official mode
-    cuda_renderer = "..fractal.render_cuda.CUDARenderer"
+    cuda_renderer = "fractaldb.ifs.render_cuda.CUDARenderer"
 
     @staticmethod
     def _jobs(classes, ks):

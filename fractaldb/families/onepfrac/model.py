@@ -20,7 +20,7 @@ Everything is seeded (the original is not): the base system from
 ``(seed, "onepfrac-factors", c)``, and its patch masks from the fractal
 renderer's mask stream under a seed of our own, :func:`render_seed`.
 
-Rendering is the fractal family's: :class:`~fractaldb.families.fractal.render.CPURenderer`
+Rendering is the fractal family's: :class:`~fractaldb.ifs.render.CPURenderer`
 (and its GPU twin) in ``compat="official"`` mode with the identity weight, so the
 kernels, the point stream, the NaN trimming, the rescale and the patch
 semantics are exactly FractalDB's.
@@ -36,9 +36,9 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeds import generator, stream_key
-from ..fractal import constants as FC
-from ..fractal.ifs import IFS
-from ..fractal.render import CPURenderer, RenderConfig
+from ...ifs import constants as FC
+from ...ifs.system import IFS
+from ...ifs.render import CPURenderer, RenderConfig
 
 __all__ = ["Perturbation", "singular_values", "sigma_system", "base_system", "render_seed", "render_config",
            "class_fill", "search_classes"]

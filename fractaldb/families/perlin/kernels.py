@@ -209,7 +209,7 @@ def colorize(field, gain, lut, img):
 
     ``img`` is a C-contiguous ``(H, W, C)`` uint8 array, C = 1 or 3, of the
     same height and width as ``field``; ``lut`` is ``(256, 3)`` uint8.  Two
-    loops, as in :func:`fractaldb.families.fractal.kernels.draw_points`: a run-time channel
+    loops, as in :func:`fractaldb.ifs.kernels.draw_points`: a run-time channel
     loop would stop LLVM from unrolling the writes.
     """
     if img.shape[2] == 1:

@@ -1,10 +1,10 @@
 """CUDA twins of the chaos game, rescale and rasterisation kernels (numba-cuda).
 
-Each kernel mirrors a CPU kernel of :mod:`fractaldb.families.fractal.kernels` and must give
+Each kernel mirrors a CPU kernel of :mod:`fractaldb.ifs.kernels` and must give
 bit-identical results; ``tests/cuda_cases.py`` compares them under numba's
 CUDA simulator.  Importing this module imports ``numba.cuda`` (and nothing
 touches a GPU until a kernel is launched); only
-:mod:`fractaldb.families.fractal.render_cuda` imports it, lazily.
+:mod:`fractaldb.ifs.render_cuda` imports it, lazily.
 
 Layout of one launch: ``B`` (category, weight) blocks in scratch *slots*
 ``0..B-1``; every kernel receives ``act``, the slots it works on (all of them,
@@ -16,7 +16,7 @@ a grid-stride loop, so the results never depend on the launch geometry.
 * :func:`chaos_game_kernel` -- one thread per slot: the recurrence is
   sequential (software-pipelined around the dependent arithmetic).
 * :func:`rescale_kernel` -- one thread block per slot: the CPU's NaN trim (a
-  prefix of the points: see ``fractaldb.families.fractal.kernels.nan_prefix``), a min/max
+  prefix of the points: see ``fractaldb.ifs.kernels.nan_prefix``), a min/max
   reduction in shared memory, then the original min-max formula per point.
 * :func:`fill_kernel` / :func:`fill_shared_kernel` -- distinct pixels of the
   point raster (``atomic.or_`` on a bitmap, in shared memory when it fits),
@@ -48,7 +48,7 @@ import math
 import numpy as np
 from numba import cuda, float64, int32, int64, uint64
 
-from ...kernels.cuda_common import MAX_GRID, SIMULATOR, TPB, _add, _mul, patch_mask, splitmix64, uniform
+from ..kernels.cuda_common import MAX_GRID, SIMULATOR, TPB, _add, _mul, patch_mask, splitmix64, uniform
 from . import kernels as K
 
 __all__ = [
@@ -479,7 +479,7 @@ def compose_kernel(slots, d_first, d_key, d_base, px, py, owner, hits, colors, m
       owner's patch, else 0.
 
     Flip ``t < flips`` of the raster goes to ``images[d_base[d] + t]``, with
-    ``fractaldb.families.fractal.render.flip``'s definition (the original's flipud first).  A
+    ``fractaldb.ifs.render.flip``'s definition (the original's flipud first).  A
     thread reads a pixel's owner and its patch cell once and writes the
     pixel of every draw: only the patch bit differs between draws.
     """

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .constants import MAX_MAPS
-from ...errors import InputError
-from ...folders import CATEGORIES, wrong_folder_hint
+from ..errors import InputError
+from ..folders import CATEGORIES, wrong_folder_hint
 
 __all__ = ["IFS", "read_csv", "write_csv", "to_csv_bytes", "parse_csv", "load_categories"]
 

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from ...errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["weight_table", "parse_weights", "factors_for_step"]
 

@@ -1,11 +1,11 @@
-"""GPU instance rendering: :class:`~fractaldb.families.fractal.render.CPURenderer`'s twin (numba-cuda).
+"""GPU instance rendering: :class:`~fractaldb.ifs.render.CPURenderer`'s twin (numba-cuda).
 
 :class:`CUDARenderer` has the CPU renderer's interface and gives the same
-:class:`~fractaldb.families.fractal.render.Block` -- images, fill, factors and degenerate
+:class:`~fractaldb.ifs.render.Block` -- images, fill, factors and degenerate
 record -- bit for bit: it consumes the same random streams (modern: the keyed
 splitmix64 streams of :mod:`fractaldb.seeds`; official: the shared
 ``np.random.seed(100)`` uniforms, copied to the device once) and runs the
-same arithmetic (see :mod:`fractaldb.families.fractal.kernels_cuda`).  On top of
+same arithmetic (see :mod:`fractaldb.ifs.kernels_cuda`).  On top of
 ``render_block`` it renders many blocks per launch into GPU memory
 (:meth:`CUDARenderer.render_many_device`) and hands them to PyTorch without
 a copy (:meth:`CUDARenderer.to_torch`).
@@ -30,11 +30,11 @@ import math
 
 import numpy as np
 
-from ...errors import ConfigError
-from ...gpu import NO_GPU, NO_NUMBA_CUDA, cuda_available, gpu_start, launch_lock, to_torch
+from ..errors import ConfigError
+from ..gpu import NO_GPU, NO_NUMBA_CUDA, cuda_available, gpu_start, launch_lock, to_torch
 from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
 from .render import Block, RenderConfig, color_table
-from ...seeds import stream_keys
+from ..seeds import stream_keys
 
 __all__ = ["CUDARenderer", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available", "gpu_start"]
 
@@ -154,7 +154,7 @@ class CUDARenderer:
         """Render ``(category, ifs, weight[, draws])`` jobs, up to ``max_batch`` per launch.
 
         Same contract as :meth:`CPURenderer.render_many
-        <fractaldb.families.fractal.render.CPURenderer.render_many>`: one :class:`Block` per
+        <fractaldb.ifs.render.CPURenderer.render_many>`: one :class:`Block` per
         job, in order, whose host images are valid until the next block is
         requested.  Each launch's images come to the host in one copy.
         """

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._jit import kernel
+from .._jit import kernel
 # The keyed stream lives in fractaldb.kernels.random (shared by every family);
 # re-exported here for the renderer and the tests.
-from ...kernels.random import fill_uniform, patch_mask, splitmix64  # noqa: F401
+from ..kernels.random import fill_uniform, patch_mask, splitmix64  # noqa: F401
 
 
 @kernel

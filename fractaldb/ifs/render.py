@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import constants as C
-from ...errors import ConfigError
-from ..base import HostRenderer, setting
-from ...seeds import stream_key
+from ..errors import ConfigError
+from ..families.base import HostRenderer, setting
+from ..seeds import stream_key
 from . import kernels as K
-from .ifs import IFS
+from .system import IFS
 from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
 from .weights import parse_weights
 
@@ -65,7 +65,7 @@ class RenderConfig:
         points: chaos-game points per image.
         pad: border in pixels.
         weights: a step (``"0.4"``), a factor list (``"0.2,0.6,1.4,1.8"``) or
-            ``"none"``; see :mod:`fractaldb.families.fractal.weights`.
+            ``"none"``; see :mod:`fractaldb.ifs.weights`.
         patches: patch re-draws per weight (point mode: always one).
         flips: orientations per draw, 1..4.
         compat: ``official`` (the original's streams and semantics) or ``modern``.
@@ -299,7 +299,7 @@ class CPURenderer(HostRenderer, PointScratch):
         """Each draw's raster into ``rasters[k]`` (zeroed here).
 
         Patch mode finds each pixel's last writer once (:func:`kernels.patch_owners
-        <fractaldb.families.fractal.kernels.patch_owners>`) and writes only those
+        <fractaldb.ifs.kernels.patch_owners>`) and writes only those
         pixels per draw: the pixels of the sequential overwrite."""
         cfg = self.cfg
         rasters[:] = 0
@@ -323,7 +323,7 @@ class CPURenderer(HostRenderer, PointScratch):
                          mask_key, self.masks, rasters[k])
 
     def _owner_scratch(self) -> None:
-        """The buffers of :func:`kernels.patch_owners <fractaldb.families.fractal.kernels.patch_owners>`
+        """The buffers of :func:`kernels.patch_owners <fractaldb.ifs.kernels.patch_owners>`
         (about 30 bytes per pixel), made once."""
         if self.grids is not None:
             return
@@ -381,7 +381,7 @@ class CPURenderer(HostRenderer, PointScratch):
         Yields one :class:`Block` per job, in order.  Its images live in this
         renderer's reusable buffer: use them (encode, copy) before asking for
         the next block.  :meth:`CUDARenderer.render_many
-        <fractaldb.families.fractal.render_cuda.CUDARenderer.render_many>` has the same
+        <fractaldb.ifs.render_cuda.CUDARenderer.render_many>` has the same
         contract and renders many jobs per launch.
         """
         for category, ifs, weight, draws in normalise_jobs(jobs, self.cfg.draws):
@@ -390,7 +390,7 @@ class CPURenderer(HostRenderer, PointScratch):
     def render_many_device(self, jobs, out: np.ndarray | None = None) -> np.ndarray:
         """Every job's images in one array, job after job (each in ``draw * flips + flip``
         order): :meth:`CUDARenderer.render_many_device
-        <fractaldb.families.fractal.render_cuda.CUDARenderer.render_many_device>` on the CPU,
+        <fractaldb.ifs.render_cuda.CUDARenderer.render_many_device>` on the CPU,
         whose "device" is host memory."""
         cfg = self.cfg
         jobs = normalise_jobs(jobs, cfg.draws)

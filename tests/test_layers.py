@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: before ``fractaldb.families.fractal``).  The family packages are layered
 #: inside: kernels < model < renderers < the package's face (its __init__).
 LAYERS = [
-    (0, ["fractaldb._jit", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
+    (0, ["fractaldb._jit", "fractaldb._compat", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
          "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats",
          "fractaldb.sheet"]),
     (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),

@@ -1,0 +1,5 @@
+"""Deprecated alias of :mod:`fractaldb.ifs.render` (moved below the families in 0.3)."""
+
+from ..._compat import alias_module
+
+alias_module(__name__, "fractaldb.ifs.render")

@@ -56,7 +56,8 @@ def main():
     full = config.resolve(args.preset)
     fam = get_family("fractal3d")
     settings = config.family_settings(full, "fractal3d")
-    total = settings.categories * fam.blocks_per_class(settings) * fam.images_per_block(settings)
+    layout = fam.bind(settings, ())
+    total = settings.categories * layout.blocks_per_class * layout.images_per_block
 
     # 1. end to end
     cfg = config.first_classes(full, args.classes)

@@ -68,7 +68,8 @@ def main():
         total = 0
         for name in config.families(full):
             fam, settings = get_family(name), config.family_settings(full, name)
-            total += full[name][fam.count_key] * fam.blocks_per_class(settings) * fam.images_per_block(settings)
+            layout = fam.bind(settings, ())
+            total += full[name][fam.count_key] * layout.blocks_per_class * layout.images_per_block
     render_s = total / (n / wall)
     print(f"extrapolated full {args.preset} ({total} images): class search {search_s:.0f} s + render "
           f"{render_s / 60:.1f} min = {(search_s + render_s) / 60:.1f} min on {args.workers} workers")

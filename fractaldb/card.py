@@ -24,87 +24,19 @@ import yaml
 
 from . import config as fconfig
 from .encode import encode_image
-from .families import get_family
+from .families import get_family, legacy_default_family
 from .keys import CARD, CARD_SHEET, LABEL_EXT
+from .labels import CLASS, dataset_kind
 from .sheet import rgb, tile
 
-__all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "CITATIONS", "SHEET_CLASSES",
-           "SHEET_PER_CLASS"]
+__all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "citations",
+           "SHEET_CLASSES", "SHEET_PER_CLASS"]
 
 #: The contact sheet shows the first classes (in label order), a few images each.
 SHEET_CLASSES = 8
 SHEET_PER_CLASS = 4
 #: Longest side of one image on the sheet (larger images are subsampled).
 SHEET_THUMB = 128
-
-#: Papers behind each family: (key, BibTeX entry type, fields).
-_PAPERS = {
-    "fractaldb": ("inproceedings", {
-        "title": "Pre-training without Natural Images",
-        "author": "Kataoka, Hirokatsu and Okayasu, Kazushige and Matsumoto, Asato and Yamagata, Eisuke and "
-                  "Yamada, Ryosuke and Inoue, Nakamasa and Nakamura, Akio and Satoh, Yutaka",
-        "booktitle": "Asian Conference on Computer Vision (ACCV)", "year": "2020"}),
-    "fractaldb-ijcv": ("article", {
-        "title": "Pre-training without Natural Images",
-        "author": "Kataoka, Hirokatsu and Okayasu, Kazushige and Matsumoto, Asato and Yamagata, Eisuke and "
-                  "Yamada, Ryosuke and Inoue, Nakamasa and Nakamura, Akio and Satoh, Yutaka",
-        "journal": "International Journal of Computer Vision (IJCV)", "year": "2022"}),
-    "perlin": ("inproceedings", {
-        "title": "Initialization Using Perlin Noise for Training Networks with a Limited Amount of Data",
-        "author": "Inoue, Nakamasa and Yamagata, Eisuke and Kataoka, Hirokatsu",
-        "booktitle": "International Conference on Pattern Recognition (ICPR)", "year": "2020"}),
-    "anderson-farrell": ("inproceedings", {
-        "title": "Improving Fractal Pre-training",
-        "author": "Anderson, Connor and Farrell, Ryan",
-        "booktitle": "IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)", "year": "2022"}),
-    "mv-fractaldb": ("inproceedings", {
-        "title": "MV-FractalDB: Formula-driven Supervised Learning for Multi-view Image Recognition",
-        "author": "Yamada, Ryosuke and Takahashi, Ryo and Suzuki, Ryota and Nakamura, Akio and Yoshiyasu, Yusuke "
-                  "and Sagawa, Ryusuke and Kataoka, Hirokatsu",
-        "booktitle": "IEEE/RSJ International Conference on Intelligent Robots and Systems (IROS)", "year": "2021"}),
-    "exfractaldb": ("inproceedings", {
-        "title": "Replacing Labeled Real-image Datasets with Auto-generated Contours",
-        "author": "Kataoka, Hirokatsu and Hayamizu, Ryo and Yamada, Ryosuke and Nakashima, Kodai and "
-                  "Takashima, Sora and Zhang, Xinyu and Martinez-Noriega, Edgar Josafat and Inoue, Nakamasa "
-                  "and Yokota, Rio",
-        "booktitle": "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)", "year": "2022"}),
-    "ofdb": ("inproceedings", {
-        "title": "Pre-training Vision Transformers with Very Limited Synthesized Images",
-        "author": "Nakamura, Ryo and Kataoka, Hirokatsu and Takashima, Sora and Noriega, Edgar Josafat Martinez "
-                  "and Yokota, Rio and Inoue, Nakamasa",
-        "booktitle": "IEEE/CVF International Conference on Computer Vision (ICCV)", "year": "2023"}),
-    "1p-frac": ("inproceedings", {
-        "title": "Scaling Backwards: Minimal Synthetic Pre-training?",
-        "author": "Nakamura, Ryo and Tadokoro, Ryu and Yamada, Ryosuke and Asano, Yuki M. and Laina, Iro and "
-                  "Rupprecht, Christian and Inoue, Nakamasa and Yokota, Rio and Kataoka, Hirokatsu",
-        "booktitle": "European Conference on Computer Vision (ECCV)", "year": "2024"}),
-}
-
-#: Family -> the papers to cite for it (the FractalDB papers first: every family descends from them).
-CITATIONS = {
-    "fractal": ["fractaldb", "fractaldb-ijcv"],
-    "perlin": ["perlin", "fractaldb"],
-    "onepfrac": ["1p-frac", "fractaldb"],
-    "fractal3d": ["mv-fractaldb", "exfractaldb", "ofdb", "fractaldb"],
-    "colorfractal": ["anderson-farrell", "fractaldb"],
-    "multifractal": ["anderson-farrell", "fractaldb"],
-}
-
-_WHAT = {
-    "fractal": "FractalDB fractal categories: each class is an iterated function system (IFS) found by a "
-               "fill-rate search; its images are chaos-game renderings of weight variants, patch draws and "
-               "flips of that system",
-    "perlin": "Perlin-noise classes: each class is a set of fractal-noise parameters (frequency, octaves, "
-              "persistence, lacunarity, palette); its images are noise on different random lattices",
-    "onepfrac": "1p-frac: one fractal and perturbed copies of it, one image and one label each",
-    "fractal3d": "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): each class is a 3-D IFS point cloud, "
-                 "its images are projections of it from several views",
-    "colorfractal": "colour fractals (Anderson & Farrell): each class is a sigma-factor IFS, drawn in colour "
-                    "on a random background",
-    "multifractal": "multi-fractal images (Anderson & Farrell): one to five colour fractals per image, "
-                    "multi-hot labels",
-}
-
 
 def _size_category(n: int) -> str:
     """The Hub's size bucket of ``n`` samples."""
@@ -116,12 +48,22 @@ def _size_category(n: int) -> str:
     return "n>1T" if n >= 10 ** 12 else "1B<n<10B" if n < 10 ** 10 else "10B<n<100B" if n < 10 ** 11 else "100B<n<1T"
 
 
+def _family_of(entry: dict, default: list) -> str:
+    """The family an entry of a manifest's ``categories`` (or a sample's metadata) names;
+    entries written by fractaldb 0.1 name none: they are the legacy default family's."""
+    if "family" in entry:
+        return entry["family"]
+    if not default:
+        default.append(legacy_default_family())
+    return default[0]
+
+
 def class_names(manifest: dict) -> list:
-    """One name per label: ``<family>-<class number>`` (the fractal family's is its category
-    id, as in the category CSVs), unique and in label order."""
-    names = []
+    """One name per label: ``<family>-<class number>`` (a family with category ids, as
+    FractalDB's CSVs have, uses them), unique and in label order."""
+    names, default = [], []
     for c in sorted(manifest["categories"], key=lambda c: c["label"]):
-        family = c.get("family", "fractal")
+        family = _family_of(c, default)
         number = c.get("id", c.get("class", c.get("category")))
         names.append(f"{family}-{number if isinstance(number, int) else len(names):05d}")
     seen: dict = {}
@@ -136,7 +78,8 @@ def _families(manifest: dict) -> list:
     cfg = manifest["config"]
     if "families" in cfg:
         return list(cfg["families"])
-    return sorted({c.get("family", "fractal") for c in manifest["categories"]})
+    default: list = []
+    return sorted({_family_of(c, default) for c in manifest["categories"]})
 
 
 def _image_exts(manifest: dict) -> list:
@@ -151,17 +94,20 @@ def _image_exts(manifest: dict) -> list:
     return exts
 
 
-def _multi_label(manifest: dict) -> bool:
+def _label_kind(manifest: dict):
     try:
-        return any(get_family(f).multi_label for f in _families(manifest))
-    except Exception:  # an unknown family: the manifest loader reports it elsewhere
-        return False
+        return dataset_kind(get_family(f).label_kind for f in _families(manifest))
+    except Exception:  # noqa: BLE001 - an unknown family: the manifest loader reports it elsewhere
+        return CLASS
 
 
-def _bibtex(key: str) -> str:
-    kind, fields = _PAPERS[key]
-    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items())
-    return f"@{kind}{{{key.replace('-', '_')},\n{body}\n}}"
+def citations(families) -> list:
+    """The papers (:class:`fractaldb.citations.Paper`) of ``families`` (names), each once, in order."""
+    out: dict = {}
+    for f in families:
+        for paper in get_family(f).papers:
+            out.setdefault(paper.key, paper)
+    return list(out.values())
 
 
 def reproduce_command(cfg: dict) -> str | None:
@@ -204,12 +150,12 @@ def card_header(manifest: dict) -> dict:
     features = [{"name": ext, "dtype": "image"} for ext in _image_exts(manifest)]
     labels = {"class_label": {"names": {str(i): n for i, n in enumerate(names)}}}
     features.append({"name": LABEL_EXT, "dtype": labels})
-    if _multi_label(manifest):
-        features.append({"name": "labels.json", "sequence": labels})
+    kind = _label_kind(manifest)
+    features += kind.card_features(labels)
     return {
         "license": "mit",
         "pretty_name": name,
-        "task_categories": ["image-classification"],
+        "task_categories": [kind.task],
         "size_categories": [_size_category(plan["samples"])],
         "tags": ["fractaldb", "formula-driven-supervised-learning", "synthetic", "webdataset"]
                 + [f"fractaldb-{f}" for f in _families(manifest)],
@@ -239,7 +185,7 @@ def card_text(manifest: dict) -> str:
     names = class_names(manifest)
     n_shards = len(manifest["shards"])
     size_mb = sum(e["bytes"] for e in manifest["shards"]) / 1e6
-    what = "\n".join(f"- **{f}**: {_WHAT.get(f) or get_family(f).summary}." for f in fams)
+    what = "\n".join(f"- **{f}**: {get_family(f).description or get_family(f).summary}." for f in fams)
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     config_yaml = yaml.safe_dump(cfg, sort_keys=True, width=1000).rstrip()
     versions = manifest.get("versions", {})
@@ -247,14 +193,9 @@ def card_text(manifest: dict) -> str:
     command = reproduce_command(cfg) if "families" in cfg else None
     invoked = (f"The command that makes it (`DIR`: any new folder):\n\n```bash\n{command}\n```\n\n"
                if command else "")
-    cites = []
-    for f in fams:
-        for key in CITATIONS.get(f, ["fractaldb"]):
-            if key not in cites:
-                cites.append(key)
-    bib = "\n\n".join(_bibtex(k) for k in cites)
-    multi = ("\nEvery sample also has a `labels.json` member: all the classes it shows (multi-hot "
-             "training); `cls` is its primary label.\n" if _multi_label(manifest) else "")
+    bib = "\n\n".join(p.bibtex() for p in citations(fams))
+    note = _label_kind(manifest).card_note()
+    multi = f"\n{note}\n" if note else ""
     body = f"""
 # {name}
 
@@ -361,8 +302,8 @@ def contact_sheet_png(ds) -> bytes:
         if room <= 0:
             break
         p = ds.part(seg.family)
-        per_block = p.family.images_per_block(p.settings)
-        blocks = p.family.blocks_per_class(p.settings)
+        per_block = p.images_per_block
+        blocks = p.blocks_per_class
         jobs = []
         for k in range(min(room, seg.classes)):
             need, b = SHEET_PER_CLASS, 0
@@ -372,7 +313,7 @@ def contact_sheet_png(ds) -> bytes:
                 need, b = need - take, b + 1
         renderer = ds.renderers("cpu")[seg.family]
         by_class: dict = {}
-        for rb in p.family.render_blocks(renderer, p.settings, p.classes, jobs):
+        for rb in p.render_blocks(renderer, jobs):
             by_class.setdefault(rb.klass, []).extend(_thumb(im) for im in rb.images)
         rows += [by_class[k] for k in sorted(by_class)]
         room -= min(room, seg.classes)

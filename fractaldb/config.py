@@ -33,7 +33,7 @@ import yaml
 from .encode import DEFAULT_ENCODER, ENCODERS
 from .errors import ConfigError
 from .safety import check_bytes
-from .families import DEFAULT_FAMILY, get_family, list_families
+from .families import get_family, legacy_default_family, list_families
 from .families.base import coerce, settings_of
 from .folders import PRESET, wrong_folder_hint
 
@@ -141,7 +141,7 @@ def normalise(raw: dict, source: str = "the preset") -> dict:
         else:
             flat[key] = value
     if fams is None:
-        fams = list(sections) or [DEFAULT_FAMILY]
+        fams = list(sections) or [legacy_default_family()]
     for name in sections:
         if name not in fams:
             raise ConfigError(f"{source} has a {name} section but families is {fams}; "
@@ -358,7 +358,8 @@ def _check_memory(fam, settings, cfg: dict, name: str) -> None:
     against :func:`fractaldb.safety.memory_budget` (the bound the error names)."""
     section = cfg[name]
     side = section.get("image_size") or section.get("size")
-    per_block = fam.images_per_block(settings)
+    layout = fam.bind(settings, ())  # the layout depends on the settings alone
+    per_block, blocks = layout.images_per_block, layout.blocks_per_class
     count = section.get(fam.count_key, 1)
     if isinstance(side, int) and side > 0:
         image = side * side * 3
@@ -366,5 +367,5 @@ def _check_memory(fam, settings, cfg: dict, name: str) -> None:
                     f"lower {name}.image_size or the images per block")
         check_bytes(f"a shard of {cfg['shard_size']} {name} images of {side}x{side}", cfg["shard_size"] * image,
                     "lower shard_size")
-    check_bytes(f"{name}: the plan of {count} classes x {fam.blocks_per_class(settings)} blocks",
-                32 * count * fam.blocks_per_class(settings), f"lower {name}.{fam.count_key}")
+    check_bytes(f"{name}: the plan of {count} classes x {blocks} blocks", 32 * count * blocks,
+                f"lower {name}.{fam.count_key}")

@@ -30,7 +30,6 @@ vectors over all the dataset's classes (from each sample's
 from __future__ import annotations
 
 import io
-import json
 import math
 import random
 
@@ -49,7 +48,7 @@ from .encode import FORMATS
 from .errors import ConfigError, InputError
 from .keys import LABEL_EXT, SHARD_SUFFIX
 from .seeds import generator, int_seed
-from .shards import LABELS_EXT
+from .labels import CLASS, MULTI_HOT
 from .storage import Store
 
 __all__ = ["shard_urls", "multi_label_classes", "multi_hot", "shard_dataset", "shard_loader", "FractalStream", "GPUFractalStream", "stream",
@@ -138,7 +137,12 @@ def multi_hot(labels, num_classes: int) -> torch.Tensor:
     return out
 
 
-def _decode(sample: dict, transform, num_classes: int | None = None):
+def _target(value):
+    """A label kind's target as the loaders yield it: an int, or a tensor of its array."""
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+
+def _decode(sample: dict, transform, kind=CLASS, num_classes: int | None = None):
     where = f"{sample.get('__url__', 'a shard')}: sample {sample.get('__key__')}"
     ext = next((e for e in _IMAGE_EXTS if e in sample), None)
     if ext is None or LABEL_EXT not in sample:
@@ -147,13 +151,10 @@ def _decode(sample: dict, transform, num_classes: int | None = None):
         img = Image.open(io.BytesIO(sample[ext]))
         img.load()
         label = int(sample[LABEL_EXT])
-        if num_classes is not None:
-            raw = sample.get(LABELS_EXT)
-            label = multi_hot([label] if raw is None else json.loads(raw), num_classes)
     except (OSError, ValueError, SyntaxError, IndexError, TypeError, Image.DecompressionBombError) as exc:
         raise InputError(f"{where} cannot be decoded ({type(exc).__name__}); the shard is damaged, "
                          "regenerate it") from None
-    return (transform or to_tensor)(img), label
+    return (transform or to_tensor)(img), _target(kind.decode(sample, label, num_classes, where))
 
 
 def _handler(handler):
@@ -184,16 +185,21 @@ def _handler(handler):
     return handle
 
 
-def multi_label_classes(source) -> int | None:
-    """The number of classes of the dataset folder/URL ``source`` when it holds a
-    multi-label family (its loaders yield multi-hot vectors of that length), else None."""
+def _dataset_of(source) -> Dataset | None:
+    """The :class:`Dataset` of a dataset folder/URL, or None for shard URLs."""
     if isinstance(source, (list, tuple)):
         return None
     source = str(source)
     if source.endswith(SHARD_SUFFIX) or "{" in source:
         return None
-    ds = Dataset.from_manifest(load_manifest(Store(source)))
-    return ds.n_classes if any(p.family.multi_label for p in ds.parts.values()) else None
+    return Dataset.from_manifest(load_manifest(Store(source)))
+
+
+def multi_label_classes(source) -> int | None:
+    """The number of classes of the dataset folder/URL ``source`` when it holds a
+    multi-label family (its loaders yield multi-hot vectors of that length), else None."""
+    ds = _dataset_of(source)
+    return ds.n_classes if ds is not None and ds.label_kind is MULTI_HOT else None
 
 
 def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
@@ -222,8 +228,11 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
     """
     import webdataset as wds
 
-    if num_classes is None:
-        num_classes = multi_label_classes(source)
+    ds = _dataset_of(source)
+    if ds is not None:
+        kind, num_classes = ds.label_kind, ds.n_classes if num_classes is None else num_classes
+    else:  # shard URLs: multi-hot when told the number of classes
+        kind = CLASS if num_classes is None else MULTI_HOT
     urls = shard_urls(source)
     epoch = _Epoch()
     if resampled:
@@ -234,7 +243,7 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
     stages.append(wds.tarfile_to_samples(handler=on_error))
     if shuffle:
         stages.append(lambda src: _shuffled(src, shuffle, seed, epoch))
-    stages.append(wds.map(lambda s: _decode(s, transform, num_classes), handler=on_error))
+    stages.append(wds.map(lambda s: _decode(s, transform, kind, num_classes), handler=on_error))
     if batch_size:
         stages.append(wds.batched(batch_size))
     pipe = wds.DataPipeline(*stages)
@@ -308,7 +317,7 @@ class FractalStream(_Stream, IterableDataset):
     @property
     def multi_label(self) -> bool:
         """True when a family of the dataset is multi-label: labels are multi-hot vectors."""
-        return any(p.family.multi_label for p in self.dataset.parts.values())
+        return self.dataset.label_kind is MULTI_HOT
 
     def blocks(self) -> list:
         """The block ids this (rank, worker) renders this epoch (see :class:`fractaldb.plan.Plan`)."""
@@ -319,21 +328,22 @@ class FractalStream(_Stream, IterableDataset):
         ds = self.dataset
         plan = ds.plan
         renderers = {}
-        multi = self.multi_label
+        kind = ds.label_kind
         for b in self.blocks():
             seg, klass, block = plan.block(b)
             p = ds.part(seg.family)
             if seg.family not in renderers:
-                renderers[seg.family] = p.family.create_renderer(p.settings)
+                renderers[seg.family] = p.renderer()
             job = [(klass, block, list(range(seg.images_per_block)))]
-            for rb in p.family.render_blocks(renderers[seg.family], p.settings, p.classes, job):
-                for offset, img in zip(rb.offsets, rb.images):
-                    label = seg.label_offset + klass
-                    if multi:
-                        local = p.family.sample_labels(p.settings, p.classes, klass, block, offset)
-                        label = multi_hot([label] if local is None else [seg.label_offset + k for k in local],
-                                          ds.n_classes)
-                    yield img.copy(), label
+            for rb in p.render_blocks(renderers[seg.family], job):
+                for i, (offset, img) in enumerate(zip(rb.offsets, rb.images)):
+                    label = seg.label_offset + p.primary(klass, block, offset)
+                    local = p.sample_labels(klass, block, offset)
+                    labels = None if local is None else [seg.label_offset + k for k in local]
+                    mask = None if rb.masks is None else rb.masks[i].copy()
+                    if mask is not None and seg.label_offset:
+                        mask[mask > 0] += seg.label_offset
+                    yield img.copy(), _target(kind.target(label, labels, mask, ds.n_classes))
 
     def __iter__(self):
         rank, _, worker, _ = worker_info()
@@ -423,11 +433,11 @@ class GPUFractalStream(_Stream):
         self.epoch_size = epoch_size
         self.drop_last = drop_last
         self.epoch = 0
-        self.renderers = {name: p.family.create_renderer(p.settings, "cuda") for name, p in dataset.parts.items()}
+        self.renderers = {name: p.renderer("cuda") for name, p in dataset.parts.items()}
         for r in self.renderers.values():
             if hasattr(r, "max_batch") and r.max_batch < max_batch:
                 r.max_batch = max_batch
-        self.channels = max(p.family.channels(p.settings, p.classes) for p in dataset.parts.values())
+        self.channels = max(p.channels for p in dataset.parts.values())
 
     def blocks(self) -> list:
         """The block ids this rank renders this epoch (:meth:`FractalStream.blocks`, one worker)."""
@@ -450,7 +460,7 @@ class GPUFractalStream(_Stream):
                 continue
             seg, pairs = by_family[name]
             p = ds.part(name)
-            for positions, images in p.family.render_device(self.renderers[name], p.settings, p.classes, pairs):
+            for positions, images in p.render_device(self.renderers[name], pairs):
                 parts.append(as_torch(images))
                 labels.append(torch.tensor([seg.label_offset + pairs[i][0] for i in positions],
                                            dtype=torch.int64).repeat_interleave(seg.images_per_block))

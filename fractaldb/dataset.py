@@ -16,12 +16,10 @@ progress folder is removed when the manifest is written, last.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
 
 from . import config as fconfig
 from . import executors
@@ -30,8 +28,9 @@ from ._version import __version__
 from .card import write_card
 from .encode import DEFLATE, LEGACY_ENCODER
 from .errors import ConfigError, FractalDBError, InputError, OutputError
-from .families import DEFAULT_FAMILY, get_family
-from .families.base import Family
+from .families import DEVICES, get_family, legacy_default_family
+from .families.base import BoundFamily, cpu_only
+from .labels import dataset_kind
 from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, TIMM_INFO, WIDS_INDEX, shard_name
 from .parallel import default_workers
 from .plan import Plan
@@ -47,8 +46,6 @@ __all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", 
 MANIFEST_FORMAT = "fractaldb-webdataset-v2"
 #: Formats this version reads (v1: fractaldb 0.1, flat configs).
 MANIFEST_FORMATS = ("fractaldb-webdataset-v1", MANIFEST_FORMAT)
-#: Where images are rendered; the bytes are the same on both.
-DEVICES = ("cpu", "cuda")
 
 
 def _versions() -> dict:
@@ -62,26 +59,23 @@ def _dumps(obj) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
 
-@dataclass(frozen=True)
-class Part:
-    """One family of a dataset: the family, its settings and its classes."""
-
-    family: Family
-    settings: object
-    classes: object
+#: One family of a dataset: the family bound to its settings and classes (0.2's name).
+Part = BoundFamily
 
 
 class Dataset:
-    """Everything a shard depends on, resolved once: the config and, per
-    family, its settings and classes (labels follow the family order)."""
+    """Everything a shard depends on, resolved once: the config and, per family,
+    the family bound to its settings and classes (labels follow the family order)."""
 
     def __init__(self, config: dict, classes: dict):
         self.config = config
         self.classes = classes
-        self.parts = {name: Part(get_family(name), fconfig.family_settings(config, name), classes[name])
+        self.parts = {name: get_family(name).bind(fconfig.family_settings(config, name), classes[name])
                       for name in fconfig.families(config)}
+        self.label_kind = dataset_kind(p.family.label_kind for p in self.parts.values())
+        self.label_kind.check(self.n_classes)
 
-    def part(self, name: str) -> Part:
+    def part(self, name: str) -> BoundFamily:
         return self.parts[name]
 
     @property
@@ -91,13 +85,12 @@ class Dataset:
     @functools.cached_property
     def plan(self) -> Plan:
         """Computed once per Dataset (the block permutation is O(blocks))."""
-        return Plan.build([(name, len(p.classes), p.family.blocks_per_class(p.settings),
-                            p.family.images_per_block(p.settings)) for name, p in self.parts.items()],
-                          self.config["shard_size"], self.config["seed"])
+        return Plan.build([(name, p.rows, p.blocks_per_class, p.images_per_block, p.n_classes)
+                           for name, p in self.parts.items()], self.config["shard_size"], self.config["seed"])
 
     @property
     def n_classes(self) -> int:
-        return sum(len(p.classes) for p in self.parts.values())
+        return sum(p.n_classes for p in self.parts.values())
 
     def shard_name(self, index: int) -> str:
         return shard_name(self.config["name"], index)
@@ -107,8 +100,7 @@ class Dataset:
         out = []
         for seg in self.plan.segments:
             p = self.parts[seg.family]
-            out += [{"label": seg.label_offset + j, "family": seg.family, **doc}
-                    for j, doc in enumerate(p.family.class_docs(p.classes))]
+            out += [{"label": seg.label_offset + j, "family": seg.family, **doc} for j, doc in enumerate(p.class_docs())]
         return out
 
     def fingerprint(self) -> str:
@@ -147,8 +139,11 @@ class Dataset:
             raw = {**raw, "encoder": LEGACY_ENCODER}
         cfg = fconfig.resolve(raw)
         docs: dict = {}
+        default = None
         for c in manifest["categories"]:
-            docs.setdefault(c.get("family", DEFAULT_FAMILY), []).append(c)
+            if "family" not in c and default is None:
+                default = legacy_default_family()  # fractaldb 0.1 named none
+            docs.setdefault(c.get("family", default), []).append(c)
         classes = {name: get_family(name).classes_from_docs(docs.get(name, [])) for name in fconfig.families(cfg)}
         return cls(cfg, classes)
 
@@ -180,9 +175,9 @@ def _renderer(part: Part, device: str):
     cache = getattr(_LOCAL, "renderers", None)
     if cache is None:
         cache = _LOCAL.renderers = {}
-    key = (part.family.name, repr(part.settings), device)
+    key = (part.name, repr(part.settings), device)
     if key not in cache:
-        cache[key] = part.family.create_renderer(part.settings, device)
+        cache[key] = part.renderer(device)
     return cache[key]
 
 
@@ -213,7 +208,7 @@ def check_device(device: str, locally: bool = True) -> None:
     Tasks that run elsewhere (``--scheduler``) check on their own machine.
     """
     if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
+        raise ConfigError(f"unknown device {device!r}; choose {' or '.join(DEVICES)}")
     if device == "cuda" and locally:
         from .gpu import gpu_start
 
@@ -324,7 +319,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     if device == "cuda":
         for name in fconfig.families(cfg):
             if get_family(name).cuda_renderer is None:
-                raise ConfigError(f"the {name} family renders on the CPU only; use --device cpu")
+                raise cpu_only(name)
     store = Store(out)
     store.check_writable()
     with store.lock():  # one writer per folder
@@ -388,7 +383,7 @@ def _generate_into(cfg, store, out, workers, resume, progress, search_progress, 
         "versions": _versions(),
         "plan": {"samples": plan.n_samples, "shards": plan.n_shards, "shard_size": plan.shard_size,
                  "classes": ds.n_classes,
-                 "segments": [dataclasses.asdict(seg) for seg in plan.segments]},
+                 "segments": [seg.doc() for seg in plan.segments]},
         "categories": ds.categories_doc(),
         "shards": shards,
         # What the renderers noted of single blocks (e.g. degenerate fractal weight variants).
@@ -503,6 +498,7 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
     manifest = load_manifest(store)
     count = 0
     folders: dict = {}  # class folder -> label
+    default = None  # the family of samples naming none (fractaldb 0.1)
     with staged_dir(Path(dest), overwrite, inputs=[out]) as tmp:
         for entry in manifest["shards"]:
             metas, images = {}, {}
@@ -516,7 +512,9 @@ def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -
             for key, meta in metas.items():
                 try:
                     ext, data = images[key]
-                    rel = get_family(meta.get("family", DEFAULT_FAMILY)).export_path(meta, ext)
+                    if "family" not in meta and default is None:
+                        default = legacy_default_family()
+                    rel = get_family(meta.get("family", default)).export_path(meta, ext)
                     for part in rel.split("/"):
                         check_plain_name(part, "an exported file name", where)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -74,20 +74,20 @@ def estimate_dataset(ds, workers: int, device: str = "cpu") -> Estimate:
     total_s, total_b, images, probed = 0.0, 0.0, 0, 0
     for seg in ds.plan.segments:
         p = ds.part(seg.family)
-        per_block = p.family.images_per_block(p.settings)
-        n = seg.classes * p.family.blocks_per_class(p.settings) * per_block
+        per_block = p.images_per_block
+        n = seg.classes * p.blocks_per_class * per_block
         jobs, need, b = [], PROBE, 0
-        while need > 0 and b < p.family.blocks_per_class(p.settings):
+        while need > 0 and b < p.blocks_per_class:
             jobs.append((0, b, list(range(min(need, per_block)))))
             need, b = need - min(need, per_block), b + 1
         renderer = ds.renderers("cpu")[seg.family]
 
         def render(p=p, renderer=renderer, jobs=jobs):
-            return [im.copy() for rb in p.family.render_blocks(renderer, p.settings, p.classes, jobs)
+            return [im.copy() for rb in p.render_blocks(renderer, jobs)
                     for im in rb.images]
 
         # .cls (a few digits) and .json (~200 bytes) beside each image: three members a sample
-        per_s, per_b, k = _probe(render, p.family.image_format(p.settings), 3 * _MEMBER + 200)
+        per_s, per_b, k = _probe(render, p.image_format, 3 * _MEMBER + 200)
         total_s += per_s * n
         total_b += per_b * n
         images += n

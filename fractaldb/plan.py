@@ -20,6 +20,7 @@ a segment.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,6 +41,21 @@ class Segment:
     blocks_per_class: int
     images_per_block: int
     label_offset: int = 0
+    #: Labels the family contributes when they are not its plan rows (``classes``):
+    #: a family whose images are not made class by class (one row of images that
+    #: each show several classes); None: one label per row.
+    labels: int | None = None
+
+    @property
+    def n_labels(self) -> int:
+        return self.classes if self.labels is None else self.labels
+
+    def doc(self) -> dict:
+        """The manifest's entry (``labels`` only where it differs from ``classes``)."""
+        out = dataclasses.asdict(self)
+        if self.labels is None:
+            del out["labels"]
+        return out
 
     @property
     def n_blocks(self) -> int:
@@ -77,11 +93,14 @@ class Plan:
 
     @staticmethod
     def build(segments, shard_size: int, seed: int) -> "Plan":
-        """A plan of ``(family, classes, blocks_per_class, images_per_block)`` segments (label offsets follow)."""
+        """A plan of ``(family, rows, blocks_per_class, images_per_block[, labels])`` segments
+        (label offsets follow; ``labels`` defaults to ``rows``)."""
         out, offset = [], 0
-        for family, classes, bpc, ipb in segments:
-            out.append(Segment(family, classes, bpc, ipb, offset))
-            offset += classes
+        for family, rows, bpc, ipb, *labels in segments:
+            labels = labels[0] if labels and labels[0] != rows else None
+            seg = Segment(family, rows, bpc, ipb, offset, labels)
+            out.append(seg)
+            offset += seg.n_labels
         return Plan(tuple(out), shard_size, seed)
 
     @property
@@ -94,7 +113,8 @@ class Plan:
 
     @property
     def n_classes(self) -> int:
-        return sum(s.classes for s in self.segments)
+        """Labels of the dataset."""
+        return sum(s.n_labels for s in self.segments)
 
     @property
     def n_shards(self) -> int:

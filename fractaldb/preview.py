@@ -44,9 +44,8 @@ def preview_dataset(ds, per_category: int = 1, limit: int = 64) -> np.ndarray:
     for seg in ds.plan.segments:
         if room <= 0:
             break
-        p = ds.part(seg.family)
-        images += p.family.preview_images(p.settings, p.classes, per_category, room)
-        room -= min(room, seg.classes)
+        images += ds.part(seg.family).preview_images(per_category, room)
+        room -= min(room, seg.n_labels)
     return contact_sheet(images, columns=per_category if per_category > 1 else None)
 
 

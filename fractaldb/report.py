@@ -35,6 +35,7 @@ import numpy as np
 
 from .dataset import load_manifest
 from .errors import InputError, OutputError
+from .families import legacy_default_family
 from .storage import Store
 
 __all__ = ["COVERAGE_DELTA", "NEAR_EMPTY", "SPECTRUM_BINS", "HIST_BINS", "DUPLICATE_FRACTION",
@@ -160,7 +161,8 @@ def _samples(store: Store, manifest: dict, max_images: int, progress=None):
             if key not in images:
                 raise InputError(f"shard {entry['name']} has metadata but no image for {key}; regenerate it")
             meta = metas[key]
-            yield key, int(meta["label"]), meta.get("family", "fractal"), images[key]
+            family = meta["family"] if "family" in meta else legacy_default_family()  # 0.1 named none
+            yield key, int(meta["label"]), family, images[key]
             n += 1
             if n >= max_images:
                 return

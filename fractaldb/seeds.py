@@ -11,45 +11,79 @@ import numpy as np
 
 from ._jit import kernel
 
-__all__ = ["PURPOSES", "stream_key", "stream_keys", "int_seed", "generator"]
+__all__ = ["PURPOSES", "declare_purposes", "derived_code", "stream_key", "stream_keys", "int_seed", "generator"]
 
 #: Purpose codes: part of every stream's identity.  Never renumber them: that
-#: would change every dataset generated so far.
+#: would change every dataset generated so far.  This table holds the generic
+#: streams; each family declares its own (:func:`declare_purposes`, called where
+#: the family defines them) and they join this table.
 PURPOSES = {
-    "search-candidate": 1,  # parameters of a modern/svd search candidate
-    "search-points": 2,     # chaos-game uniforms of a search candidate
-    "render-points": 3,     # chaos-game uniforms of a render (category, weight)
-    "render-patches": 4,    # patch masks of a render (category, weight, draw)
-    "plan-blocks": 5,       # order of the (category, weight) blocks across shards
+    "plan-blocks": 5,       # order of the blocks across shards (every family)
     "plan-shard": 6,        # order of the samples inside one shard
     "stream-epoch": 7,      # block order of one epoch of the on-the-fly stream
     "stream-shuffle": 8,    # sample shuffle buffer of the on-the-fly stream (epoch, rank, worker)
     "loader-shuffle": 9,    # sample shuffle buffer of the shard loader (epoch, rank, worker)
     "loader-shards": 10,    # resampled shard draw of the shard loader (epoch, rank, worker)
-    "perlin-instance": 11,  # gradient lattice and offsets of a Perlin instance (class, instance)
-    "perlin-classes": 12,   # the Perlin class search (candidate)
     "train": 13,            # model init and data order of pretrain/finetune (run seed, ...)
     "experiment": 14,       # sampling inside 'fractaldb experiment' (seed, ...)
-    "onepfrac-base": 15,      # the one base system of a 1p-frac dataset
-    "onepfrac-factors": 16,   # perturbation factors of a 1p-frac class (class), attempt after attempt
-    "onepfrac-patches": 17,   # seed of the fractal renderer's patch-mask streams in a 1p-frac dataset
-    "fractal3d-candidate": 18,      # N and parameters of a 3-D fractal search candidate (candidate)
-    "fractal3d-search-points": 19,  # chaos-game uniforms of a 3-D search candidate (candidate)
-    "fractal3d-points": 20,         # chaos-game uniforms of a 3-D instance cloud (category, instance)
-    "fractal3d-views": 21,          # the camera of one view (category, instance, view)
-    "colorfractal-class": 22,       # sigma-factor system of a colour-fractal class (class)
-    "colorfractal-instance": 23,    # per-image draws of a colour-fractal instance (class, instance)
-    "colorfractal-points": 24,      # chaos-game uniforms of a colour-fractal instance (class, instance)
-    "colorfractal-background": 25,  # diamond-square noise of a colour-fractal instance (class, instance)
-    "multifractal-layout": 26,      # objects, colours, places, background, blur of a multi image (class, instance)
-    "multifractal-cache": 27,       # patch of a cached class render (class, render)
-    "multifractal-cache-points": 28,  # chaos-game uniforms of a cached class render (class, render)
-    "multifractal-background": 29,  # diamond-square noise of a multi image (class, instance)
 }
+#: Who declared each purpose (``"fractaldb"`` for the generic ones above).
+_OWNERS = dict.fromkeys(PURPOSES, "fractaldb")
+
+#: Codes below this were handed out by hand before families declared their own;
+#: derived codes (:func:`derived_code`) are at or above it, so the two never meet.
+DERIVED_BASE = 0x8000_0000
+
+
+def derived_code(owner: str, name: str) -> int:
+    """The code of purpose ``name`` declared by ``owner`` without a number: the first four
+    bytes of ``sha256("owner:name")`` with the top bit set.  A function of the two names
+    alone, so no merge, registration order or other family can shift it."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{owner}:{name}".encode()).digest()
+    return DERIVED_BASE | (int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF)
+
+
+def declare_purposes(owner: str, purposes: dict) -> dict:
+    """Add ``owner``'s purposes (``{name: code, or None for a derived code}``) to
+    :data:`PURPOSES`; returns ``{name: code}``.
+
+    Idempotent for the same owner and codes.  Codes given by number must lie below
+    :data:`DERIVED_BASE` (they are the historical ones: never renumber them).
+
+    Raises:
+        ValueError: a name or code already taken by another purpose.
+    """
+    out = {}
+    codes = {c: n for n, c in PURPOSES.items()}
+    for name, code in purposes.items():
+        if code is None:
+            code = derived_code(owner, name)
+        elif not (isinstance(code, int) and 0 < code < DERIVED_BASE):
+            raise ValueError(f"purpose {name!r} of {owner}: a given code must be an int in 1..{DERIVED_BASE - 1}, "
+                             f"got {code!r}; leave it None for a derived code")
+        if name in PURPOSES and (PURPOSES[name], _OWNERS[name]) != (code, owner):
+            raise ValueError(f"purpose {name!r} of {owner} is already declared by {_OWNERS[name]} "
+                             f"(code {PURPOSES[name]}); choose another name")
+        if codes.get(code, name) != name:
+            raise ValueError(f"purpose {name!r} of {owner} has code {code}, already the code of "
+                             f"{codes[code]!r} ({_OWNERS[codes[code]]}); choose another name or code")
+        PURPOSES[name], _OWNERS[name], codes[code] = code, owner, name
+        out[name] = code
+    return out
+
+
+def _code(purpose: str) -> int:
+    try:
+        return PURPOSES[purpose]
+    except KeyError:
+        raise KeyError(f"unknown random-stream purpose {purpose!r}: declare it with "
+                       "fractaldb.seeds.declare_purposes where it is used") from None
 
 
 def _sequence(seed: int, purpose: str, ids) -> np.random.SeedSequence:
-    return np.random.SeedSequence(int(seed), spawn_key=(PURPOSES[purpose], *(int(i) for i in ids)))
+    return np.random.SeedSequence(int(seed), spawn_key=(_code(purpose), *(int(i) for i in ids)))
 
 
 def stream_key(seed: int, purpose: str, *ids: int) -> np.uint64:
@@ -60,7 +94,7 @@ def stream_key(seed: int, purpose: str, *ids: int) -> np.uint64:
     :func:`_mixed_key`, the same mixing compiled (a few hundred times faster
     than building a SeedSequence, which every block of every shard does).
     """
-    words = [int(seed), PURPOSES[purpose], *(int(i) for i in ids)]
+    words = [int(seed), _code(purpose), *(int(i) for i in ids)]
     if len(words) <= 16 and all(0 <= w <= _M32 for w in words):
         buf = np.array(words + [0] * (16 - len(words)), dtype=np.uint32)
         return np.uint64(_mixed_key(buf, len(words)))
@@ -135,7 +169,7 @@ def stream_keys(seed: int, purpose: str, ids) -> np.ndarray:
         return np.array([stream_key(seed, purpose, *row) for row in ids.tolist()], dtype=np.uint64)
     run = _words(int(seed))
     run += [0] * (_POOL - len(run))  # the spawn key is never empty: padded to the pool size
-    consts = [np.full(n, w, dtype=np.uint32) for w in run + _words(PURPOSES[purpose])]
+    consts = [np.full(n, w, dtype=np.uint32) for w in run + _words(_code(purpose))]
     entropy = consts + [ids[:, c].astype(np.uint32) for c in range(ids.shape[1])]
     n_hash = _POOL + _POOL * (_POOL - 1) + (len(entropy) - _POOL) * _POOL
     ha = _hash_consts(n_hash + 1, _INIT_A, _MULT_A)

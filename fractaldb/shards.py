@@ -4,12 +4,13 @@ A shard is a pure function of (config, classes, shard index): the tar
 headers are fixed (mtime 0, uid/gid 0, fixed owner names, mode 0o444,
 ustar), members come in plan order, and each sample is three members:
 ``<key>.cls`` (ASCII label), ``<key>.json`` (what made it) and the image.
-A dataset holding a multi-label family (``Family.multi_label``) adds a fourth
-member to every sample, ``<key>.labels.json``: the sorted labels of every
-class in the image, a JSON list (``[3,17]``); ``.cls`` stays the sample's
-primary label.  Datasets of single-label families are written as before.
-Family-specific parts (keys, metadata, rendering) come from each family
-(:mod:`fractaldb.families`); nothing here names one.
+The dataset's label kind (:mod:`fractaldb.labels`) may add one member to every
+sample, after ``.json`` and before the image: ``<key>.labels.json`` (multi-hot:
+the sorted labels of every class in the image, a JSON list such as ``[3,17]``)
+or ``<key>.mask.png`` (a segmentation mask); ``.cls`` stays the sample's primary
+label.  Datasets of single-label families are written as before.
+Family-specific parts (keys, metadata, rendering) come from each bound family
+(:class:`fractaldb.families.base.BoundFamily`); nothing here names one.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from collections import defaultdict
 
 from .encode import encode_image
 from .keys import LABEL_EXT, META_EXT
+from .labels import LABELS_EXT
 
 __all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes", "LABELS_EXT"]
 
 TAR_OWNER = "fractaldb"
-#: The multi-label member: webdataset, wids and Hugging Face ``datasets`` all
-#: decode a member by its last extension, so this arrives as a list of ints.
-LABELS_EXT = "labels.json"
 
 
 def _ustar_header_slow(name: str, size: int) -> bytes:
@@ -103,7 +102,7 @@ def build_shard(ds, index: int, renderers: dict):
     """Render and pack shard ``index`` of dataset ``ds`` (a :class:`fractaldb.dataset.Dataset`).
 
     Args:
-        ds: the dataset (plan, families, settings and classes).
+        ds: the dataset (plan, bound families, label kind).
         index: shard number.
         renderers: family name -> a renderer owned by the calling thread
             (CPU or GPU: the same bytes).
@@ -116,35 +115,39 @@ def build_shard(ds, index: int, renderers: dict):
     wanted = defaultdict(lambda: defaultdict(set))
     for s in samples:
         wanted[s.family][(s.klass, s.block)].add(s.offset)
-    multi = any(p.family.multi_label for p in ds.parts.values())
+    kind = ds.label_kind
     encoder = ds.config["encoder"]
-    encoded, block_meta, records = {}, {}, []
+    encoded, block_meta, masks, records = {}, {}, {}, []
     for name, blocks in wanted.items():
         part = ds.part(name)
         jobs = [(k, b, sorted(offsets)) for (k, b), offsets in sorted(blocks.items())]
-        fmt = part.family.image_format(part.settings)
+        fmt = part.image_format
         # Images are valid only until the next block: encode them right away.
-        for rb in part.family.render_blocks(renderers[name], part.settings, part.classes, jobs):
+        for rb in part.render_blocks(renderers[name], jobs):
             block_meta[(name, rb.klass, rb.block)] = rb.meta
             if rb.record is not None:
                 records.append(rb.record)
-            for offset, img in zip(rb.offsets, rb.images):
+            for i, (offset, img) in enumerate(zip(rb.offsets, rb.images)):
                 encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt, encoder=encoder))
+                if rb.masks is not None:
+                    masks[(name, rb.klass, rb.block, offset)] = rb.masks[i].copy()
     members = []
+    first = {seg.family: seg.label_offset for seg in ds.plan.segments}
     for s in samples:
         part = ds.part(s.family)
-        fam, cfg, classes = part.family, part.settings, part.classes
-        key = fam.sample_key(cfg, classes, s.klass, s.block, s.offset)
-        meta = {"key": key, "family": s.family, "label": s.label,
-                **fam.sample_meta(cfg, classes, s.klass, s.block, s.offset),
-                **block_meta[(s.family, s.klass, s.block)]}
+        key = part.sample_key(s.klass, s.block, s.offset)
+        label = first[s.family] + part.primary(s.klass, s.block, s.offset)
+        meta = {"key": key, "family": s.family, "label": label,
+                **part.sample_meta(s.klass, s.block, s.offset), **block_meta[(s.family, s.klass, s.block)]}
         ext, data = encoded[(s.family, s.klass, s.block, s.offset)]
-        members.append((f"{key}.{LABEL_EXT}", str(s.label).encode("ascii")))
+        members.append((f"{key}.{LABEL_EXT}", str(label).encode("ascii")))
         members.append((f"{key}.{META_EXT}", meta_bytes(meta)))
-        if multi:
-            local = fam.sample_labels(cfg, classes, s.klass, s.block, s.offset)
-            first = s.label - s.klass  # the family's label offset
-            labels = [s.label] if local is None else [first + k for k in local]
-            members.append((f"{key}.{LABELS_EXT}", json.dumps(labels, separators=(",", ":")).encode("ascii")))
+        if kind.member is not None:
+            local = part.sample_labels(s.klass, s.block, s.offset)
+            labels = None if local is None else [first[s.family] + k for k in local]
+            mask = masks.get((s.family, s.klass, s.block, s.offset))
+            if mask is not None and first[s.family]:
+                mask[mask > 0] += first[s.family]  # the family's labels + 1 -> the dataset's
+            members += kind.members(key, label, labels, mask)
         members.append((f"{key}.{ext}", data))
     return tar_bytes(members), len(samples), records

@@ -59,7 +59,8 @@ def test_family_render_blocks_on_the_gpu():
     cfg = _settings()
     cats = [M.candidate(7, 1), M.candidate(7, 86)]
     jobs = [(0, 3, [0, 2]), (1, 0, [1])]
-    a = list(fam.render_blocks(fam.create_renderer(cfg, "cpu"), cfg, cats, jobs))
-    b = list(fam.render_blocks(fam.create_renderer(cfg, "cuda"), cfg, cats, jobs))
+    part = fam.bind(cfg, cats)
+    a = list(part.render_blocks(part.renderer("cpu"), jobs))
+    b = list(part.render_blocks(part.renderer("cuda"), jobs))
     for x, y in zip(a, b):
         assert x.offsets == y.offsets and all(np.array_equal(p, q) for p, q in zip(x.images, y.images))

@@ -22,7 +22,7 @@ if not cuda.is_available():  # pragma: no cover - the driver test sets the simul
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
-CFG = OnePFracSettings(classes=3, image_size=24, points=300, fill_rate=0.0)
+CFG = OnePFracSettings(classes=3, image_size=24, points=300, fill_rate=0.0, seed=1)
 FAM = get_family("onepfrac")
 
 
@@ -33,8 +33,9 @@ def classes():
 
 def test_render_device_matches_cpu(classes):
     blocks = [(2, 0), (0, 0), (1, 0)]
-    [(pos, want)] = FAM.render_device(FAM.create_renderer(CFG, "cpu"), CFG, classes, blocks)
-    [(pos_gpu, got)] = FAM.render_device(FAM.create_renderer(CFG, "cuda", max_batch=2), CFG, classes, blocks)
+    part = FAM.bind(CFG, classes)
+    [(pos, want)] = part.render_device(part.renderer("cpu"), blocks)
+    [(pos_gpu, got)] = part.render_device(part.renderer("cuda", max_batch=2), blocks)
     assert pos == pos_gpu == [0, 1, 2]
     assert want.shape == (3, 24, 24, 1)
     np.testing.assert_array_equal(got.copy_to_host(), want)
@@ -42,9 +43,9 @@ def test_render_device_matches_cpu(classes):
 
 def test_render_blocks_match_cpu(classes):
     jobs = [(k, 0, [0]) for k in range(3)]
-    cpu = [b.images[0].copy() for b in FAM.render_blocks(FAM.create_renderer(CFG, "cpu"), CFG, classes, jobs)]
-    gpu = [np.asarray(b.images[0]).copy() for b in FAM.render_blocks(FAM.create_renderer(CFG, "cuda"), CFG, classes,
-                                                                    jobs)]
+    part = FAM.bind(CFG, classes)
+    cpu = [b.images[0].copy() for b in part.render_blocks(part.renderer("cpu"), jobs)]
+    gpu = [np.asarray(b.images[0]).copy() for b in part.render_blocks(part.renderer("cuda"), jobs)]
     for a, b in zip(cpu, gpu):
         np.testing.assert_array_equal(a, b)
     assert any(a.any() for a in cpu)

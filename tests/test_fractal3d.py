@@ -223,7 +223,7 @@ def test_random_views_cover_the_sphere():
 def test_manifest_docs_round_trip_exactly():
     fam = get_family("fractal3d")
     cats = _categories(2)
-    docs = json.loads(json.dumps(fam.class_docs(cats)))
+    docs = json.loads(json.dumps(fam.bind(None, cats).class_docs()))
     back = fam.classes_from_docs(docs)
     assert back == cats and all(np.array_equal(a.maps, b.maps) for a, b in zip(back, cats))
     with pytest.raises(ConfigError):
@@ -245,15 +245,16 @@ def test_render_blocks_subset_of_views_and_nan_record():
     cfg = fam.configure({**base, "categories": 2, "points": 1000, "image_size": 32, "n_views": 4,
                          "instances": 2}, 7)
     cats = _categories(2, points=1000)
-    r = fam.create_renderer(cfg)
-    full = list(fam.render_blocks(r, cfg, cats, [(1, 1, [0, 1, 2, 3])]))[0]
-    part = list(fam.render_blocks(r, cfg, cats, [(1, 1, [3, 1])]))[0]
+    bound = fam.bind(cfg, cats)
+    r = bound.renderer()
+    full = list(bound.render_blocks(r, [(1, 1, [0, 1, 2, 3])]))[0]
+    part = list(bound.render_blocks(r, [(1, 1, [3, 1])]))[0]
     assert np.array_equal(part.images[0], full.images[3]) and np.array_equal(part.images[1], full.images[1])
     assert full.record is None
-    dev = fam.render_device(r, cfg, cats, [(1, 1), (0, 0)])
+    dev = bound.render_device(r, [(1, 1), (0, 0)])
     assert dev[0][1].shape == (8, 32, 32, 1) and np.array_equal(dev[0][1][3], full.images[3])
     bad = [M.Fractal3DClass([[10.0, 0, 0, 0, 0.5, 0, 0, 0, 0.5, 1.0, 0.1, 0.1, 1.0]])]  # diverges
-    rb = list(fam.render_blocks(r, cfg, bad, [(0, 0, [0])]))[0]
+    rb = list(fam.bind(cfg, bad).render_blocks(r, [(0, 0, [0])]))[0]
     assert rb.record == {"family": "fractal3d", "category": 0, "instance": 0, "nan_axes": "xyz",
                          "original_drops": True}
     assert not rb.images[0].any()  # NaN points are not drawn

@@ -88,11 +88,11 @@ def test_ofdb_and_21k_presets_continue_the_official_search():
     assert {**fdb21["fractal"], "categories": 1000} == fdb1["fractal"]
     fam = get_family("fractal")
     ofdb = family_settings(one, "fractal")
-    assert (fam.blocks_per_class(ofdb), fam.images_per_block(ofdb)) == (1, 1)
+    assert (fam.bind(ofdb, ()).blocks_per_class, fam.bind(ofdb, ()).images_per_block) == (1, 1)
     assert ofdb.weight_row_ids() == (0,)
     # the default is every row: FractalDB-1k's 25 x 10 x 4
     full = family_settings(fdb1, "fractal")
-    assert full.weight_rows == "all" and (fam.blocks_per_class(full), fam.images_per_block(full)) == (25, 40)
+    assert full.weight_rows == "all" and (fam.bind(full, ()).blocks_per_class, fam.bind(full, ()).images_per_block) == (25, 40)
 
 
 def test_weight_rows_render_the_same_images_as_the_full_table(tmp_path):
@@ -112,7 +112,7 @@ def test_weight_rows_render_the_same_images_as_the_full_table(tmp_path):
     # block 0 renders row 5: the order given is the block order
     fam = get_family("fractal")
     cfg = family_settings(resolve("tiny", small[:-1] + ["fractal.weight_rows=5,0"]), "fractal")
-    assert cfg.weight_row_ids() == (5, 0) and fam.blocks_per_class(cfg) == 2
+    assert cfg.weight_row_ids() == (5, 0) and fam.bind(cfg, ()).blocks_per_class == 2
 
 
 @pytest.mark.parametrize("rows", ["25", "0,0", "-1", "first", "0;1", ""])

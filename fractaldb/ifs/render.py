@@ -33,11 +33,17 @@ import numpy as np
 from . import constants as C
 from ..errors import ConfigError
 from ..families.base import HostRenderer, setting
-from ..seeds import stream_key
+from ..seeds import declare_purposes, stream_key
 from . import kernels as K
 from .system import IFS
 from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
 from .weights import parse_weights
+
+#: The renderer's random streams (shared by every family that renders IFS instances).
+PURPOSES = declare_purposes("ifs", {
+    "render-points": 3,   # chaos-game uniforms of a render (category, weight)
+    "render-patches": 4,  # patch masks of a render (category, weight, draw)
+})
 
 __all__ = [
     "RenderConfig", "CPURenderer", "Block", "color_table",

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...encode import FORMATS
-from ..base import Family, one_image_blocks, setting
+from ...citations import FRACTALDB, Paper
+from ..base import BoundFamily, Family, cpu_only, one_image_blocks, setting
 from ...ifs.system import IFS
-from .model import (ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
+from .model import (COLOR_PURPOSES, MULTI_PURPOSES, ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
 
-__all__ = ["ColorFractalFamily", "ColorFractalSettings", "MultiFractalFamily", "MultiFractalSettings"]
+__all__ = ["ColorFractalFamily", "ColorFractalSettings", "MultiFractalFamily", "MultiFractalSettings", "SigmaBound"]
 
 
 def _range(lo, hi=None):
@@ -39,7 +40,7 @@ _MAPS = setting([2, 4], "Range of the number of maps of a class (sigma-factor sy
                 lambda v: all(isinstance(x, int) for x in v) and 2 <= v[0] <= v[1] <= 8, kind="range")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ColorFractalSettings:
     """The ``colorfractal:`` section of a preset, plus the dataset seed."""
 
@@ -61,7 +62,7 @@ class ColorFractalSettings:
     sigma: list = setting([0.5, 1.0], "Blur sigma range.", "[low, high] with 0 < low <= high <= 10",
                           lambda v: 0 < v[0] <= v[1] <= 10, kind="range")
     image_format: str = setting("jpg", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
-    seed: int = 1
+    seed: int
 
     def render_config(self) -> ColorRenderConfig:
         return ColorRenderConfig(size=self.image_size, points=self.points, jitter=self.jitter,
@@ -70,7 +71,7 @@ class ColorFractalSettings:
                                  sigma=tuple(self.sigma))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MultiFractalSettings:
     """The ``multifractal:`` section of a preset, plus the dataset seed."""
 
@@ -94,7 +95,7 @@ class MultiFractalSettings:
     sigma: list = setting([0.5, 1.0], "Blur sigma range.", "[low, high] with 0 < low <= high <= 10",
                           lambda v: 0 < v[0] <= v[1] <= 10, kind="range")
     image_format: str = setting("jpg", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
-    seed: int = 1
+    seed: int
 
     def render_config(self) -> MultiRenderConfig:
         return MultiRenderConfig(size=self.image_size, render_size=self.render_size, points=self.points,
@@ -103,90 +104,119 @@ class MultiFractalSettings:
                                  blur_p=self.blur_p, sigma=tuple(self.sigma))
 
 
+ANDERSON_FARRELL = Paper("anderson-farrell", "inproceedings", (
+    ("title", "Improving Fractal Pre-training"), ("author", "Anderson, Connor and Farrell, Ryan"),
+    ("booktitle", "IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)"), ("year", "2022")))
+
+
+class SigmaBound(BoundFamily):
+    """Either colour family bound to a dataset: a block is one (class, instance), one RGB image."""
+
+    @property
+    def blocks_per_class(self) -> int:
+        return self.settings.instances
+
+    @property
+    def images_per_block(self) -> int:
+        return 1
+
+    @property
+    def channels(self) -> int:
+        return 3
+
+    def class_docs(self) -> list:
+        return [{"class": j, "n_maps": ifs.n_maps, "rows": ifs.rows().tolist()} for j, ifs in enumerate(self.classes)]
+
+    def sample_key(self, klass, block, offset):
+        return f"{self.family.prefix}{klass:05d}-i{block:06d}"
+
+    def sample_meta(self, klass, block, offset):
+        return {"class": klass, "instance": block, "seed": self.settings.seed}
+
+    def _items(self, blocks):
+        return self.family.items(self.classes, blocks)
+
+    def render_blocks(self, renderer, jobs):
+        jobs = list(jobs)
+        return one_image_blocks(jobs, renderer.render_many(self._items([(k, i) for k, i, _ in jobs])))
+
+    def render_device(self, renderer, blocks):
+        return [(list(range(len(blocks))), renderer.render_many_device(self._items(blocks)))]
+
+    def preview_images(self, per_class, limit):
+        renderer = self.renderer()
+        blocks = [(j, i) for j in range(min(limit, len(self.classes))) for i in range(per_class)]
+        return list(renderer.render_many(self._items(blocks)))
+
+
+class MultiBound(SigmaBound):
+    def sample_labels(self, klass, block, offset):
+        """Every class in the image (the primary ``klass`` among them), sorted."""
+        return multi_layout(self.settings.render_config(), self.settings.seed, len(self.classes), klass, block).classes
+
+
 class _SigmaFamily(Family):
     """What both families share: classes, layout (one image per block), rendering glue."""
 
     count_key = "classes"
+    papers = (ANDERSON_FARRELL, FRACTALDB)
+    bound = SigmaBound
     prefix = ""   # sample keys
     folder = ""   # ImageFolder names; after 'perlin-' in sorted order, as the labels are
 
-    def find_classes(self, cfg, workers: int, progress=None) -> list:
-        out = find_systems(cfg.seed, cfg.classes, tuple(cfg.maps))
+    def find_classes(self, settings, workers: int, progress=None) -> list:
+        out = find_systems(settings.seed, settings.classes, tuple(settings.maps))
         if progress is not None:
             progress(len(out), len(out))
         return out
 
-    def class_docs(self, classes) -> list:
-        return [{"class": j, "n_maps": ifs.n_maps, "rows": ifs.rows().tolist()} for j, ifs in enumerate(classes)]
-
     def classes_from_docs(self, docs) -> list:
         return [IFS.from_rows(d["rows"]) for d in docs]
-
-    def blocks_per_class(self, cfg) -> int:
-        return cfg.instances
-
-    def images_per_block(self, cfg) -> int:
-        return 1
-
-    def channels(self, cfg, classes) -> int:
-        return 3
-
-    def sample_key(self, cfg, classes, klass, block, offset):
-        return f"{self.prefix}{klass:05d}-i{block:06d}"
-
-    def sample_meta(self, cfg, classes, klass, block, offset):
-        return {"class": klass, "instance": block, "seed": cfg.seed}
 
     def export_path(self, meta, ext):
         k = meta["class"]
         return f"{self.folder}-{k:05d}/{self.folder}-{k:05d}_{meta['instance']:06d}.{ext}"
 
-    def create_renderer(self, cfg, device="cpu", **options):
+    def create_renderer(self, settings, device="cpu", **options):
         if device != "cpu":
-            from ...errors import ConfigError
-
-            raise ConfigError(f"the {self.name} family renders on the CPU only; use --device cpu")
-        return self.renderer_type(cfg.render_config(), cfg.seed)
-
-    def render_blocks(self, renderer, cfg, classes, jobs):
-        jobs = list(jobs)
-        return one_image_blocks(jobs, renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs])))
-
-    def render_device(self, renderer, cfg, classes, blocks):
-        return [(list(range(len(blocks))), renderer.render_many_device(self._items(cfg, classes, blocks)))]
-
-    def preview_images(self, cfg, classes, per_class, limit):
-        renderer = self.renderer_type(cfg.render_config(), cfg.seed)
-        return list(renderer.render_many(self._items(cfg, classes, [(j, i) for j in range(min(limit, len(classes)))
-                                                                    for i in range(per_class)])))
+            raise cpu_only(self.name)
+        return self.renderer_type(settings.render_config(), settings.seed)
 
 
 class ColorFractalFamily(_SigmaFamily):
     name = "colorfractal"
     summary = "colour sigma-factor fractals on diamond-square backgrounds (Anderson & Farrell), one label"
+    description = ("colour fractals (Anderson & Farrell): each class is a sigma-factor IFS, drawn in colour "
+                   "on a random background")
+    purposes = COLOR_PURPOSES
+    small = {"classes": 2, "instances": 3, "image_size": 32, "points": 2000}
     settings = ColorFractalSettings
     config_types = (ColorFractalSettings, ColorRenderConfig)
     renderer_type = ColorFractalRenderer
     prefix = "cf"
     folder = "sigmacolor"
 
-    def _items(self, cfg, classes, blocks):
+    @staticmethod
+    def items(classes, blocks):
         return [(classes[k], k, i) for k, i in blocks]
 
 
 class MultiFractalFamily(_SigmaFamily):
     name = "multifractal"
     summary = "1-5 colour sigma-factor fractals per image on a background, multi-hot labels (Anderson & Farrell)"
+    description = ("multi-fractal images (Anderson & Farrell): one to five colour fractals per image, "
+                   "multi-hot labels")
+    purposes = MULTI_PURPOSES
+    small = {"classes": 3, "instances": 2, "image_size": 32, "render_size": 16, "points": 2000,
+             "renders_per_class": 2}
+    label_kind = "multi-hot"
     settings = MultiFractalSettings
     config_types = (MultiFractalSettings, MultiRenderConfig)
     renderer_type = MultiFractalRenderer
-    multi_label = True
+    bound = MultiBound
     prefix = "mf"
     folder = "sigmamulti"
 
-    def _items(self, cfg, classes, blocks):
+    @staticmethod
+    def items(classes, blocks):
         return [(classes, k, i) for k, i in blocks]
-
-    def sample_labels(self, cfg, classes, klass, block, offset):
-        """Every class in the image (the primary ``klass`` among them), sorted."""
-        return multi_layout(cfg.render_config(), cfg.seed, len(classes), klass, block).classes

@@ -29,10 +29,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...seeds import generator, stream_key
+from ...seeds import declare_purposes, generator, stream_key
 from ..base import HostRenderer
 from ...ifs.system import IFS
 from . import kernels as K
+
+#: The two families' random streams.
+COLOR_PURPOSES = declare_purposes("colorfractal", {
+    "colorfractal-class": 22,       # sigma-factor system of a colour-fractal class (class)
+    "colorfractal-instance": 23,    # per-image draws of a colour-fractal instance (class, instance)
+    "colorfractal-points": 24,      # chaos-game uniforms of a colour-fractal instance (class, instance)
+    "colorfractal-background": 25,  # diamond-square noise of a colour-fractal instance (class, instance)
+})
+MULTI_PURPOSES = declare_purposes("multifractal", {
+    "multifractal-layout": 26,      # objects, colours, places, background, blur of a multi image (class, instance)
+    "multifractal-cache": 27,       # patch of a cached class render (class, render)
+    "multifractal-cache-points": 28,  # chaos-game uniforms of a cached class render (class, render)
+    "multifractal-background": 29,  # diamond-square noise of a multi image (class, instance)
+})
 
 __all__ = ["sigma_factor_rows", "sample_svs", "find_systems", "ColorRenderConfig", "ColorFractalRenderer",
            "MultiRenderConfig", "MultiFractalRenderer", "multi_layout", "Layout", "jitter_system",

@@ -18,13 +18,14 @@ from functools import lru_cache
 from ...encode import FORMATS
 from ...errors import ConfigError
 from ...parallel import default_workers
-from ..base import Family, RenderedBlock, setting
+from ...citations import FRACTALDB, FRACTALDB_IJCV
+from ..base import BoundFamily, Family, RenderedBlock, setting
 from ...ifs import constants as C
 from ...ifs.system import IFS, Categories, load_categories
 from ...ifs.render import CPURenderer, RenderConfig, image_name, render_previews
-from .search import SAMPLERS, SearchConfig, search
+from .search import PURPOSES, SAMPLERS, SearchConfig, search
 
-__all__ = ["FractalFamily", "FractalSettings", "Categories", "sample_key"]
+__all__ = ["FractalFamily", "FractalSettings", "FractalBound", "Categories", "sample_key"]
 
 
 def sample_key(category: int, weight: int, draw: int, flip: int) -> str:
@@ -58,7 +59,7 @@ def _render_setting(name: str, **override):
     return setting(f.default, m["help"], m["allowed"], m["check"], m["kind"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FractalSettings:
     """The ``fractal:`` section of a preset (defaults: the original's settings, our
     modern render mode), plus the dataset seed."""
@@ -87,7 +88,7 @@ class FractalSettings:
     image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
     category_dir: str = setting("", "A category folder to load instead of searching ('' to search).",
                                 "a folder path, or '' to search")
-    seed: int = 1
+    seed: int
 
     def __post_init__(self):
         table = self.render_config().weight_table()  # cross-key checks (size vs pad, weights syntax)
@@ -112,56 +113,40 @@ class FractalSettings:
                             fill_rate=self.fill_rate, points=self.search_points, workers=workers or default_workers())
 
 
-class FractalFamily(Family):
-    name = "fractal"
-    summary = "FractalDB: IFS categories (fill-rate search) x weight variants x patch draws x flips"
-    settings = FractalSettings
-    count_key = "categories"
-    legacy_keys = {k: k for k in ("sampler", "categories", "fill_rate", "search_points", "image_size", "points",
-                                  "mode", "color", "weights", "patches", "flips", "compat", "degenerate",
-                                  "image_format", "category_dir")}
-    config_types = (FractalSettings, RenderConfig)
+class FractalBound(BoundFamily):
+    """FractalDB bound to a dataset: a block is one (category, weight row) with its
+    ``patches x flips`` images (offset = draw * flips + flip)."""
 
-    def find_classes(self, cfg: FractalSettings, workers: int, progress=None) -> Categories:
-        if cfg.category_dir:
-            ids, systems = load_categories(cfg.category_dir)
-            return Categories(ids[: cfg.categories], systems[: cfg.categories])
-        result = search(cfg.search_config(workers), progress=progress)
-        return Categories(range(len(result.categories)), result.categories)
+    settings: FractalSettings
+    classes: Categories
 
-    def class_docs(self, classes: Categories) -> list:
-        return [{"id": cid, "rows": ifs.rows().tolist()} for cid, ifs in zip(classes.ids, classes.systems)]
+    @property
+    def blocks_per_class(self) -> int:
+        return len(self.settings.weight_row_ids())
 
-    def classes_from_docs(self, docs: list) -> Categories:
-        return Categories([d["id"] for d in docs], [IFS.from_rows(d["rows"]) for d in docs])
+    @property
+    def images_per_block(self) -> int:
+        return self.settings.render_config().images_per_block
 
-    def blocks_per_class(self, cfg: FractalSettings) -> int:
-        return len(cfg.weight_row_ids())
+    @property
+    def channels(self) -> int:
+        return self.settings.render_config().channels
 
-    def images_per_block(self, cfg: FractalSettings) -> int:
-        return cfg.render_config().images_per_block
+    def class_docs(self) -> list:
+        return [{"id": cid, "rows": ifs.rows().tolist()} for cid, ifs in zip(self.classes.ids, self.classes.systems)]
 
-    def channels(self, cfg: FractalSettings, classes) -> int:
-        return cfg.render_config().channels
+    def sample_key(self, klass, block, offset):
+        draw, flip = divmod(offset, self.settings.flips)
+        return sample_key(self.classes.ids[klass], self.settings.weight_row_ids()[block], draw, flip)
 
-    def sample_key(self, cfg, classes, klass, block, offset):
+    def sample_meta(self, klass, block, offset):
+        cfg = self.settings
         draw, flip = divmod(offset, cfg.flips)
-        return sample_key(classes.ids[klass], cfg.weight_row_ids()[block], draw, flip)
+        return {"category": self.classes.ids[klass], "weight": cfg.weight_row_ids()[block], "draw": draw,
+                "flip": flip, "seed": cfg.seed, "compat": cfg.compat}
 
-    def sample_meta(self, cfg, classes, klass, block, offset):
-        draw, flip = divmod(offset, cfg.flips)
-        return {"category": classes.ids[klass], "weight": cfg.weight_row_ids()[block], "draw": draw, "flip": flip,
-                "seed": cfg.seed, "compat": cfg.compat}
-
-    def export_path(self, meta, ext):
-        cid = meta["category"]
-        return f"{cid:05d}/{image_name(cid, meta['weight'], meta['draw'], meta['flip'])}.{ext}"
-
-    cpu_renderer = CPURenderer
-    cuda_renderer = ".render_cuda.CUDARenderer"
-
-    def render_blocks(self, renderer, cfg, classes, jobs):
-        flips, rows = cfg.flips, cfg.weight_row_ids()
+    def render_blocks(self, renderer, jobs):
+        classes, flips, rows = self.classes, self.settings.flips, self.settings.weight_row_ids()
         jobs = list(jobs)
         # One chaos game per (category, weight), only the draws the offsets need.
         draws = [sorted({o // flips for o in offsets}) for _, _, offsets in jobs]
@@ -174,14 +159,54 @@ class FractalFamily(Family):
             yield RenderedBlock(k, w, list(offsets), images, {"factors": [float(f) for f in block.factors]},
                                 block.record)
 
-    def render_device(self, renderer, cfg, classes, blocks):
-        rows = cfg.weight_row_ids()
-        jobs = [(classes.ids[k], classes.systems[k], rows[w]) for k, w in blocks]
+    def render_device(self, renderer, blocks):
+        rows = self.settings.weight_row_ids()
+        jobs = [(self.classes.ids[k], self.classes.systems[k], rows[w]) for k, w in blocks]
         return [(list(range(len(blocks))), renderer.render_many_device(jobs))]
 
-    def preview_images(self, cfg, classes, per_class, limit):
+    def preview_images(self, per_class, limit):
+        cfg = self.settings
         rows = cfg.weight_row_ids() if _parse_rows(cfg.weight_rows) else None  # all: identity first
-        return render_previews(cfg.render_config(), classes, per_class, limit, rows)
+        return render_previews(cfg.render_config(), self.classes, per_class, limit, rows)
+
+
+class FractalFamily(Family):
+    name = "fractal"
+    summary = "FractalDB: IFS categories (fill-rate search) x weight variants x patch draws x flips"
+    description = ("FractalDB fractal categories: each class is an iterated function system (IFS) found by a "
+                   "fill-rate search; its images are chaos-game renderings of weight variants, patch draws and "
+                   "flips of that system")
+    papers = (FRACTALDB, FRACTALDB_IJCV)
+    purposes = PURPOSES
+    small = {"sampler": "modern", "categories": 2, "image_size": 32, "points": 2000, "weights": "none",
+             "patches": 2, "flips": 2}
+    legacy_default = True  # fractaldb 0.1 presets and manifests were all FractalDB
+    settings = FractalSettings
+    count_key = "categories"
+    legacy_keys = {k: k for k in ("sampler", "categories", "fill_rate", "search_points", "image_size", "points",
+                                  "mode", "color", "weights", "patches", "flips", "compat", "degenerate",
+                                  "image_format", "category_dir")}
+    config_types = (FractalSettings, RenderConfig)
+    exports = {"search": "fractaldb.families.fractal.search:search",
+               "SearchConfig": "fractaldb.families.fractal.search:SearchConfig",
+               "write_categories": "fractaldb.families.fractal.search:write_categories"}
+    cpu_renderer = CPURenderer
+    cuda_renderer = "fractaldb.ifs.render_cuda.CUDARenderer"
+    bound = FractalBound
+
+    def find_classes(self, settings: FractalSettings, workers: int, progress=None) -> Categories:
+        if settings.category_dir:
+            ids, systems = load_categories(settings.category_dir)
+            return Categories(ids[: settings.categories], systems[: settings.categories])
+        result = search(settings.search_config(workers), progress=progress)
+        return Categories(range(len(result.categories)), result.categories)
+
+    def classes_from_docs(self, docs: list) -> Categories:
+        return Categories([d["id"] for d in docs], [IFS.from_rows(d["rows"]) for d in docs])
+
+    def export_path(self, meta, ext):
+        cid = meta["category"]
+        return f"{cid:05d}/{image_name(cid, meta['weight'], meta['draw'], meta['flip'])}.{ext}"
 
     def commands(self):
         from . import commands

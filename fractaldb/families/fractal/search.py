@@ -34,11 +34,17 @@ from ...safety import check_bound, check_workers
 from ...keys import CATEGORIES_SUMMARY
 from ...kernels import mt19937 as mt
 from ...parallel import default_workers
-from ...seeds import generator, stream_key
+from ...seeds import declare_purposes, generator, stream_key
 from ...storage import check_output_dir, staged_dir
 from . import kernels_search as ks
 from ...ifs.system import IFS, write_csv
 from ...ifs.render import PointScratch
+
+#: The search's random streams.
+PURPOSES = declare_purposes("fractal", {
+    "search-candidate": 1,  # parameters of a modern/svd search candidate
+    "search-points": 2,     # chaos-game uniforms of a search candidate
+})
 
 __all__ = ["SAMPLERS", "SearchConfig", "SearchResult", "search", "write_categories", "default_workers",
            "check_output_dir"]

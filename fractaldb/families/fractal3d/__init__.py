@@ -15,11 +15,12 @@ import math
 from dataclasses import dataclass
 
 from ...encode import FORMATS
-from ..base import Family, RenderedBlock, setting
-from .model import (COMPATS, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
+from ...citations import FRACTALDB, Paper
+from ..base import BoundFamily, Family, RenderedBlock, setting
+from .model import (COMPATS, PURPOSES, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
                     search_classes)
 
-__all__ = ["Fractal3DFamily", "Fractal3DSettings", "sample_key", "image_name"]
+__all__ = ["Fractal3DFamily", "Fractal3DSettings", "Fractal3DBound", "sample_key", "image_name"]
 
 
 def sample_key(category: int, instance: int, view: int) -> str:
@@ -32,7 +33,7 @@ def image_name(category: int, instance: int, view: int) -> str:
     return f"{category:06d}_{instance:05d}_{view:03d}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fractal3DSettings:
     """The ``fractal3d:`` section of a preset, plus the dataset seed."""
 
@@ -54,7 +55,7 @@ class Fractal3DSettings:
                           "points, the typo row of the weight table); modern fixes them.",
                           " | ".join(COMPATS), lambda v: v in COMPATS)
     image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
-    seed: int = 1
+    seed: int
 
     def search_config(self, workers: int = 1) -> Fractal3DSearchConfig:
         return Fractal3DSearchConfig(categories=self.categories, seed=self.seed, variance=self.variance,
@@ -66,70 +67,104 @@ class Fractal3DSettings:
                                      seed=self.seed)
 
 
-class Fractal3DFamily(Family):
-    name = "fractal3d"
-    summary = "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): 3-D IFS clouds x weight rows x views"
-    settings = Fractal3DSettings
-    count_key = "categories"
-    legacy_keys = {}
-    config_types = (Fractal3DSettings, Fractal3DRenderConfig)
+MV_FRACTALDB = Paper("mv-fractaldb", "inproceedings", (
+    ("title", "MV-FractalDB: Formula-driven Supervised Learning for Multi-view Image Recognition"),
+    ("author", "Yamada, Ryosuke and Takahashi, Ryo and Suzuki, Ryota and Nakamura, Akio and Yoshiyasu, Yusuke "
+               "and Sagawa, Ryusuke and Kataoka, Hirokatsu"),
+    ("booktitle", "IEEE/RSJ International Conference on Intelligent Robots and Systems (IROS)"), ("year", "2021")))
+EXFRACTALDB = Paper("exfractaldb", "inproceedings", (
+    ("title", "Replacing Labeled Real-image Datasets with Auto-generated Contours"),
+    ("author", "Kataoka, Hirokatsu and Hayamizu, Ryo and Yamada, Ryosuke and Nakashima, Kodai and "
+               "Takashima, Sora and Zhang, Xinyu and Martinez-Noriega, Edgar Josafat and Inoue, Nakamasa "
+               "and Yokota, Rio"),
+    ("booktitle", "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)"), ("year", "2022")))
+OFDB = Paper("ofdb", "inproceedings", (
+    ("title", "Pre-training Vision Transformers with Very Limited Synthesized Images"),
+    ("author", "Nakamura, Ryo and Kataoka, Hirokatsu and Takashima, Sora and Noriega, Edgar Josafat Martinez "
+               "and Yokota, Rio and Inoue, Nakamasa"),
+    ("booktitle", "IEEE/CVF International Conference on Computer Vision (ICCV)"), ("year", "2023")))
 
-    def find_classes(self, cfg: Fractal3DSettings, workers: int, progress=None) -> list:
-        return search_classes(cfg.search_config(workers), progress=progress)
 
-    def class_docs(self, classes) -> list:
-        return [{"id": j, **c.to_dict()} for j, c in enumerate(classes)]
+class Fractal3DBound(BoundFamily):
+    """3-D FractalDB bound to a dataset: a block is one (category, instance) cloud, its
+    ``n_views`` views (offset = view)."""
 
-    def classes_from_docs(self, docs) -> list:
-        return [Fractal3DClass(d["maps"]) for d in docs]
+    settings: Fractal3DSettings
 
-    def blocks_per_class(self, cfg: Fractal3DSettings) -> int:
-        return cfg.instances
+    @property
+    def blocks_per_class(self) -> int:
+        return self.settings.instances
 
-    def images_per_block(self, cfg: Fractal3DSettings) -> int:
-        return cfg.n_views
+    @property
+    def images_per_block(self) -> int:
+        return self.settings.n_views
 
-    def channels(self, cfg, classes) -> int:
+    @property
+    def channels(self) -> int:
         return 1
 
-    def sample_key(self, cfg, classes, klass, block, offset):
+    def class_docs(self) -> list:
+        return [{"id": j, **c.to_dict()} for j, c in enumerate(self.classes)]
+
+    def sample_key(self, klass, block, offset):
         return sample_key(klass, block, offset)
 
-    def sample_meta(self, cfg, classes, klass, block, offset):
+    def sample_meta(self, klass, block, offset):
+        cfg = self.settings
         return {"category": klass, "instance": block, "view": offset, "views": cfg.views, "seed": cfg.seed,
                 "compat": cfg.compat}
 
-    def export_path(self, meta, ext):
-        k = meta["category"]
-        return f"{k:06d}/{image_name(k, meta['instance'], meta['view'])}.{ext}"
-
-    cpu_renderer = Fractal3DRenderer
-    cuda_renderer = ".render_cuda.Fractal3DCUDARenderer"
-
-    def render_blocks(self, renderer, cfg, classes, jobs):
+    def render_blocks(self, renderer, jobs):
         jobs = list(jobs)
         if not jobs:
             return
         cloud_keys, view_keys = renderer.keys([(k, i) for k, i, _ in jobs])  # one derivation for all
         for j, (k, i, offsets) in enumerate(jobs):
             offsets = list(offsets)
-            images, nan = renderer.render(classes[k], k, i, views=offsets, keys=(cloud_keys[j], view_keys[j]))
+            images, nan = renderer.render(self.classes[k], k, i, views=offsets, keys=(cloud_keys[j], view_keys[j]))
             record = None
             if nan:
                 # The original drops a cloud with a NaN in y (and keeps NaN in x or z);
                 # we keep every block (NaN points are not drawn) and record it.
-                record = {"family": "fractal3d", "category": k, "instance": i, "nan_axes": nan,
+                record = {"family": self.name, "category": k, "instance": i, "nan_axes": nan,
                           "original_drops": "y" in nan}
             yield RenderedBlock(k, i, offsets, list(images), {}, record)
 
-    def render_device(self, renderer, cfg, classes, blocks):
-        return [(list(range(len(blocks))), renderer.render_many_device([(classes[k], k, i) for k, i in blocks]))]
+    def render_device(self, renderer, blocks):
+        return [(list(range(len(blocks))),
+                 renderer.render_many_device([(self.classes[k], k, i) for k, i in blocks]))]
 
-    def preview_images(self, cfg, classes, per_class, limit):
-        renderer = Fractal3DRenderer(cfg.render_config())
+    def preview_images(self, per_class, limit):
+        renderer = Fractal3DRenderer(self.settings.render_config())
         out = []
-        for k, c in enumerate(classes[:limit]):
-            views = list(range(min(per_class, cfg.n_views)))
+        for k, c in enumerate(self.classes[:limit]):
+            views = list(range(min(per_class, self.settings.n_views)))
             images, _ = renderer.render(c, k, 0, views=views)
             out += [img.copy() for img in images]
         return out
+
+
+class Fractal3DFamily(Family):
+    name = "fractal3d"
+    summary = "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): 3-D IFS clouds x weight rows x views"
+    description = ("3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): each class is a 3-D IFS point cloud, "
+                   "its images are projections of it from several views")
+    papers = (MV_FRACTALDB, EXFRACTALDB, OFDB, FRACTALDB)
+    purposes = PURPOSES
+    small = {"categories": 2, "points": 1000, "instances": 2, "n_views": 3, "image_size": 32}
+    settings = Fractal3DSettings
+    count_key = "categories"
+    config_types = (Fractal3DSettings, Fractal3DRenderConfig)
+    cpu_renderer = Fractal3DRenderer
+    cuda_renderer = ".render_cuda.Fractal3DCUDARenderer"
+    bound = Fractal3DBound
+
+    def find_classes(self, settings: Fractal3DSettings, workers: int, progress=None) -> list:
+        return search_classes(settings.search_config(workers), progress=progress)
+
+    def classes_from_docs(self, docs) -> list:
+        return [Fractal3DClass(d["maps"]) for d in docs]
+
+    def export_path(self, meta, ext):
+        k = meta["category"]
+        return f"{k:06d}/{image_name(k, meta['instance'], meta['view'])}.{ext}"

@@ -24,8 +24,16 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..base import HostRenderer
-from ...seeds import generator, stream_keys
+from ...seeds import declare_purposes, generator, stream_keys
 from . import kernels as K
+
+#: The family's random streams.
+PURPOSES = declare_purposes("fractal3d", {
+    "fractal3d-candidate": 18,      # N and parameters of a 3-D fractal search candidate (candidate)
+    "fractal3d-search-points": 19,  # chaos-game uniforms of a 3-D search candidate (candidate)
+    "fractal3d-points": 20,         # chaos-game uniforms of a 3-D instance cloud (category, instance)
+    "fractal3d-views": 21,          # the camera of one view (category, instance, view)
+})
 
 __all__ = ["Fractal3DClass", "weight_table", "TYPO_ROW", "COMPATS", "VIEWS", "Fractal3DSearchConfig",
            "search_classes", "Fractal3DRenderConfig", "Fractal3DRenderer", "view_eyes", "camera", "cameras",

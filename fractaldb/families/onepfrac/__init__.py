@@ -2,7 +2,7 @@
 copies of it, one image and one label each (Nakamura et al., ECCV'24).
 
 Modules: :mod:`.model` (the base system, the perturbation search and the
-render settings).  Rendering is the fractal family's own renderers
+render settings).  Rendering is the shared IFS renderers
 (:mod:`fractaldb.ifs.render`, :mod:`~fractaldb.ifs.render_cuda`)
 in official mode.  This module is the family's face to the rest of fractaldb
 (:class:`OnePFracFamily`); docs/ofdb-1pfrac.md compares it with the original.
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from ...encode import FORMATS
 from ...errors import ConfigError
-from ..base import Family, RenderedBlock, setting
+from ...citations import FRACTALDB, Paper
+from ..base import BoundFamily, Family, RenderedBlock, setting
 from ...ifs.render import CPURenderer
-from .model import Perturbation, render_config, search_classes
+from .model import PURPOSES, Perturbation, render_config, search_classes
 
-__all__ = ["OnePFracFamily", "OnePFracSettings", "sample_key"]
+__all__ = ["OnePFracFamily", "OnePFracSettings", "OnePFracBound", "sample_key"]
 
 
 def sample_key(klass: int) -> str:
@@ -26,7 +27,7 @@ def sample_key(klass: int) -> str:
     return f"pf{klass:05d}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OnePFracSettings:
     """The ``onepfrac:`` section of a preset (defaults: the paper's 1p-frac, sigma 3.5,
     delta 0.1, 1000 classes, 512x512), plus the dataset seed."""
@@ -47,7 +48,7 @@ class OnePFracSettings:
     image_size: int = setting(512, "Image side in pixels.", "an integer in 16..8192", lambda v: 16 <= v <= 8192)
     points: int = setting(100_000, "Chaos-game points per image.", "an integer >= 2", lambda v: v >= 2)
     image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
-    seed: int = 1
+    seed: int
 
     def __post_init__(self):
         lo, hi = self.sigma - self.sigma_margin, self.sigma + self.sigma_margin
@@ -61,63 +62,81 @@ class OnePFracSettings:
         return render_config(self.seed, self.image_size, self.points)
 
 
+ONEPFRAC_PAPER = Paper("1p-frac", "inproceedings", (
+    ("title", "Scaling Backwards: Minimal Synthetic Pre-training?"),
+    ("author", "Nakamura, Ryo and Tadokoro, Ryu and Yamada, Ryosuke and Asano, Yuki M. and Laina, Iro and "
+               "Rupprecht, Christian and Inoue, Nakamasa and Yokota, Rio and Kataoka, Hirokatsu"),
+    ("booktitle", "European Conference on Computer Vision (ECCV)"), ("year", "2024")))
+
+
+class OnePFracBound(BoundFamily):
+    """1p-frac bound to a dataset: each class is one block of one image."""
+
+    settings: OnePFracSettings
+
+    @property
+    def blocks_per_class(self) -> int:
+        return 1
+
+    @property
+    def images_per_block(self) -> int:
+        return 1
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def class_docs(self) -> list:
+        return [p.to_dict() for p in self.classes]
+
+    def sample_key(self, klass, block, offset):
+        return sample_key(klass)
+
+    def sample_meta(self, klass, block, offset):
+        return {"class": klass, "delta": self.settings.delta, "seed": self.settings.seed}
+
+    def _jobs(self, ks):
+        # Category id = class index: it names the class's patch-mask stream.
+        return [(k, self.classes[k].ifs, 0) for k in ks]
+
+    def render_blocks(self, renderer, jobs):
+        jobs = list(jobs)
+        blocks = renderer.render_many(self._jobs([k for k, _, _ in jobs])) if jobs else ()
+        for (k, b, offsets), block in zip(jobs, blocks):
+            yield RenderedBlock(k, b, list(offsets), [block.images[0]] * len(offsets))
+
+    def render_device(self, renderer, blocks):
+        return [(list(range(len(blocks))), renderer.render_many_device(self._jobs([k for k, _ in blocks])))]
+
+    def preview_images(self, per_class, limit):
+        # A class has one image: ``per_class`` cannot show more.
+        renderer = self.renderer()
+        ks = range(min(len(self.classes), limit))
+        return [block.images[0].copy() for block in renderer.render_many(self._jobs(ks))]
+
+
 class OnePFracFamily(Family):
     name = "onepfrac"
     summary = "1p-frac: one sigma-factor fractal x perturbed copies (one image and one label each)"
+    description = "1p-frac: one fractal and perturbed copies of it, one image and one label each"
+    papers = (ONEPFRAC_PAPER, FRACTALDB)
+    purposes = PURPOSES
+    small = {"classes": 3, "image_size": 32, "points": 2000}
     settings = OnePFracSettings
     count_key = "classes"
-    legacy_keys: dict = {}
     config_types = (OnePFracSettings,)
+    cpu_renderer = CPURenderer  # the IFS renderers (fractaldb.ifs), in official mode
+    cuda_renderer = "fractaldb.ifs.render_cuda.CUDARenderer"
+    bound = OnePFracBound
 
-    def find_classes(self, cfg: OnePFracSettings, workers: int, progress=None) -> list:
-        return search_classes(cfg, workers, progress)
-
-    def class_docs(self, classes) -> list:
-        return [p.to_dict() for p in classes]
+    def find_classes(self, settings: OnePFracSettings, workers: int, progress=None) -> list:
+        return search_classes(settings, workers, progress)
 
     def classes_from_docs(self, docs) -> list:
         return [Perturbation.from_dict(d) for d in docs]
-
-    def blocks_per_class(self, cfg) -> int:
-        return 1
-
-    def images_per_block(self, cfg) -> int:
-        return 1
-
-    def channels(self, cfg, classes) -> int:
-        return 1
-
-    def sample_key(self, cfg, classes, klass, block, offset):
-        return sample_key(klass)
-
-    def sample_meta(self, cfg, classes, klass, block, offset):
-        return {"class": klass, "delta": cfg.delta, "seed": cfg.seed}
 
     def export_path(self, meta, ext):
         k = meta["class"]
         # "perturb-" sorts after the digit-named fractal and the "perlin-" folders,
         # so ImageFolder's sorted order is the label order in mixed datasets too.
         return f"perturb-{k:05d}/perturb-{k:05d}.{ext}"
-
-    cpu_renderer = CPURenderer  # the fractal family's renderers, in official mode
-    cuda_renderer = "fractaldb.ifs.render_cuda.CUDARenderer"
-
-    @staticmethod
-    def _jobs(classes, ks):
-        # Category id = class index: it names the class's patch-mask stream.
-        return [(k, classes[k].ifs, 0) for k in ks]
-
-    def render_blocks(self, renderer, cfg, classes, jobs):
-        jobs = list(jobs)
-        blocks = renderer.render_many(self._jobs(classes, [k for k, _, _ in jobs])) if jobs else ()
-        for (k, b, offsets), block in zip(jobs, blocks):
-            yield RenderedBlock(k, b, list(offsets), [block.images[0]] * len(offsets))
-
-    def render_device(self, renderer, cfg, classes, blocks):
-        return [(list(range(len(blocks))), renderer.render_many_device(self._jobs(classes, [k for k, _ in blocks])))]
-
-    def preview_images(self, cfg, classes, per_class, limit):
-        # A class has one image: ``per_class`` cannot show more.
-        renderer = self.create_renderer(cfg)
-        ks = range(min(len(classes), limit))
-        return [block.images[0].copy() for block in renderer.render_many(self._jobs(classes, ks))]

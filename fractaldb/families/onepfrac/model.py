@@ -35,10 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ConfigError
-from ...seeds import generator, stream_key
+from ...seeds import declare_purposes, generator, stream_key
 from ...ifs import constants as FC
 from ...ifs.system import IFS
 from ...ifs.render import CPURenderer, RenderConfig
+
+#: The family's random streams.
+PURPOSES = declare_purposes("onepfrac", {
+    "onepfrac-base": 15,      # the one base system of a 1p-frac dataset
+    "onepfrac-factors": 16,   # perturbation factors of a 1p-frac class (class), attempt after attempt
+    "onepfrac-patches": 17,   # seed of the IFS renderer's patch-mask streams in a 1p-frac dataset
+})
 
 __all__ = ["Perturbation", "singular_values", "sigma_system", "base_system", "render_seed", "render_config",
            "class_fill", "search_classes"]

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...encode import FORMATS
-from ..base import Family, one_image_blocks, setting
-from .model import (PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
+from ...citations import FRACTALDB, Paper
+from ..base import BoundFamily, Family, one_image_blocks, setting
+from .model import (PALETTES, PURPOSES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
                     search_classes)
 
-__all__ = ["PerlinFamily", "PerlinSettings", "sample_key"]
+__all__ = ["PerlinFamily", "PerlinSettings", "PerlinBound", "sample_key"]
 
 
 def sample_key(klass: int, instance: int) -> str:
@@ -29,7 +30,7 @@ def _positive_range(v):
     return 0 < v[0] <= v[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PerlinSettings:
     """The ``perlin:`` section of a preset, plus the dataset seed."""
 
@@ -53,7 +54,7 @@ class PerlinSettings:
     tileable: bool = setting(False, "Round octave frequencies to integers so images tile.", "true | false")
     image_size: int = setting(256, "Image side in pixels.", "an integer in 16..8192", lambda v: 16 <= v <= 8192)
     image_format: str = setting("jpg", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
-    seed: int = 1
+    seed: int
 
     def __post_init__(self):
         self.search_config()  # palettes exist, ranges make sense
@@ -71,63 +72,84 @@ class PerlinSettings:
         return PerlinRenderConfig(size=self.image_size, tileable=self.tileable)
 
 
+#: Inoue, Yamagata, Kataoka: Perlin-noise pretraining (no public code; our definition is docs/perlin.md).
+PERLIN_PAPER = Paper("perlin", "inproceedings", (
+    ("title", "Initialization Using Perlin Noise for Training Networks with a Limited Amount of Data"),
+    ("author", "Inoue, Nakamasa and Yamagata, Eisuke and Kataoka, Hirokatsu"),
+    ("booktitle", "International Conference on Pattern Recognition (ICPR)"), ("year", "2020")))
+
+
+class PerlinBound(BoundFamily):
+    """Perlin noise bound to a dataset: a block is one (class, instance), a single image."""
+
+    settings: PerlinSettings
+
+    @property
+    def blocks_per_class(self) -> int:
+        return self.settings.instances
+
+    @property
+    def images_per_block(self) -> int:
+        return 1
+
+    @property
+    def channels(self) -> int:
+        return max((pc.channels for pc in self.classes), default=1)
+
+    def class_docs(self) -> list:
+        return [{"class": j, "params": pc.to_dict()} for j, pc in enumerate(self.classes)]
+
+    def sample_key(self, klass, block, offset):
+        return sample_key(klass, block)
+
+    def sample_meta(self, klass, block, offset):
+        return {"class": klass, "instance": block, "params": self.classes[klass].to_dict(), "seed": self.settings.seed}
+
+    def _items(self, blocks):
+        return [(self.classes[k], instance_key(self.settings.seed, k, i)) for k, i in blocks]
+
+    def render_blocks(self, renderer, jobs):
+        jobs = list(jobs)
+        return one_image_blocks(jobs, renderer.render_many(self._items([(k, i) for k, i, _ in jobs])))
+
+    def render_device(self, renderer, blocks):
+        groups = {}  # one launch per channel count
+        for pos, (k, _) in enumerate(blocks):
+            groups.setdefault(self.classes[k].channels, []).append(pos)
+        return [(pos, renderer.render_many_device(self._items([blocks[p] for p in pos])))
+                for _, pos in sorted(groups.items())]
+
+    def preview_images(self, per_class, limit):
+        renderer = PerlinRenderer(self.settings.render_config())
+        return [renderer.render(pc, instance_key(self.settings.seed, j, i)).copy()
+                for j, pc in enumerate(self.classes[:limit]) for i in range(per_class)]
+
+
 class PerlinFamily(Family):
     name = "perlin"
     summary = "Perlin noise: fBm classes (frequency, octaves, persistence, lacunarity, palette) x lattice instances"
+    description = ("Perlin-noise classes: each class is a set of fractal-noise parameters (frequency, octaves, "
+                   "persistence, lacunarity, palette); its images are noise on different random lattices")
+    papers = (PERLIN_PAPER, FRACTALDB)
+    purposes = PURPOSES
+    small = {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0}
     settings = PerlinSettings
     count_key = "classes"
     legacy_keys = {"image_size": "image_size", **{f"perlin_{k}": k for k in (
         "classes", "instances", "frequency", "octaves", "persistence", "lacunarity", "palettes", "min_distance",
         "tileable", "image_format")}}
     config_types = (PerlinSettings, PerlinRenderConfig)
+    cpu_renderer = PerlinRenderer
+    cuda_renderer = ".render_cuda.PerlinCUDARenderer"
+    bound = PerlinBound
 
-    def find_classes(self, cfg: PerlinSettings, workers: int, progress=None) -> list:
-        return search_classes(cfg.search_config())
-
-    def class_docs(self, classes) -> list:
-        return [{"class": j, "params": pc.to_dict()} for j, pc in enumerate(classes)]
+    def find_classes(self, settings: PerlinSettings, workers: int, progress=None) -> list:
+        return search_classes(settings.search_config())
 
     def classes_from_docs(self, docs) -> list:
         return [PerlinClass.from_dict(d["params"]) for d in docs]
-
-    def blocks_per_class(self, cfg: PerlinSettings) -> int:
-        return cfg.instances
-
-    def images_per_block(self, cfg: PerlinSettings) -> int:
-        return 1
-
-    def channels(self, cfg: PerlinSettings, classes) -> int:
-        return max((pc.channels for pc in classes), default=1)
-
-    def sample_key(self, cfg, classes, klass, block, offset):
-        return sample_key(klass, block)
-
-    def sample_meta(self, cfg, classes, klass, block, offset):
-        return {"class": klass, "instance": block, "params": classes[klass].to_dict(), "seed": cfg.seed}
 
     def export_path(self, meta, ext):
         k = meta["class"]
         # After the digit-named fractal folders in sorted order, as the labels are.
         return f"perlin-{k:05d}/perlin-{k:05d}_{meta['instance']:06d}.{ext}"
-
-    cpu_renderer = PerlinRenderer
-    cuda_renderer = ".render_cuda.PerlinCUDARenderer"
-
-    def _items(self, cfg, classes, blocks):
-        return [(classes[k], instance_key(cfg.seed, k, i)) for k, i in blocks]
-
-    def render_blocks(self, renderer, cfg, classes, jobs):
-        jobs = list(jobs)
-        return one_image_blocks(jobs, renderer.render_many(self._items(cfg, classes, [(k, i) for k, i, _ in jobs])))
-
-    def render_device(self, renderer, cfg, classes, blocks):
-        groups = {}
-        for pos, (k, _) in enumerate(blocks):
-            groups.setdefault(classes[k].channels, []).append(pos)
-        return [(pos, renderer.render_many_device(self._items(cfg, classes, [blocks[p] for p in pos])))
-                for _, pos in sorted(groups.items())]
-
-    def preview_images(self, cfg, classes, per_class, limit):
-        renderer = PerlinRenderer(cfg.render_config())
-        return [renderer.render(pc, instance_key(cfg.seed, j, i)).copy()
-                for j, pc in enumerate(classes[:limit]) for i in range(per_class)]

@@ -35,8 +35,14 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..base import HostRenderer
-from ...seeds import generator, stream_key
+from ...seeds import declare_purposes, generator, stream_key
 from . import kernels as K
+
+#: The family's random streams.
+PURPOSES = declare_purposes("perlin", {
+    "perlin-instance": 11,  # gradient lattice and offsets of a Perlin instance (class, instance)
+    "perlin-classes": 12,   # the Perlin class search (candidate)
+})
 
 __all__ = [
     "PALETTES", "PerlinClass", "PerlinSearchConfig", "search_classes", "PerlinRenderConfig",

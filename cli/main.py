@@ -18,7 +18,11 @@ from fractaldb.errors import FractalDBError
 from fractaldb.console import progress_bar as _tqdm
 from fractaldb.console import workers_option as _workers_option
 from fractaldb.families import get_family, list_families
+from fractaldb.indexes.registry import indexes as _indexes
 
+# The index formats (fractaldb.indexes): index --for takes any, generate --index those it does not write anyway.
+_INDEXES = _indexes()
+_EXTRA_INDEXES = tuple(n for n, c in _INDEXES.items() if not c.at_generate)
 # The family that reads class-parameter files offers ``preview --params`` and its options.
 _PARAMS = next((get_family(f).params_preview() for f in list_families() if get_family(f).params_preview()), None)
 
@@ -97,7 +101,8 @@ def preview(folder, params, preset, out, limit, per_category, **options):
                    "describes, byte for byte, without its search.")
 @click.option("--out", required=True, help="Output folder or fsspec URL (s3://bucket/path, file://...).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a preset key (repeatable): seed=3, fractal.categories=20, perlin.classes=64.")
+              help="Override a preset key (repeatable): a dataset key such as seed=3, or a family's SECTION.KEY=VALUE "
+                   "('fractaldb presets show NAME' lists them).")
 @click.option("--classes", type=int, default=None,
               help="Keep only the first K classes (in label order) of the preset: try it small first.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep shards that match, make the rest.")
@@ -106,7 +111,7 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--device", default="cpu", show_default=True,
               help="Render on cpu or cuda (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
-@click.option("--index", "readers", multiple=True, type=click.Choice(["energon", "dali"]),
+@click.option("--index", "readers", multiple=True, type=click.Choice(_EXTRA_INDEXES),
               help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
 @_workers_option
 def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, workers):
@@ -237,9 +242,9 @@ def export(dataset, out, overwrite):
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--for", "readers", multiple=True, required=True, type=click.Choice(["energon", "dali", "wids", "hf"]),
-              help="Reader to index for (repeatable): energon (.nv-meta/ and .tar.idx), dali (wds2idx .idx), "
-                   "wids (wids-index.json), hf (the README.md dataset card).")
+@click.option("--for", "readers", multiple=True, required=True, type=click.Choice(tuple(_INDEXES)),
+              help="Reader to index for (repeatable): " + "; ".join(f"{n}: {c.help}" for n, c in _INDEXES.items())
+                   + ".")
 def index(dataset, readers):
     """Write the index files other readers need beside DATASET's shards."""
     from fractaldb.dataset import load_manifest
@@ -248,9 +253,9 @@ def index(dataset, readers):
 
     store = Store(dataset)
     total = load_manifest(store)["plan"]["samples"] if store.exists() else None
-    # only energon and dali read the shards; the others are written from the manifest
+    # only indexes of the shards' bytes read them; the others are written from the manifest
     with _tqdm(total=total, unit="img", desc="index", unit_scale=True,
-               disable=not {"energon", "dali"} & set(readers) or None) as bar:
+               disable=not any(_INDEXES[r].reads_shards for r in readers) or None) as bar:
         written = write_indexes(dataset, readers, progress=bar.update)
     click.echo(f"{len(written)} index files for {', '.join(dict.fromkeys(readers))} -> {dataset}")
 

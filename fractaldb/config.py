@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -33,11 +34,11 @@ import yaml
 from .encode import DEFAULT_ENCODER, ENCODERS
 from .errors import ConfigError
 from .safety import check_bytes
-from .families import get_family, legacy_default_family, list_families
-from .families.base import coerce, settings_of
+from .families import category_reader, get_family, legacy_default_family, list_families
+from .schema import coerce, setting, settings_of
 from .folders import PRESET, wrong_folder_hint
 
-__all__ = ["TOP_KEYS", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
+__all__ = ["TOP_KEYS", "DatasetSettings", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
            "family_settings", "section_keys", "first_classes", "flat_keys"]
 
 
@@ -45,23 +46,22 @@ def _name(v):
     return bool(v) and all(c.isalnum() or c in "-_" for c in v)
 
 
-class _Top:
-    """The dataset-wide keys (not a family's)."""
+@dataclass(frozen=True, kw_only=True)
+class DatasetSettings:
+    """The dataset-wide keys of a preset (every other key belongs to a family's section)."""
 
-    def __init__(self, kind, check, allowed, default, help):
-        self.kind, self.check, self.allowed, self.default, self.help = kind, check, allowed, default, help
+    description: str = setting("", "One line saying what the dataset is.", "any text")
+    name: str = setting("fractaldb", "Shard name prefix.", "letters, digits, - and _ (used in shard names)", _name)
+    seed: int = setting(1, "Seed of every random stream.", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32,
+                        bound=False)
+    shard_size: int = setting(1000, "Samples per shard.", "an integer > 0", lambda v: v > 0)
+    encoder: str = setting(DEFAULT_ENCODER, "PNG writer: png2 (palette PNGs for few gray levels, the default) or "
+                           "png1 (8-bit, what datasets written before fractaldb 0.3 hold; see fractaldb/encode.py).",
+                           " or ".join(ENCODERS), choices=ENCODERS)
 
 
-#: Dataset-wide keys: key -> (type, check, allowed, default, help).
-TOP_KEYS = {
-    "description": _Top(str, None, "any text", "", "One line saying what the dataset is."),
-    "name": _Top(str, _name, "letters, digits, - and _ (used in shard names)", "fractaldb", "Shard name prefix."),
-    "seed": _Top(int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1, "Seed of every random stream."),
-    "shard_size": _Top(int, lambda v: v > 0, "an integer > 0", 1000, "Samples per shard."),
-    "encoder": _Top(str, lambda v: v in ENCODERS, " or ".join(ENCODERS), DEFAULT_ENCODER,
-                    "PNG writer: png2 (palette PNGs for few gray levels, the default) or png1 (8-bit, "
-                    "what datasets written before fractaldb 0.3 hold; see fractaldb/encode.py)."),
-}
+#: Dataset-wide keys: key -> :class:`fractaldb.schema.Setting` (of :class:`DatasetSettings`).
+TOP_KEYS = settings_of(DatasetSettings)
 
 
 def section_keys(family: str) -> dict:
@@ -100,12 +100,7 @@ def _families_value(value, source: str) -> list:
 
 
 def _top(key: str, value, source: str):
-    spec = TOP_KEYS[key]
-    if spec.kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, spec.kind) or isinstance(value, bool) or (spec.check and not spec.check(value)):
-        raise ConfigError(f"{key} in {source} must be {spec.allowed}, got {value!r}")
-    return value
+    return coerce(TOP_KEYS[key], value, f"{key} in {source}")
 
 
 def _section_value(family: str, key: str, value, source: str):
@@ -227,7 +222,7 @@ def _read_preset_file(path: Path, source: str) -> str:
 def load_preset(name_or_path) -> dict:
     """A built-in preset by name, or a YAML file by path; validated (:func:`normalise`)."""
     source = str(name_or_path)
-    hint = wrong_folder_hint(source, PRESET)
+    hint = wrong_folder_hint(source, PRESET, category_reader)
     if hint:
         raise ConfigError(hint)
     if source.endswith((".yaml", ".yml")):
@@ -244,7 +239,8 @@ def load_preset(name_or_path) -> dict:
 def parse_override(text: str) -> tuple:
     """``key=value`` from ``--set``; the value is parsed as YAML (so 0.4, 10, png, [1, 2])."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} must look like KEY=VALUE, e.g. --set seed=3 or --set fractal.categories=20")
+        raise ConfigError(f"--set {text!r} must look like KEY=VALUE, e.g. --set seed=3 or --set SECTION.KEY=VALUE "
+                          "('fractaldb presets show NAME' lists the keys)")
     key, _, raw = text.partition("=")
     key = key.strip()
     try:
@@ -288,7 +284,7 @@ def _apply(cfg: dict, key: str, value) -> None:
             cfg[f][sub] = _section_value(f, sub, value, "--set")
 
 
-def resolve(preset=None, overrides=()) -> dict:
+def resolve(preset=None, overrides=()) -> "Config":
     """Defaults < preset < ``--set`` overrides: the resolved configuration.
 
     Args:
@@ -297,8 +293,13 @@ def resolve(preset=None, overrides=()) -> dict:
         overrides: ``key=value`` strings or ``(key, value)`` pairs.
 
     Returns:
-        ``{"name", "description", "seed", "shard_size", "families": [...], FAMILY: {every key}}``.
+        A :class:`Config`: ``{"name", "description", "seed", "shard_size", "encoder",
+        "families": [...], FAMILY: {every key}}``, every value checked, each family's
+        settings object built once.  A :class:`Config` given as ``preset`` with no
+        overrides is returned as it is (it is resolved already).
     """
+    if isinstance(preset, Config) and not overrides:
+        return preset
     if preset is None:
         cfg = normalise({})
     elif isinstance(preset, dict):
@@ -312,12 +313,42 @@ def resolve(preset=None, overrides=()) -> dict:
         _apply(cfg, key, value)
     for f in cfg["families"]:
         cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **cfg[f]}
-        family_settings(cfg, f)  # cross-key checks
     order = ["name", "description", "seed", "shard_size", "encoder", "families"] + cfg["families"]
-    return {k: cfg[k] for k in order}
+    return Config({k: cfg[k] for k in order})
 
 
-def first_classes(cfg: dict, k: int) -> dict:
+class Config(dict):
+    """A resolved configuration (what :func:`resolve` returns): the plain mapping a
+    manifest stores and a preset file holds, plus the typed, validated objects built
+    from it once -- :attr:`dataset` (:class:`DatasetSettings`) and each family's
+    settings (:meth:`settings`, cross-key and memory checks included).
+
+    Treat it as read-only: a changed copy is ``resolve(dict(cfg), overrides)``.
+    """
+
+    def __init__(self, mapping: dict):
+        super().__init__(mapping)
+        self.dataset = DatasetSettings(**{k: self[k] for k in TOP_KEYS})
+        self._settings = {name: _build_settings(self, name) for name in self["families"]}
+
+    @property
+    def families(self) -> list:
+        """The family names, in label order."""
+        return list(self["families"])
+
+    def settings(self, name: str):
+        """The settings object of family ``name``."""
+        return self._settings[name]
+
+    def __deepcopy__(self, memo):
+        return Config(copy.deepcopy(dict(self), memo))
+
+
+# A Config is written like the mapping it is (cards, presets show).
+yaml.SafeDumper.add_representer(Config, yaml.SafeDumper.represent_dict)
+
+
+def first_classes(cfg: dict, k: int) -> "Config":
     """``cfg`` cut to its first ``k`` classes in label order (``generate --classes K``).
 
     Families are filled in order; a family left with no class is dropped.  The
@@ -326,7 +357,7 @@ def first_classes(cfg: dict, k: int) -> dict:
     """
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ConfigError(f"--classes must be a positive integer, got {k!r}")
-    out = copy.deepcopy(cfg)
+    out = copy.deepcopy(dict(cfg))
     room = k
     for name in list(out["families"]):
         key = get_family(name).count_key
@@ -337,7 +368,7 @@ def first_classes(cfg: dict, k: int) -> dict:
         else:
             out["families"].remove(name)
             del out[name]
-    return out
+    return Config(out)
 
 
 def families(cfg: dict) -> list:
@@ -346,7 +377,14 @@ def families(cfg: dict) -> list:
 
 
 def family_settings(cfg: dict, name: str):
-    """The settings object of family ``name`` of a resolved config (its memory bounds checked)."""
+    """The settings object of family ``name`` of a resolved config (its memory bounds checked;
+    built once per :class:`Config`)."""
+    if isinstance(cfg, Config):
+        return cfg.settings(name)
+    return _build_settings(cfg, name)
+
+
+def _build_settings(cfg: dict, name: str):
     fam = get_family(name)
     settings = fam.configure(cfg[name], cfg["seed"])
     _check_memory(fam, settings, cfg, name)

@@ -25,13 +25,15 @@ from . import config as fconfig
 from . import executors
 from . import manifest as fmanifest
 from ._version import __version__
-from .card import write_card
 from .encode import DEFLATE, LEGACY_ENCODER
 from .errors import ConfigError, FractalDBError, InputError, OutputError
-from .families import DEVICES, get_family, legacy_default_family
+from .families import get_family, legacy_default_family
+from .gpu import DEVICES
+from .gpu import check_device as _known_device
 from .families.base import BoundFamily, cpu_only
 from .labels import dataset_kind
-from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, TIMM_INFO, WIDS_INDEX, shard_name
+from .indexes.registry import check_at_generate, write_at_generate
+from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, shard_name
 from .parallel import default_workers
 from .plan import Plan
 from .safety import check_plain_name, check_workers
@@ -55,8 +57,7 @@ def _versions() -> dict:
     return {"fractaldb": __version__, "numpy": numpy.__version__, "numba": numba.__version__, "deflate": DEFLATE}
 
 
-def _dumps(obj) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+_dumps = fmanifest.dumps
 
 
 #: One family of a dataset: the family bound to its settings and classes (0.2's name).
@@ -67,11 +68,10 @@ class Dataset:
     """Everything a shard depends on, resolved once: the config and, per family,
     the family bound to its settings and classes (labels follow the family order)."""
 
-    def __init__(self, config: dict, classes: dict):
-        self.config = config
+    def __init__(self, config, classes: dict):
+        self.config = config = fconfig.resolve(config)  # a resolved Config is kept as it is
         self.classes = classes
-        self.parts = {name: get_family(name).bind(fconfig.family_settings(config, name), classes[name])
-                      for name in fconfig.families(config)}
+        self.parts = {name: get_family(name).bind(config.settings(name), classes[name]) for name in config.families}
         self.label_kind = dataset_kind(p.family.label_kind for p in self.parts.values())
         self.label_kind.check(self.n_classes)
 
@@ -113,19 +113,23 @@ class Dataset:
         return {name: _renderer(p, device) for name, p in self.parts.items()}
 
     @classmethod
-    def from_config(cls, cfg: dict, workers: int | None = None, progress=None) -> "Dataset":
-        """Search (or load) every family's classes.
+    def from_config(cls, cfg, workers: int | None = None, progress=None) -> "Dataset":
+        """Search (or load) every family's classes of ``cfg`` (a preset name, mapping or
+        resolved :class:`~fractaldb.config.Config`; resolved once).
 
         ``progress(family, accepted, tried, total)`` follows the searches.
         """
         cfg = fconfig.resolve(cfg)
-        classes = {}
-        for name in fconfig.families(cfg):
+        classes, counts = {}, {}
+        for name in cfg.families:
             fam = get_family(name)
             total = cfg[name][fam.count_key]
             cb = (lambda a, t, n=name, total=total: progress(n, a, t, total)) if progress is not None else None
-            classes[name] = fam.find_classes(fconfig.family_settings(cfg, name), workers or default_workers(), cb)
-            cfg[name][fam.count_key] = len(classes[name])  # a category folder may hold fewer
+            classes[name] = fam.find_classes(cfg.settings(name), workers or default_workers(), cb)
+            if len(classes[name]) != total:  # a category folder may hold fewer
+                counts[name] = len(classes[name])
+        if counts:
+            cfg = fconfig.resolve(dict(cfg), [(f"{n}.{get_family(n).count_key}", c) for n, c in counts.items()])
         return cls(cfg, classes)
 
     @classmethod
@@ -207,8 +211,7 @@ def check_device(device: str, locally: bool = True) -> None:
 
     Tasks that run elsewhere (``--scheduler``) check on their own machine.
     """
-    if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}; choose {' or '.join(DEVICES)}")
+    _known_device(device)
     if device == "cuda" and locally:
         from .gpu import gpu_start
 
@@ -390,17 +393,7 @@ def _generate_into(cfg, store, out, workers, resume, progress, search_progress, 
         "records": _dedupe([r for n in names for r in records[n]]),
         "records_by_shard": {n: records[n] for n in names if records[n]},
     }
-    store.write(WIDS_INDEX, _dumps({
-        "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": ds.config["name"],
-        "shardlist": [{"url": e["name"], "nsamples": e["samples"], "filesize": e["bytes"]} for e in shards],
-    }))
-    store.write(TIMM_INFO, _dumps({
-        "name": ds.config["name"], "num_classes": ds.n_classes,
-        "splits": {"train": {"name": "train", "num_samples": plan.n_samples,
-                             "filenames": names, "shard_lengths": [e["samples"] for e in shards]}},
-    }))
-    if card:
-        write_card(store, manifest, ds)
+    write_at_generate(store, manifest, ds, card=card)  # wids-index.json, _info.json, the card
     store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
     store.remove(PROGRESS_DIR)
     return manifest
@@ -445,7 +438,7 @@ def verify(out: str, progress=None) -> list:
     listed = {e["name"] for e in manifest["shards"]}
     problems += [f"{n}: a shard file the manifest does not list; move it away"
                  for n in store.names() if n.endswith(SHARD_SUFFIX) and n not in listed]
-    problems += fmanifest.check_index_files(store, manifest)
+    problems += check_at_generate(store, manifest)
     return problems
 
 

@@ -45,12 +45,18 @@ def folder_kind(path) -> str | None:
     return None
 
 
-def wrong_folder_hint(path, wanted: str) -> str | None:
+def wrong_folder_hint(path, wanted: str, reader=None) -> str | None:
     """One sentence for a command that needs a ``wanted`` folder and got ``path``, when
-    ``path`` is recognisably another kind; None otherwise (then the caller's own message)."""
+    ``path`` is recognisably another kind; None otherwise (then the caller's own message).
+
+    ``reader``: a callable giving ``(preset, "section.key")`` of the family that makes datasets
+    from a category folder (:func:`fractaldb.families.category_reader`, passed by callers above
+    the registry), or None; asked only when ``path`` is a category folder.
+    """
     kind = folder_kind(path)
     if kind is None or kind == wanted:
         return None
+    preset, key = (reader() if kind == CATEGORIES and reader is not None else None) or ("PRESET", "FAMILY.KEY")
     what = {
         SHARDS: f"{path} is a shard dataset ('fractaldb generate' output), not a {wanted}",
         CATEGORIES: f"{path} is a category folder ('fractaldb search' output), not a {wanted}",
@@ -60,15 +66,15 @@ def wrong_folder_hint(path, wanted: str) -> str | None:
         (SHARDS, CATEGORIES): f"its classes are in {path}/{MANIFEST}; look at it with 'fractaldb preview {path} "
                               f"--out sheet.png' or unpack it with 'fractaldb export {path} --out DIR'",
         (SHARDS, IMAGEFOLDER): f"unpack it with 'fractaldb export {path} --out DIR'",
-        (CATEGORIES, SHARDS): f"make a dataset from it with 'fractaldb generate --preset fractaldb-1k "
-                              f"--set fractal.category_dir={path} --out DIR', or render it with "
+        (CATEGORIES, SHARDS): f"make a dataset from it with 'fractaldb generate --preset {preset} "
+                              f"--set {key}={path} --out DIR', or render it with "
                               f"'fractaldb render --params {path} --out DIR'",
         (CATEGORIES, IMAGEFOLDER): f"render it with 'fractaldb render --params {path} --out DIR'",
         (IMAGEFOLDER, SHARDS): "ImageFolders have no manifest to check; 'fractaldb generate' makes a dataset "
                                "that verify, regenerate, export and index work on",
         (IMAGEFOLDER, CATEGORIES): "pass the category folder it was rendered from ('fractaldb search' output)",
         (SHARDS, PRESET): f"rebuild it with 'fractaldb generate --from-manifest {path} --out DIR'",
-        (CATEGORIES, PRESET): f"use its categories with '--preset fractaldb-1k --set fractal.category_dir={path}'",
+        (CATEGORIES, PRESET): f"use its categories with '--preset {preset} --set {key}={path}'",
         (IMAGEFOLDER, PRESET): "give a preset name ('fractaldb presets list') or a YAML file",
     }[(kind, wanted)]
     return f"{what}; {fix}"

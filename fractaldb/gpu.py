@@ -13,8 +13,20 @@ import threading
 
 from .errors import ConfigError
 
-__all__ = ["NO_GPU", "NO_NUMBA_CUDA", "cuda_available", "gpu_start", "launch_lock", "LAUNCH_LOCK",
-           "simulator", "to_torch", "as_torch"]
+__all__ = ["DEVICES", "AUTO_DEVICES", "check_device", "NO_GPU", "NO_NUMBA_CUDA", "cuda_available", "gpu_start",
+           "launch_lock", "LAUNCH_LOCK", "simulator", "to_torch", "as_torch"]
+
+#: Where images are rendered; the bytes are the same on both.  The one list every command uses.
+DEVICES = ("cpu", "cuda")
+#: Devices of training (and of on-the-fly rendering for it): ``auto`` picks one of :data:`DEVICES`.
+AUTO_DEVICES = ("auto",) + DEVICES
+
+
+def check_device(device, choices=DEVICES, what: str = "device") -> str:
+    """``device`` if it is one of ``choices``, else a one-line :class:`ConfigError`."""
+    if device not in choices:
+        raise ConfigError(f"unknown {what} {device!r}; choose {', '.join(choices[:-1])} or {choices[-1]}")
+    return device
 
 #: The error of ``--device cuda`` on a machine without a usable GPU.
 NO_GPU = "--device cuda needs an NVIDIA GPU with a working CUDA driver; none was found. Use --device cpu"

@@ -24,12 +24,13 @@ import re
 import tarfile
 
 from .errors import InputError
+from .families import category_reader
 from .folders import SHARDS, wrong_folder_hint
-from .keys import MANIFEST, TIMM_INFO, WIDS_INDEX
+from .keys import MANIFEST
 from .safety import check_plain_name, memory_budget
 
 __all__ = ["MAX_MANIFEST_BYTES", "parse", "check_structure", "check_plan", "read_shard", "tar_members",
-           "check_index_files", "corrupt"]
+           "dumps", "corrupt"]
 
 #: Largest manifest read (a 21k-class manifest is a few tens of MB).
 MAX_MANIFEST_BYTES = 1 << 30
@@ -43,7 +44,7 @@ def corrupt(where: str, why: str, url: str) -> InputError:
 def parse(store, formats, name: str = MANIFEST) -> dict:
     """The JSON of ``store``'s manifest (file ``name``), bounded and of a known format."""
     if not store.exists(name):
-        raise InputError(wrong_folder_hint(store.url, SHARDS)
+        raise InputError(wrong_folder_hint(store.url, SHARDS, category_reader)
                          or f"{store.url} has no {name}; is it a 'fractaldb generate' output?")
     path = store.path(name)
     raw = store.read(name, max_bytes=min(MAX_MANIFEST_BYTES, memory_budget()))
@@ -138,28 +139,6 @@ def tar_members(data: bytes, where: str):
         raise InputError(f"{where} is not a readable tar ({type(exc).__name__}); regenerate it") from None
 
 
-def check_index_files(store, manifest: dict) -> list:
-    """Problems of ``wids-index.json`` and ``_info.json`` against the manifest (their meaning,
-    not their bytes: older versions wrote fewer fields)."""
-    shards = manifest["shards"]
-    problems = []
-    for name in (WIDS_INDEX, TIMM_INFO):
-        if not store.exists(name):
-            problems.append(f"{name}: missing")
-            continue
-        try:
-            doc = json.loads(store.read(name, max_bytes=min(MAX_MANIFEST_BYTES, memory_budget())))
-            if name == WIDS_INDEX:
-                ok = [(s["url"], s["nsamples"], s["filesize"]) for s in doc["shardlist"]] == \
-                     [(e["name"], e["samples"], e["bytes"]) for e in shards]
-            else:
-                split = doc["splits"]["train"]
-                ok = (split["filenames"] == [e["name"] for e in shards]
-                      and split["shard_lengths"] == [e["samples"] for e in shards]
-                      and split["num_samples"] == manifest["plan"]["samples"]
-                      and doc["num_classes"] == manifest["plan"]["classes"])
-        except (ValueError, RecursionError, KeyError, TypeError, IndexError, InputError):
-            ok = False
-        if not ok:
-            problems.append(f"{name}: does not match the manifest")
-    return problems
+def dumps(obj) -> bytes:
+    """The bytes of every JSON file fractaldb writes beside the shards: indented, keys sorted."""
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()

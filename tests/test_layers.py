@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._compat", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
          "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats",
-         "fractaldb.sheet"]),
+         "fractaldb.sheet", "fractaldb.citations", "fractaldb.schema"]),
     (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.ifs.kernels", "fractaldb.families.fractal.kernels_search",
@@ -28,7 +28,7 @@ LAYERS = [
          "fractaldb.families.colorfractal.kernels"]),
     (4, ["fractaldb.ifs.kernels_cuda", "fractaldb.families.perlin.kernels_cuda",
          "fractaldb.families.fractal3d.kernels_cuda"]),
-    (5, ["fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
+    (5, ["fractaldb.labels", "fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
          "fractaldb.families.base"]),
     (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system",
          "fractaldb.ifs.weights"]),
@@ -42,7 +42,9 @@ LAYERS = [
           "fractaldb.families.fractal3d", "fractaldb.families.colorfractal"]),
     (11, ["fractaldb.families"]),
     (12, ["fractaldb.config"]),
-    (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest"]),
+    (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest", "fractaldb.indexes.registry",
+          "fractaldb.indexes.tar", "fractaldb.indexes.wids", "fractaldb.indexes.timm", "fractaldb.indexes.hf",
+          "fractaldb.indexes.energon", "fractaldb.indexes.dali"]),
     (14, ["fractaldb.dataset"]),
     (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
     (16, ["fractaldb.train"]),
@@ -156,19 +158,93 @@ def test_a_cycle_is_caught():
                for v in violations(sources))
 
 
-@pytest.mark.parametrize("name", ["fractaldb.dataset", "fractaldb.shards", "fractaldb.plan", "fractaldb.data",
-                                  "fractaldb.preview", "fractaldb.config", "fractaldb.cli.main",
-                                  "fractaldb.executors", "fractaldb.storage", "fractaldb.keys", "fractaldb.gpu"])
-def test_generic_layers_name_no_family(name):
-    """Only the registry and the family packages name a family."""
+def _docstrings(tree) -> set:
+    """The ids of the docstring nodes of a module and of its classes and functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def family_mentions(module: str, source: str, families) -> list:
+    """Where ``source`` names a family in code (docstrings and comments are prose, not code):
+    a string constant with a family name as a word (``"perlin"``, ``"fractal.categories=2"``),
+    an attribute or import path through ``families.NAME``, or a name or attribute spelled as one."""
+    import re
+
+    tree = ast.parse(source)
+    docs = _docstrings(tree)
+    words = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*")  # "multi-fractal-1k" is one word, "fractal.x" two
+    found = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            hits = set(words.findall(node.value)) & set(families)
+            found += [f"{module}:{line}: string {node.value[:60]!r} names {h!r}" for h in sorted(hits)]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if "families" in parts and set(parts[parts.index("families") + 1:]) & set(families):
+                found.append(f"{module}:{line}: imports from {node.module}")
+        elif isinstance(node, ast.Attribute) and node.attr in families:
+            found.append(f"{module}:{line}: attribute .{node.attr}")
+        elif isinstance(node, ast.Name) and node.id in families:
+            found.append(f"{module}:{line}: name {node.id}")
+    return found
+
+
+def generic_modules(sources: dict) -> dict:
+    """Every module outside the family packages (the registry and families.base included)."""
     from fractaldb.families import list_families
 
-    src = package_sources()[name]
-    tree = ast.parse(src)
-    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    for family in list_families():
-        assert family not in strings, f"{name} has the string {family!r}"
-        assert f"families.{family}" not in src, f"{name} imports the {family} package"
+    inside = tuple(f"fractaldb.families.{f.split('.')[0]}" for f in _family_packages())
+    return {m: s for m, s in sources.items() if not any(m == p or m.startswith(p + ".") for p in inside)}
+
+
+def _family_packages() -> list:
+    """The package folders under fractaldb/families/ (each holds one or more families)."""
+    base = ROOT / "fractaldb" / "families"
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+
+
+def test_generic_layers_name_no_family():
+    """Only the family packages name a family: every other module, walked with ast."""
+    from fractaldb.families import list_families
+
+    sources = package_sources()
+    found = [hit for m, s in sorted(generic_modules(sources).items()) for hit in family_mentions(m, s, list_families())
+             if not hit.startswith(_NOT_YET)]
+    assert found == []
+
+
+#: Modules being moved to family-owned data on another branch (the transfer study's arms); empty after it lands.
+_NOT_YET = ("fractaldb.experiments:", "fractaldb.cli.train:")
+
+
+def test_the_family_name_check_can_fail():
+    from fractaldb.families import list_families
+
+    families = list_families()
+    src = 'X = {"key": "perlin.classes=3"}\nfrom .families.fractal import search\nY = fractal3d\n'
+    hits = family_mentions("fractaldb.example", src, families)
+    assert len(hits) == 3, hits
+    assert family_mentions("fractaldb.example", '"""About the perlin family."""\n# perlin\n', families) == []
+
+
+def test_no_family_package_imports_another():
+    """What several families share lives below them (fractaldb.ifs, ...), never in a sibling package."""
+    g = graph(package_sources())
+    packages = _family_packages()
+    bad = []
+    for m, targets in sorted(g.items()):
+        for pkg in packages:
+            own = f"fractaldb.families.{pkg}"
+            if m == own or m.startswith(own + "."):
+                bad += [f"{m} imports {t}" for t in sorted(targets) if t.startswith("fractaldb.families.")
+                        and not (t == own or t.startswith(own + ".")) and t != "fractaldb.families.base"]
+    assert bad == []
 
 
 TABLE_HEAD = "| layer | module | imports (anywhere in the file) |"

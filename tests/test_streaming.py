@@ -220,7 +220,7 @@ def test_stream_ranks_and_workers_are_disjoint_and_cover_everything(fresh, monke
     parts = []
     for rank in range(world):
         for worker in range(workers):
-            monkeypatch.setattr(fdata, "worker_info", lambda r=rank, w=worker: (r, world, w, workers))
+            monkeypatch.setattr(fdata.stages, "worker_info", lambda r=rank, w=worker: (r, world, w, workers))
             parts.append(Counter(collect(fresh)))
     total = sum(parts, Counter())
     assert total == everything

@@ -31,16 +31,16 @@ import threading
 from importlib import metadata
 
 from ..errors import ConfigError
+from ..gpu import DEVICES, check_device
 from .base import BoundFamily, Family, RenderedBlock, Renderer, StudyArm
 
 __all__ = ["Family", "BoundFamily", "Renderer", "RenderedBlock", "StudyArm", "register_family", "get_family",
-           "create_family", "list_families", "create_renderer", "family_of_config", "legacy_default_family",
+           "create_family", "list_families", "all_families", "create_renderer", "family_of_config",
+           "legacy_default_family", "category_reader", "check_device",
            "ENTRY_POINT_GROUP", "DEVICES"]
 
 #: The entry-point group families register in.
 ENTRY_POINT_GROUP = "fractaldb.families"
-#: Where images are rendered; the bytes are the same on both.
-DEVICES = ("cpu", "cuda")
 
 _LOCK = threading.RLock()
 _LOADED: dict = {}      # name -> Family (loaded or registered)
@@ -205,19 +205,22 @@ def legacy_default_family() -> str:
                       f"'families: [NAME]' (one of {', '.join(list_families())})")
 
 
+def category_reader() -> tuple | None:
+    """``(preset, "section.key")`` of the family that makes datasets from a category folder
+    (``Family.category_folder``), for the hints of commands given one; None if none does."""
+    for family in all_families():
+        if family.category_folder is not None:
+            preset, key = family.category_folder
+            return preset, f"{family.name}.{key}"
+    return None
+
+
 def family_of_config(cfg) -> Family:
     """The family whose settings or render-config type ``cfg`` is."""
     for family in all_families():
         if isinstance(cfg, family.config_types):
             return family
     raise ConfigError(f"no family renders a {type(cfg).__name__}; pass a family's settings or render config")
-
-
-def check_device(device: str) -> str:
-    """``device`` if it is one of :data:`DEVICES`, else a one-line :class:`ConfigError`."""
-    if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}; choose {' or '.join(DEVICES)}")
-    return device
 
 
 def create_renderer(family, cfg, device: str = "cpu", **device_options):

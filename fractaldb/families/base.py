@@ -40,73 +40,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Protocol
 
 from ..errors import ConfigError
-from ..safety import check_bound
+from ..schema import Setting, coerce, setting, settings_of  # noqa: F401 - re-exported: families build with them
 
 __all__ = ["Family", "BoundFamily", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of",
            "build_settings", "one_image_blocks", "HostRenderer", "CUDARendererBase", "StudyArm", "cpu_only"]
-
-
-def setting(default, help: str, allowed: str, check=None, kind=None):
-    """A dataclass field of a family's settings: its default, help text, the
-    allowed values in words, and a ``check(value) -> bool``.
-
-    ``kind`` is the YAML type a preset gives (``int``, ``float``, ``str``,
-    ``bool`` or ``"range"`` for a ``[low, high]`` pair); by default the
-    default value's type.
-    """
-    meta = {"help": help, "allowed": allowed, "check": check, "kind": kind or type(default)}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of a section, as :func:`settings_of` lists it."""
-
-    name: str
-    kind: Any
-    default: Any
-    help: str
-    allowed: str
-    check: Any
-
-
-def settings_of(cls) -> dict:
-    """``{key: Setting}`` of a settings dataclass, in declaration order."""
-    out = {}
-    for f in dataclasses.fields(cls):
-        if "help" not in f.metadata:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        out[f.name] = Setting(f.name, f.metadata["kind"], default, f.metadata["help"], f.metadata["allowed"],
-                              f.metadata["check"])
-    return out
-
-
-def coerce(setting: Setting, value, where: str):
-    """``value`` checked and converted to the setting's kind, or :class:`ConfigError`."""
-    key, kind, allowed = where, setting.kind, setting.allowed
-    bad = ConfigError(f"{key} must be {allowed}, got {value!r}")
-    if kind == "range":
-        if not (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            raise bad
-        value = list(value)
-    elif kind is bool:
-        if not isinstance(value, bool):
-            raise bad
-    else:
-        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)  # weights: 0.4 written without quotes
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise bad
-    if setting.check is not None and not setting.check(value):
-        raise bad
-    check_bound(setting.name, value, key)  # every count and size is bounded by memory
-    return value
 
 
 def build_settings(cls, section: dict, seed: int, where: str):
@@ -268,6 +205,9 @@ class Family(ABC):
     legacy_default: ClassVar[bool] = False
     #: Old flat preset keys (fractaldb 0.1) -> section key.
     legacy_keys: ClassVar[dict] = {}
+    #: ``(preset, settings key)`` when the family makes datasets from a category folder
+    #: (``fractaldb search`` output): the hint of a command given such a folder names them.
+    category_folder: ClassVar[tuple | None] = None
     #: Names ``fractaldb`` re-exports at its top level: ``{name: "module:attribute"}``.
     exports: ClassVar[dict] = {}
 

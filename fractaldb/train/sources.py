@@ -140,16 +140,18 @@ def _imagefolder_source(path: Path, cfg: dict, rt: Runtime, train: bool) -> Sour
     return _map_source(ds, cfg, rt, train, str(path), len(ds.classes), classes=list(ds.classes))
 
 
-def _shard_source(url: str, manifest: dict, cfg: dict, rt: Runtime, train: bool) -> Source:
+def _shard_source(url: str, shards, cfg: dict, rt: Runtime, train: bool) -> Source:
+    """The source of a shard dataset (``shards``: :func:`fractaldb.data.open_shards`'s, read once)."""
     from ..data import shard_dataset
 
+    manifest = shards.manifest
     samples, classes = int(manifest["plan"]["samples"]), int(manifest["plan"]["classes"])
     if samples == 0:
         raise InputError(f"{url} holds no samples; generate it again with more categories")
     workers, batch = cfg["workers"], cfg["batch_size"] // rt.world
     loader_kw = dict(num_workers=workers, pin_memory=rt.device.type == "cuda")
     if not train:  # every sample once: split by node, then by worker
-        ds = shard_dataset(url, resampled=False, shuffle=0, transform=SquareUint8(load_size(cfg)))
+        ds = shard_dataset(shards, resampled=False, shuffle=0, transform=SquareUint8(load_size(cfg)))
         loader = torch.utils.data.DataLoader(ds, batch_size=batch, **loader_kw)
         return Source(lambda epoch: loader, classes, 0, url)
     # Resampled shards, seeded per (seed, epoch, rank, worker); each worker yields the same
@@ -161,7 +163,7 @@ def _shard_source(url: str, manifest: dict, cfg: dict, rt: Runtime, train: bool)
         raise ConfigError(f"--batch-size {cfg['batch_size']} is larger than the {per_worker} samples each "
                           f"loader worker reads per epoch from {url}; use a smaller batch, fewer --workers "
                           "or a larger --epoch-size")
-    ds = shard_dataset(url, resampled=True, epoch_size=per_worker, shuffle=min(cfg["shuffle"], samples),
+    ds = shard_dataset(shards, resampled=True, epoch_size=per_worker, shuffle=min(cfg["shuffle"], samples),
                        seed=cfg["seed"], transform=SquareUint8(load_size(cfg)))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, drop_last=True, **loader_kw)
 
@@ -226,13 +228,13 @@ def _stream_source(cfg: dict, rt: Runtime) -> Source:
 def open_source(data: str, cfg: dict, rt: Runtime, train: bool = True) -> Source:
     """The source behind ``data``: a ``fractaldb generate`` output (folder or URL with a
     ``manifest.json``) or an ImageFolder (``data/<class>/<image>``)."""
-    from ..dataset import load_manifest
+    from ..data import open_shards
     from ..keys import MANIFEST
     from ..storage import Store
 
     store = Store(data)
     if store.exists(MANIFEST) or not store.local:
-        return _shard_source(data, load_manifest(store), cfg, rt, train)
+        return _shard_source(data, open_shards(data), cfg, rt, train)
     path = Path(data)
     if not path.is_dir():
         raise InputError(f"{data} does not exist; give a 'fractaldb generate' output or an ImageFolder")

@@ -181,6 +181,7 @@ class FractalFamily(Family):
     small = {"sampler": "modern", "categories": 2, "image_size": 32, "points": 2000, "weights": "none",
              "patches": 2, "flips": 2}
     legacy_default = True  # fractaldb 0.1 presets and manifests were all FractalDB
+    category_folder = ("fractaldb-1k", "category_dir")
     settings = FractalSettings
     count_key = "categories"
     legacy_keys = {k: k for k in ("sampler", "categories", "fill_rate", "search_points", "image_size", "points",

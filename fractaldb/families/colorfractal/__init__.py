@@ -22,6 +22,7 @@ from ..base import Family, one_image_blocks, setting
 from ..fractal.ifs import IFS
 from .model import (ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
+from . import study
 
 __all__ = ["ColorFractalFamily", "ColorFractalSettings", "MultiFractalFamily", "MultiFractalSettings"]
 
@@ -164,6 +165,7 @@ class _SigmaFamily(Family):
 class ColorFractalFamily(_SigmaFamily):
     name = "colorfractal"
     summary = "colour sigma-factor fractals on diamond-square backgrounds (Anderson & Farrell), one label"
+    study_arms = study.ARMS
     settings = ColorFractalSettings
     config_types = (ColorFractalSettings, ColorRenderConfig)
     renderer_type = ColorFractalRenderer

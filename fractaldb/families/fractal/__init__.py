@@ -21,6 +21,7 @@ from ...parallel import default_workers
 from ..base import Family, RenderedBlock, setting
 from . import constants as C
 from .ifs import IFS, Categories, load_categories
+from . import study
 from .render import CPURenderer, RenderConfig, image_name, render_previews
 from .search import SAMPLERS, SearchConfig, search
 
@@ -115,6 +116,7 @@ class FractalSettings:
 class FractalFamily(Family):
     name = "fractal"
     summary = "FractalDB: IFS categories (fill-rate search) x weight variants x patch draws x flips"
+    study_arms = study.ARMS
     settings = FractalSettings
     count_key = "categories"
     legacy_keys = {k: k for k in ("sampler", "categories", "fill_rate", "search_points", "image_size", "points",

@@ -18,6 +18,7 @@ from ...encode import FORMATS
 from ..base import Family, RenderedBlock, setting
 from .model import (COMPATS, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
                     search_classes)
+from . import study
 
 __all__ = ["Fractal3DFamily", "Fractal3DSettings", "sample_key", "image_name"]
 
@@ -69,6 +70,7 @@ class Fractal3DSettings:
 class Fractal3DFamily(Family):
     name = "fractal3d"
     summary = "3-D FractalDB (MV-FractalDB / ExFractalDB / 3-D OFDB): 3-D IFS clouds x weight rows x views"
+    study_arms = study.ARMS
     settings = Fractal3DSettings
     count_key = "categories"
     legacy_keys = {}

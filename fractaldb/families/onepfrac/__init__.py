@@ -17,6 +17,7 @@ from ...errors import ConfigError
 from ..base import Family, RenderedBlock, setting
 from ..fractal.render import CPURenderer
 from .model import Perturbation, render_config, search_classes
+from . import study
 
 __all__ = ["OnePFracFamily", "OnePFracSettings", "sample_key"]
 
@@ -64,6 +65,7 @@ class OnePFracSettings:
 class OnePFracFamily(Family):
     name = "onepfrac"
     summary = "1p-frac: one sigma-factor fractal x perturbed copies (one image and one label each)"
+    study_arms = study.ARMS
     settings = OnePFracSettings
     count_key = "classes"
     legacy_keys: dict = {}

@@ -16,6 +16,7 @@ from ...encode import FORMATS
 from ..base import Family, one_image_blocks, setting
 from .model import (PALETTES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
                     search_classes)
+from . import study
 
 __all__ = ["PerlinFamily", "PerlinSettings", "sample_key"]
 
@@ -74,6 +75,7 @@ class PerlinSettings:
 class PerlinFamily(Family):
     name = "perlin"
     summary = "Perlin noise: fBm classes (frequency, octaves, persistence, lacunarity, palette) x lattice instances"
+    study_arms = study.ARMS
     settings = PerlinSettings
     count_key = "classes"
     legacy_keys = {"image_size": "image_size", **{f"perlin_{k}": k for k in (

@@ -48,7 +48,9 @@ LAYERS = [
     (14, ["fractaldb.dataset"]),
     (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
     (16, ["fractaldb.train"]),
-    (17, ["fractaldb.experiments"]),
+    (17, ["fractaldb.experiments", "fractaldb.experiments.targets", "fractaldb.experiments.arms",
+          "fractaldb.experiments.cache", "fractaldb.experiments.protocol", "fractaldb.experiments.tables",
+          "fractaldb.experiments.plots", "fractaldb.experiments.transfer"]),
     (18, ["fractaldb.cli"]),
     (19, ["fractaldb"]),  # the package's __init__: the public API re-exports
 ]

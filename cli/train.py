@@ -172,7 +172,8 @@ def experiment():
 
 @experiment.command()
 @click.option("--quick", is_flag=True,
-              help="The CPU setting: 10 and 100 shots, scratch/fractaldb/perlin, 5 seeds (about 6 minutes on 2 quiet cores); "
+              help="The CPU setting: 10 and 100 shots, scratch, the primary arm and the arms marked quick, 5 seeds "
+                   "(about 6 minutes on 2 quiet cores); "
                    "without it: every arm, 10/100/1000/all shots and the scaling study (about an hour).")
 @click.option("--target", default="fashion-mnist", show_default=True,
               help="fashion-mnist (the IDX files of dataset-fashion-mnist), digits (scikit-learn) or "
@@ -182,8 +183,8 @@ def experiment():
 @click.option("--out", required=True, type=click.Path(), help="Folder for results.json, results.md and the plots.")
 @click.option("--seeds", type=int, default=None, help="Seeds at 10 and 100 shots (default: 5).")
 @click.option("--arms", default=None,
-              help="Comma-separated arms (scratch is always run): scratch, fractaldb, fractal-point, fractal-svd, "
-                   "perlin, fractal+perlin, 1p-frac, ofdb, fractal3d, color-fractal [default: the setting's].")
+              help="Comma-separated arms (scratch is always run); every family brings its own (a wrong name lists "
+                   "them; docs/training.md describes them) [default: the setting's].")
 @click.option("--shots", default=None, help="Comma-separated shots per class, e.g. 10,100,1000,all [default: the setting's].")
 @click.option("--no-scaling", is_flag=True, help="Skip the scaling study (categories, epochs) of the full setting.")
 @click.option("--threads", type=int, default=None, help="PyTorch CPU threads [default: 1].")

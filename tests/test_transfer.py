@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fractaldb import stats
-from fractaldb.errors import InputError
+from fractaldb import families, stats
+from fractaldb.errors import ConfigError, InputError
+from fractaldb.families import Family, get_family, list_families, register_family
+from fractaldb.families.base import StudyArm
 from fractaldb.idx import read_idx, write_idx
 from tinyset import assert_one_line_error, run_cli, tiny_dataset
 
@@ -141,17 +146,19 @@ def test_unknown_target_is_one_line(tmp_path):
 
 
 def test_splits_are_disjoint_nested_and_seeded():
+    from fractaldb.experiments.targets import shot_subset, validation_split
+
     y = torch.arange(10).repeat_interleave(200)
-    val, pool = E._splits(y, 20)
+    val, pool = validation_split(y, 20)
     assert torch.bincount(y[val]).tolist() == [20] * 10 and not set(val.tolist()) & set(pool.tolist())
     assert len(val) + len(pool) == len(y)
-    s10, s100 = E._shots(y, pool, 10, 3), E._shots(y, pool, 100, 3)
+    s10, s100 = shot_subset(y, pool, 10, 3), shot_subset(y, pool, 100, 3)
     assert torch.bincount(y[s10]).tolist() == [10] * 10 and set(s10.tolist()) <= set(s100.tolist())
     assert set(s100.tolist()) <= set(pool.tolist())
-    assert torch.equal(s10, E._shots(y, pool, 10, 3)) and not torch.equal(s10, E._shots(y, pool, 10, 4))
-    assert torch.equal(E._shots(y, pool, "all", 0), pool)
+    assert torch.equal(s10, shot_subset(y, pool, 10, 3)) and not torch.equal(s10, shot_subset(y, pool, 10, 4))
+    assert torch.equal(shot_subset(y, pool, "all", 0), pool)
     with pytest.raises(InputError, match="fewer than 500 shots"):
-        E._shots(y, pool, 500, 0)
+        shot_subset(y, pool, 500, 0)
 
 
 @pytest.fixture
@@ -161,7 +168,10 @@ def small_study(monkeypatch):
                 "steps": dict(min=2, max=2, epochs=1), "lr": [0.05, 0.1], "probe_c": [1.0],
                 "arms": ["scratch", "fractaldb"], "large_arms": [], "scaling": None}
     monkeypatch.setitem(E.TRANSFER_SETTINGS, "quick", settings)
-    monkeypatch.setitem(E.ARMS, "fractaldb", ("tiny", [], "the tiny preset"))
+    arms = get_family("fractal").study_arms  # the fractal family's study.ARMS, restored after the test
+    monkeypatch.setitem(arms, "fractaldb", replace(arms["fractaldb"], preset="tiny", overrides=(),
+                                                   description="the tiny preset"))
+    assert E.ARMS["fractaldb"] == ("tiny", [], "the tiny preset")
     return settings
 
 
@@ -188,6 +198,7 @@ def test_transfer_results_schema(small_study, tmp_path):
     cfg = results["config"]
     assert cfg["test"] == 100 and cfg["val"] == 50 and cfg["pretrained"]["fractaldb"]["classes"] == 4
     assert cfg["pretrained"]["fractaldb"]["presentations"] == 48
+    assert cfg["arms"] == {"scratch": E.ARMS["scratch"][2], "fractaldb": "the tiny preset"}  # the family's arm, as patched
     rep = cfg["arm_reports"]["fractaldb"]  # fractaldb report of the arm's data, kept beside the results
     assert 0 < rep["coverage_mean"] < 1 and rep["separability_chance"] == 25.0
     assert (tmp_path / "reports" / "fractaldb" / "report.md").exists()
@@ -239,6 +250,128 @@ def test_transfer_unknown_arm(tmp_path):
     code, _, err = run_cli(["experiment", "transfer", "--quick", "--arms", "imagenet", "--out", tmp_path / "o"])
     assert "unknown arm 'imagenet'" in assert_one_line_error(code, err)
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the arms: each family's study.py, collected from the registry
+# ---------------------------------------------------------------------------------------------
+
+def test_arms_come_from_the_families_in_registration_order():
+    from fractaldb.experiments.arms import study_arms
+
+    table = study_arms()
+    rest = [arm for f in list_families() for arm in get_family(f).study_arms]
+    primary = [a for f in list_families() for a, spec in get_family(f).study_arms.items() if spec.primary]
+    expected = ["scratch"] + primary + [a for a in rest if a not in primary]
+    assert list(table) == list(E.ARMS) == expected
+    # scratch, the primary arm, then family order (results rows, tables, the plots' colours)
+    assert expected == ["scratch", "fractaldb", "color-fractal", "fractal-point", "fractal-svd", "ofdb", "fractal3d",
+                        "1p-frac", "perlin", "fractal+perlin"]
+    for f in list_families():
+        for arm, spec in get_family(f).study_arms.items():
+            assert isinstance(spec, StudyArm) and isinstance(spec.overrides, tuple) and table[arm] is spec
+            assert E.ARMS[arm] == (spec.preset, list(spec.overrides), spec.description)
+    assert get_family("multifractal").study_arms == {}
+    assert E.ARMS["scratch"] == (None, [], "no pretraining: the network's random initialisation")
+    assert E.TRANSFER_SETTINGS["quick"]["arms"] == ["scratch", "fractaldb", "perlin"]
+    assert E.TRANSFER_SETTINGS["quick"]["large_arms"] == []
+    assert E.TRANSFER_SETTINGS["full"]["arms"] == expected
+    assert E.TRANSFER_SETTINGS["full"]["large_arms"] == ["scratch", "fractaldb"]
+    with pytest.raises(TypeError):  # read-only: an arm is changed in its family's study.py
+        E.ARMS["fractaldb"] = ("tiny", [], "")
+
+
+def test_the_scaling_arms_are_the_primary_arms_scaled():
+    from fractaldb import config
+    from fractaldb.experiments.arms import scaling_arms, study_arms
+
+    table = study_arms()
+    primary = config.resolve(table["fractaldb"].preset, table["fractaldb"].overrides)
+    got = scaling_arms({"categories": [8, 32], "epochs_factor": [1 / 3, 1]}, {}, table)
+    assert list(got) == ["fractaldb-c8", "fractaldb-c32", "fractaldb-e0.33"]
+    assert [v[1:] for v in got.values()] == [(1.0, 8), (1.0, 32), (1 / 3, 32)]
+    assert got["fractaldb-c32"][0] == primary == got["fractaldb-e0.33"][0]  # the 32-class point is the arm itself
+    assert got["fractaldb-c8"][0]["fractal"]["categories"] == 8
+    assert table["fractaldb"].scaled(8).description == "FractalDB, 8 categories x 400 images"
+    with pytest.raises(ConfigError, match="25 x patches x flips, got 7"):
+        table["fractaldb"].scaled(7)
+
+
+def test_exactly_one_primary_arm(monkeypatch, tmp_path):
+    from fractaldb.experiments.arms import large_arms, primary_arm, quick_arms, scaling_arms, study_arms
+
+    assert primary_arm(study_arms())[0] == "fractaldb"
+    fractal, perlin = get_family("fractal").study_arms, get_family("perlin").study_arms
+    monkeypatch.setitem(perlin, "perlin", replace(perlin["perlin"], primary=True))
+    with pytest.raises(ConfigError, match="exactly one primary arm .* found 2: fractaldb, perlin"):
+        primary_arm(study_arms())
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path / "o"])
+    assert "found 2: fractaldb, perlin" in assert_one_line_error(code, err)
+    assert not (tmp_path / "o").exists()
+    # the study follows the primary arm: its quick and large arms, its scaling study
+    monkeypatch.setitem(fractal, "fractaldb", replace(fractal["fractaldb"], primary=False))
+    table = study_arms()
+    assert quick_arms(table) == ["scratch", "perlin"] and large_arms(table) == ["scratch", "perlin"]
+    with pytest.raises(ConfigError, match="primary arm 'perlin' to have scaled"):
+        scaling_arms({"categories": [8], "epochs_factor": [1]}, {}, table)
+    monkeypatch.setitem(perlin, "perlin", replace(perlin["perlin"], primary=False))
+    with pytest.raises(ConfigError, match="found 0; mark exactly one"):
+        primary_arm(study_arms())
+
+
+class _StudyTestFamily(type(get_family("perlin"))):
+    """A family from outside the package (a Perlin variant): what matters is its study arm."""
+
+    name = "studytest"
+    summary = "tests/test_transfer.py's family with one study arm"
+    purposes = {}
+    study_arms = {"test-arm": StudyArm("tiny", ("fractal.categories=2",), "two tiny categories", quick=True)}
+
+
+@pytest.fixture
+def registered():
+    """Register families for one test; they are removed after it."""
+    added = []
+
+    def add(family):
+        added.append(register_family(family).name)
+
+    yield add
+    for name in added:
+        families.unregister_family(name)
+
+
+def test_an_out_of_tree_familys_arm_joins_the_study(registered, tmp_path):
+    from fractaldb.experiments.arms import quick_arms, study_arms
+
+    assert "test-arm" not in E.ARMS
+    registered(_StudyTestFamily())
+    assert list(E.ARMS)[-1] == "test-arm"
+    assert E.ARMS["test-arm"] == ("tiny", ["fractal.categories=2"], "two tiny categories")
+    assert quick_arms(study_arms()) == ["scratch", "fractaldb", "perlin", "test-arm"]
+    # --arms takes it: its preset resolves and the study goes on to load the target (here an unknown one)
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--arms", "test-arm", "--target", "cifar",
+                            "--out", tmp_path / "o"])
+    assert "unknown --target 'cifar'" in assert_one_line_error(code, err)
+
+    class Clash(_StudyTestFamily):
+        name = "clash"
+        study_arms = {"perlin": StudyArm("perlin-tiny", (), "another perlin")}
+
+    registered(Clash())
+    with pytest.raises(ConfigError, match="clash family's study arm 'perlin' is already an arm of the perlin family"):
+        study_arms()
+
+
+def test_the_study_names_no_family():
+    """Arms are data the families give: no module of fractaldb.experiments has a family's name, one of
+    its config keys or an arm's name as a string ("fractaldb" is the package's name too, so not checked)."""
+    names = (set(list_families()) | set(E.ARMS)) - {"scratch", "fractaldb"}
+    for path in sorted(Path(E.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not strings & names, (path.name, strings & names)
+        assert not [s for s in strings for f in list_families() if s.startswith(f + ".")], path.name
 
 
 # ---------------------------------------------------------------------------------------------

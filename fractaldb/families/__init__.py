@@ -35,7 +35,7 @@ from ..gpu import DEVICES, check_device
 from .base import BoundFamily, Family, RenderedBlock, Renderer, StudyArm
 
 __all__ = ["Family", "BoundFamily", "Renderer", "RenderedBlock", "StudyArm", "register_family", "get_family",
-           "create_family", "list_families", "all_families", "create_renderer", "family_of_config",
+           "create_family", "unregister_family", "list_families", "all_families", "create_renderer", "family_of_config",
            "legacy_default_family", "category_reader", "check_device",
            "ENTRY_POINT_GROUP", "DEVICES"]
 
@@ -152,6 +152,16 @@ def register_family(family: Family) -> Family:
             _ORDER.append(family.name)
     _check_legacy_default()
     return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family added with :func:`register_family` (a test's or a script's; families of
+    entry points stay).  Its random-stream purposes stay declared: codes are never reused."""
+    with _LOCK:
+        if name in _ENTRIES or name not in _LOADED:
+            raise ConfigError(f"family {name!r} was not added with register_family")
+        del _LOADED[name]
+        _ORDER.remove(name)
 
 
 def list_families() -> list:

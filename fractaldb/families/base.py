@@ -62,7 +62,8 @@ class StudyArm:
 
     ``primary`` marks the arm the study's primary claims are about (FractalDB);
     ``scaled(classes)``, where given, is the same arm with ``classes`` classes and
-    the same number of images (the scaling study).
+    the same number of images (the scaling study).  ``quick`` puts the arm in the
+    ``--quick`` study (besides scratch and the primary arm).
     """
 
     preset: str
@@ -70,6 +71,7 @@ class StudyArm:
     description: str
     primary: bool = False
     scaled: Any = None
+    quick: bool = False
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ..base import BoundFamily, Family, cpu_only, one_image_blocks, setting
 from ...ifs.system import IFS
 from .model import (COLOR_PURPOSES, MULTI_PURPOSES, ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
+from . import study
 
 __all__ = ["ColorFractalFamily", "ColorFractalSettings", "MultiFractalFamily", "MultiFractalSettings", "SigmaBound"]
 
@@ -190,6 +191,7 @@ class ColorFractalFamily(_SigmaFamily):
                    "on a random background")
     purposes = COLOR_PURPOSES
     small = {"classes": 2, "instances": 3, "image_size": 32, "points": 2000}
+    study_arms = study.ARMS
     settings = ColorFractalSettings
     config_types = (ColorFractalSettings, ColorRenderConfig)
     renderer_type = ColorFractalRenderer

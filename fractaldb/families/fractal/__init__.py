@@ -24,6 +24,7 @@ from ...ifs import constants as C
 from ...ifs.system import IFS, Categories, load_categories
 from ...ifs.render import CPURenderer, RenderConfig, image_name, render_previews
 from .search import PURPOSES, SAMPLERS, SearchConfig, search
+from . import study
 
 __all__ = ["FractalFamily", "FractalSettings", "FractalBound", "Categories", "sample_key"]
 
@@ -180,6 +181,7 @@ class FractalFamily(Family):
     purposes = PURPOSES
     small = {"sampler": "modern", "categories": 2, "image_size": 32, "points": 2000, "weights": "none",
              "patches": 2, "flips": 2}
+    study_arms = study.ARMS
     legacy_default = True  # fractaldb 0.1 presets and manifests were all FractalDB
     category_folder = ("fractaldb-1k", "category_dir")
     settings = FractalSettings

@@ -19,6 +19,7 @@ from ...citations import FRACTALDB, Paper
 from ..base import BoundFamily, Family, RenderedBlock, setting
 from .model import (COMPATS, PURPOSES, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
                     search_classes)
+from . import study
 
 __all__ = ["Fractal3DFamily", "Fractal3DSettings", "Fractal3DBound", "sample_key", "image_name"]
 
@@ -152,6 +153,7 @@ class Fractal3DFamily(Family):
     papers = (MV_FRACTALDB, EXFRACTALDB, OFDB, FRACTALDB)
     purposes = PURPOSES
     small = {"categories": 2, "points": 1000, "instances": 2, "n_views": 3, "image_size": 32}
+    study_arms = study.ARMS
     settings = Fractal3DSettings
     count_key = "categories"
     config_types = (Fractal3DSettings, Fractal3DRenderConfig)

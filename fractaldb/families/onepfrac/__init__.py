@@ -18,6 +18,7 @@ from ...citations import FRACTALDB, Paper
 from ..base import BoundFamily, Family, RenderedBlock, setting
 from ...ifs.render import CPURenderer
 from .model import PURPOSES, Perturbation, render_config, search_classes
+from . import study
 
 __all__ = ["OnePFracFamily", "OnePFracSettings", "OnePFracBound", "sample_key"]
 
@@ -122,6 +123,7 @@ class OnePFracFamily(Family):
     papers = (ONEPFRAC_PAPER, FRACTALDB)
     purposes = PURPOSES
     small = {"classes": 3, "image_size": 32, "points": 2000}
+    study_arms = study.ARMS
     settings = OnePFracSettings
     count_key = "classes"
     config_types = (OnePFracSettings,)

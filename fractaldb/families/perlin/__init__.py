@@ -17,6 +17,7 @@ from ...citations import FRACTALDB, Paper
 from ..base import BoundFamily, Family, one_image_blocks, setting
 from .model import (PALETTES, PURPOSES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
                     search_classes)
+from . import study
 
 __all__ = ["PerlinFamily", "PerlinSettings", "PerlinBound", "sample_key"]
 
@@ -133,6 +134,7 @@ class PerlinFamily(Family):
     papers = (PERLIN_PAPER, FRACTALDB)
     purposes = PURPOSES
     small = {"classes": 2, "instances": 3, "image_size": 32, "min_distance": 0.0}
+    study_arms = study.ARMS
     settings = PerlinSettings
     count_key = "classes"
     legacy_keys = {"image_size": "image_size", **{f"perlin_{k}": k for k in (

@@ -231,7 +231,8 @@ def regenerate(dataset, shard, device):
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out.")
 def export(dataset, out, overwrite):
     """Unpack DATASET's shards into an ImageFolder with the original file names."""
-    from fractaldb.dataset import export_imagefolder, load_manifest
+    from fractaldb.dataset import load_manifest
+    from fractaldb.export import export_imagefolder
     from fractaldb.storage import Store
 
     total = load_manifest(Store(dataset))["plan"]["samples"]

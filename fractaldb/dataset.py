@@ -26,21 +26,21 @@ from . import executors
 from . import manifest as fmanifest
 from ._version import __version__
 from .encode import DEFLATE, LEGACY_ENCODER
-from .errors import ConfigError, FractalDBError, InputError, OutputError
+from .errors import ConfigError, InputError, OutputError
 from .families import get_family, legacy_default_family
 from .gpu import DEVICES
 from .gpu import check_device as _known_device
 from .families.base import BoundFamily, cpu_only
 from .labels import dataset_kind
 from .indexes.registry import check_at_generate, write_at_generate
-from .keys import CLASSES_INDEX, MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, shard_name
+from .keys import MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, shard_name
 from .parallel import default_workers
 from .plan import Plan
-from .safety import check_plain_name, check_workers
+from .safety import check_workers
 from .shards import build_shard
 from .storage import Store
 
-__all__ = ["generate", "verify", "regenerate", "export_imagefolder", "Dataset", "Part", "load_manifest",
+__all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest",
            "MANIFEST_FORMAT", "MANIFEST_FORMATS", "DEVICES", "check_device"]
 
 #: Format of the manifests this version writes: v2 has sectioned configs
@@ -470,65 +470,12 @@ def regenerate(out: str, index: int, device: str = "cpu") -> dict:
     return entry
 
 
-def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -> int:
-    """Unpack a shard dataset into an ImageFolder with each family's file names.
+def __getattr__(name):
+    if name == "export_imagefolder":  # 0.2's home of fractaldb.export.export_imagefolder
+        import importlib
+        import warnings
 
-    Fractal samples get the original FractalDB names
-    (``<cat>/<cat>_<ww>_count_<k>_flip<t>.<ext>``), for training scripts written
-    for the original folders.  ImageFolder readers number the class folders in
-    sorted order, so when the families' own folder names would not sort in label
-    order (e.g. ``families: [perlin, fractal]``) every folder gets its label as a
-    prefix (``000002-00000``).  ``classes.json`` beside the folders maps each
-    folder to its label.  Assembled under a temporary name and renamed into
-    place.  Returns the number of images.
-    """
-    from pathlib import Path
-
-    from .encode import FORMATS
-    from .storage import staged_dir
-
-    store = Store(out)
-    manifest = load_manifest(store)
-    count = 0
-    folders: dict = {}  # class folder -> label
-    default = None  # the family of samples naming none (fractaldb 0.1)
-    with staged_dir(Path(dest), overwrite, inputs=[out]) as tmp:
-        for entry in manifest["shards"]:
-            metas, images = {}, {}
-            where = store.path(entry["name"])
-            for name, data in fmanifest.tar_members(fmanifest.read_shard(store, entry), where):
-                key, _, ext = name.partition(".")
-                if ext == "json":
-                    metas[key] = json.loads(data)
-                elif ext in FORMATS:
-                    images[key] = (ext, data)
-            for key, meta in metas.items():
-                try:
-                    ext, data = images[key]
-                    if "family" not in meta and default is None:
-                        default = legacy_default_family()
-                    rel = get_family(meta.get("family", default)).export_path(meta, ext)
-                    for part in rel.split("/"):
-                        check_plain_name(part, "an exported file name", where)
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    if isinstance(exc, FractalDBError):
-                        raise
-                    raise InputError(f"{where}: sample {key} has malformed metadata ({type(exc).__name__}); "
-                                     "regenerate the shard") from None
-                folder = rel.split("/", 1)[0]
-                if folders.setdefault(folder, meta["label"]) != meta["label"]:
-                    raise InputError(f"{out}: labels {folders[folder]} and {meta['label']} would share the folder "
-                                     f"{folder}; the manifest or shards are inconsistent, regenerate the dataset")
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                count += 1
-            if progress is not None:
-                progress(entry["samples"])
-        if [folders[f] for f in sorted(folders)] != sorted(folders.values()):
-            for folder, label in list(folders.items()):
-                new = f"{label:06d}-{folder}"
-                (tmp / folder).rename(tmp / new)
-                folders[new] = folders.pop(folder)
-        (tmp / CLASSES_INDEX).write_text(json.dumps(folders, indent=1, sort_keys=True) + "\n")
-    return count
+        warnings.warn("fractaldb.dataset.export_imagefolder moved to fractaldb.export.export_imagefolder",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module("fractaldb.export").export_imagefolder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

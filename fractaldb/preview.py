@@ -13,7 +13,8 @@ from PIL import Image
 from .encode import FORMATS
 from .errors import InputError, OutputError
 from .safety import check_bytes
-from .sheet import tile
+from .labels import MASK_EXT
+from .sheet import overlay, tile
 
 #: Most images one contact sheet shows (--limit x --per-category).
 MAX_SHEET_IMAGES = 100_000
@@ -49,13 +50,13 @@ def preview_dataset(ds, per_category: int = 1, limit: int = 64) -> np.ndarray:
     return contact_sheet(images, columns=per_category if per_category > 1 else None)
 
 
-def open_image(data_or_path, where: str) -> np.ndarray:
-    """An image as an RGB array, or one :class:`InputError` naming ``where`` (corrupt,
-    truncated, or over PIL's decompression-bomb limit)."""
+def open_image(data_or_path, where: str, mode: str = "RGB") -> np.ndarray:
+    """An image as an array of ``mode`` (RGB by default), or one :class:`InputError` naming
+    ``where`` (corrupt, truncated, or over PIL's decompression-bomb limit)."""
     src = io.BytesIO(data_or_path) if isinstance(data_or_path, (bytes, bytearray)) else data_or_path
     try:
         with Image.open(src) as im:
-            return np.array(im.convert("RGB"))
+            return np.array(im.convert(mode))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError) as exc:
         raise InputError(f"{where} is not a readable image ({type(exc).__name__}); replace or remove it") from None
 
@@ -86,7 +87,11 @@ def preview_shards(url, per_category: int = 1, limit: int = 64) -> np.ndarray:
             img_name = next((f"{key}.{e}" for e in FORMATS if f"{key}.{e}" in members), None)
             if img_name is None:
                 raise InputError(f"{where}: sample {key} has no image; regenerate the shard")
-            found[label].append(open_image(members[img_name], f"{where}: {img_name}"))
+            image = open_image(members[img_name], f"{where}: {img_name}")
+            if f"{key}.{MASK_EXT}" in members:  # a segmentation dataset: its mask painted over
+                mask = open_image(members[f"{key}.{MASK_EXT}"], f"{where}: {key}.{MASK_EXT}", mode="L")
+                image = overlay(image, mask)
+            found[label].append(image)
         if len(found) >= min(limit, manifest["plan"]["classes"]) and all(len(v) >= per_category for v in found.values()):
             break
     images = [im for label in sorted(found) for im in found[label]]

@@ -58,7 +58,7 @@ def declare_purposes(owner: str, purposes: dict) -> dict:
     out = {}
     codes = {c: n for n, c in PURPOSES.items()}
     for name, code in purposes.items():
-        if code is None:
+        if code is None or code == derived_code(owner, name):  # the latter: declared again
             code = derived_code(owner, name)
         elif not (isinstance(code, int) and 0 < code < DERIVED_BASE):
             raise ValueError(f"purpose {name!r} of {owner}: a given code must be an int in 1..{DERIVED_BASE - 1}, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rgb", "tile"]
+__all__ = ["rgb", "tile", "overlay"]
 
 
 def rgb(img) -> np.ndarray:
@@ -36,3 +36,24 @@ def tile(rows, cell: tuple | None = None, columns: int | None = None, gap: int =
             y, x = gap + r * (h + gap), gap + c * (w + gap)
             sheet[y:y + im.shape[0], x:x + im.shape[1]] = im
     return sheet
+
+
+def _colours(n: int) -> np.ndarray:
+    """``(n, 3)`` uint8: distinct, fixed colours for mask values 1..n (golden-angle hues)."""
+    import colorsys
+
+    out = np.zeros((n + 1, 3), dtype=np.uint8)
+    for v in range(1, n + 1):
+        out[v] = [round(255 * c) for c in colorsys.hsv_to_rgb((v * 0.618033988749895) % 1.0, 0.85, 1.0)]
+    return out
+
+
+def overlay(img, mask, alpha: float = 0.55) -> np.ndarray:
+    """``img`` with a segmentation ``mask`` (``(H, W)``, 0 = background) painted over it:
+    each label value its own colour at ``alpha``, the background left as it is."""
+    img = rgb(img).astype(np.float32)
+    mask = np.asarray(mask)
+    colours = _colours(int(mask.max()) if mask.size else 0).astype(np.float32)
+    on = mask > 0
+    img[on] = (1 - alpha) * img[on] + alpha * colours[mask[on]]
+    return np.round(img).astype(np.uint8)

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from fractaldb.config import resolve
-from fractaldb.dataset import export_imagefolder, generate, regenerate, verify
+from fractaldb.dataset import generate, regenerate, verify
+from fractaldb.export import export_imagefolder
 from test_pinned import PINNED, PINNED_PNG2
 
 OLD = Path(__file__).parent / "data" / "v0.1.0.dev0"

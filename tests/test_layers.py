@@ -48,7 +48,7 @@ LAYERS = [
           "fractaldb.indexes.tar", "fractaldb.indexes.wids", "fractaldb.indexes.timm", "fractaldb.indexes.hf",
           "fractaldb.indexes.energon", "fractaldb.indexes.dali"]),
     (14, ["fractaldb.dataset"]),
-    (15, ["fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
+    (15, ["fractaldb.export", "fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
     (16, ["fractaldb.train"]),
     (17, ["fractaldb.experiments", "fractaldb.experiments.targets", "fractaldb.experiments.arms",
           "fractaldb.experiments.cache", "fractaldb.experiments.protocol", "fractaldb.experiments.tables",

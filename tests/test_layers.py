@@ -21,7 +21,7 @@ LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._compat", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
          "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats",
          "fractaldb.sheet", "fractaldb.citations", "fractaldb.schema"]),
-    (1, ["fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
+    (1, ["fractaldb.kernels.arith", "fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.ifs.kernels", "fractaldb.families.fractal.kernels_search",
          "fractaldb.families.perlin.kernels", "fractaldb.families.fractal3d.kernels",

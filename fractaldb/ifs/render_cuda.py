@@ -31,7 +31,8 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from ..gpu import NO_GPU, NO_NUMBA_CUDA, cuda_available, gpu_start, launch_lock, to_torch
+from ..families.base import CUDARendererBase
+from ..gpu import NO_GPU, NO_NUMBA_CUDA, cuda_available, gpu_start, launch_lock  # noqa: F401 - re-exported
 from .policy import RETRIES, attempt_factors, degenerate_record, grow_buffer, normalise_jobs, official_uniforms
 from .render import Block, RenderConfig, color_table
 from ..seeds import stream_keys
@@ -62,7 +63,7 @@ class _Scratch:
         self.owner = cuda.device_array(shape, dtype=np.int32)
 
 
-class CUDARenderer:
+class CUDARenderer(CUDARendererBase):
     """Renders blocks on the GPU; one instance per thread, like :class:`CPURenderer`.
 
     Args:
@@ -78,16 +79,9 @@ class CUDARenderer:
         ConfigError: without numba-cuda, or without a usable GPU (:data:`NO_GPU`).
     """
 
-    device = "cuda"
-
     def __init__(self, cfg: RenderConfig, max_batch: int = 256):
-        cuda = gpu_start(max_batch)
-        from . import kernels_cuda as KC  # compiles nothing yet: kernels are JIT on first launch
-
-        self._cuda = cuda
-        self._k = KC
-        self.cfg = cfg
-        self.max_batch = max_batch
+        super().__init__(cfg, max_batch)  # the checks; self._cuda, self._k (kernels_cuda), cfg, max_batch
+        cuda = self._cuda
         n = cfg.points
         self.table = cfg.weight_table()
         self.colors = color_table(cfg.color)
@@ -221,9 +215,6 @@ class CUDARenderer:
 
     #: The name of :meth:`render_many_device` before 0.2 (kept for existing callers).
     render_blocks_device = render_many_device
-
-    #: Device images as a CUDA ``torch.Tensor`` without a copy (:func:`fractaldb.gpu.to_torch`).
-    to_torch = staticmethod(to_torch)
 
     # ------------------------------------------------------------------ launches
 

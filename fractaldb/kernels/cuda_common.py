@@ -24,6 +24,7 @@ import types
 import numpy as np
 from numba import config, cuda
 
+from . import arith as A
 from . import random as R
 
 __all__ = ["SIMULATOR", "TPB", "MAX_GRID", "device_twin", "splitmix64", "patch_mask", "uniform", "_mul", "_add"]
@@ -55,10 +56,15 @@ def device_twin(fn, **calls):
     """A CUDA device function compiled from CPU kernel ``fn``'s own Python code.
 
     ``calls`` rebinds the kernels ``fn`` calls to their device twins (a CPU
-    dispatcher cannot be called from device code).  Under
-    ``NUMBA_DISABLE_JIT`` the CPU kernel is already the plain function.
+    dispatcher cannot be called from device code); the rounded arithmetic of
+    :mod:`fractaldb.kernels.arith` (``mul``, ``add``) is rebound to ``_mul`` /
+    ``_add`` whenever ``fn`` uses it.  Under ``NUMBA_DISABLE_JIT`` the CPU kernel
+    is already the plain function.
     """
     py = getattr(fn, "py_func", fn)
+    for name, twin in (("mul", _mul), ("add", _add)):
+        if py.__globals__.get(name) is getattr(A, name) and name not in calls:
+            calls[name] = twin
     if calls:
         py = types.FunctionType(py.__code__, {**py.__globals__, **calls}, py.__name__, py.__defaults__,
                                 py.__closure__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._jit import kernel
+from ...kernels.arith import add, mul
 from ...kernels.random import splitmix64
 
 __all__ = ["view_uniforms", "chaos_game", "normalise", "nan_rows", "variances", "passes", "search_batch", "project_points"]
@@ -80,9 +81,9 @@ def normalise(pts, divisor):
     for r in range(3):
         s = 0.0
         for i in range(pts.shape[1]):
-            q = ((pts[r, i] - lo) / span) * 2.0 - 1.0
+            q = add(mul((pts[r, i] - lo) / span, 2.0), -1.0)  # each rounded alone: the GPU twin's bits
             pts[r, i] = q
-            s += q
+            s = add(s, q)
         c = s / divisor
         for i in range(pts.shape[1]):
             pts[r, i] = pts[r, i] - c

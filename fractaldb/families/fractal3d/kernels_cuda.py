@@ -14,7 +14,11 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32, float64, int64
 
-from ...kernels.cuda_common import _add, _mul, uniform
+from ...kernels.cuda_common import _add, _mul, device_twin, uniform
+from . import kernels as K
+
+#: :func:`.kernels.normalise`, compiled from its own code (one body: the same bits on both).
+normalise = device_twin(K.normalise)
 
 __all__ = ["cloud_kernel", "nan_kernel", "zero_kernel", "project_kernel"]
 
@@ -45,31 +49,7 @@ def cloud_kernel(maps, cum, n_maps, keys, divisor, clouds):
             pts[0, i] = x
             pts[1, i] = y
             pts[2, i] = z
-        lo = np.inf
-        hi = -np.inf
-        has_nan = False
-        for r in range(3):
-            for i in range(n):
-                v = pts[r, i]
-                if v != v:
-                    has_nan = True
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
-        if has_nan:
-            lo = np.nan
-            hi = np.nan
-        span = hi - lo
-        for r in range(3):
-            s = 0.0
-            for i in range(n):
-                q = _add(_mul((pts[r, i] - lo) / span, 2.0), -1.0)
-                pts[r, i] = q
-                s = _add(s, q)
-            c = s / divisor
-            for i in range(n):
-                pts[r, i] = pts[r, i] - c
+        normalise(pts, divisor)
 
 
 @cuda.jit

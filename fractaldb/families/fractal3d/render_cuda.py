@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
-from ...gpu import gpu_start, launch_lock, to_torch
+from ...gpu import launch_lock
+from ..base import CUDARendererBase
 from .model import Fractal3DRenderConfig, Fractal3DRenderer, _padded
 
 __all__ = ["Fractal3DCUDARenderer"]
 
 
-class Fractal3DCUDARenderer:
+class Fractal3DCUDARenderer(CUDARendererBase):
     """Renders (category, instance) blocks on the GPU; one per thread.
 
     Args:
@@ -30,16 +31,11 @@ class Fractal3DCUDARenderer:
         ConfigError: without numba-cuda, without a usable GPU, or with a bad ``max_batch``.
     """
 
-    device = "cuda"
-
     def __init__(self, cfg: Fractal3DRenderConfig, max_batch: int = 1024):
-        cuda = gpu_start(max_batch)
+        super().__init__(cfg, max_batch)  # the checks; self._cuda, self._k (kernels_cuda), cfg, max_batch
         from ...kernels.cuda_common import MAX_GRID, TPB
-        from . import kernels_cuda as KC
 
-        self._cuda, self._k, self._grid, self._tpb = cuda, KC, MAX_GRID, TPB
-        self.cfg = cfg
-        self.max_batch = max_batch
+        self._grid, self._tpb = MAX_GRID, TPB
         self._host = Fractal3DRenderer(cfg)  # keys, cameras, weight table: the CPU renderer's code
         self._lock = launch_lock(own_stream=False)
 
@@ -107,5 +103,3 @@ class Fractal3DCUDARenderer:
         for cls, k, i in items:
             yield self.render(cls, k, i)[0]
 
-    #: Device images as a CUDA ``torch.Tensor`` without a copy (:func:`fractaldb.gpu.to_torch`).
-    to_torch = staticmethod(to_torch)

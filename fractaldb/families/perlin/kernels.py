@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._jit import kernel
+from ...kernels.arith import add, mul
 from ...kernels.random import splitmix64
 
 # Gradient directions, indexed by ``hash & 7``.  Module-level arrays are
@@ -60,13 +61,25 @@ def fill_permutation(key, perm):
     for i in range(256):
         perm[i] = i
     for i in range(255, 0, -1):
-        hi = splitmix64(key, i) >> np.uint64(32)
-        j = np.int64((hi * np.uint64(i + 1)) >> np.uint64(32))
+        j = swap_index(key, i)
         t = perm[i]
         perm[i] = perm[j]
         perm[j] = t
     for i in range(256):
         perm[256 + i] = perm[i]
+
+
+@kernel
+def swap_index(key, i):
+    """The entry step ``i`` of the shuffle swaps with: ``j`` in 0..i from the high 32 bits of draw ``i``."""
+    hi = splitmix64(key, i) >> np.uint64(32)
+    return np.int64((hi * np.uint64(i + 1)) >> np.uint64(32))
+
+
+@kernel
+def lattice_offset(key, k):
+    """Offset ``k`` of the instance (octave ``k // 2``, axis ``k % 2``): uniform in [0, 256)."""
+    return mul(mul(np.float64(splitmix64(key, OFFSET_COUNTER + k) >> np.uint64(11)), _INV53), OFFSET_RANGE)
 
 
 @kernel
@@ -78,14 +91,14 @@ def fill_offsets(key, offs):
     """
     for o in range(offs.shape[0]):
         for c in range(2):
-            u = np.float64(splitmix64(key, OFFSET_COUNTER + 2 * o + c) >> np.uint64(11)) * _INV53
-            offs[o, c] = u * OFFSET_RANGE
+            offs[o, c] = lattice_offset(key, 2 * o + c)
 
 
 @kernel
 def fade(t):
-    """Perlin's quintic ``6t^5 - 15t^4 + 10t^3`` in Horner form."""
-    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+    """Perlin's quintic ``6t^5 - 15t^4 + 10t^3`` in Horner form, each operation rounded alone
+    (:mod:`fractaldb.kernels.arith`: the GPU twin computes the very same bits)."""
+    return mul(mul(mul(t, t), t), add(mul(t, add(mul(t, 6.0), -15.0)), 10.0))
 
 
 @kernel

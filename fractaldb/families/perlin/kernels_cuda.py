@@ -64,8 +64,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float64, int32
 
-from ...kernels.cuda_common import SIMULATOR, _add, _mul, splitmix64
-from .kernels import OFFSET_COUNTER, OFFSET_RANGE
+from ...kernels.cuda_common import SIMULATOR, _add, _mul, device_twin, splitmix64
+from . import kernels as K
 
 __all__ = ["MAX_OCTAVES", "PERLIN_TPB", "perlin_image_kernel", "perlin_field_kernel"]
 
@@ -77,7 +77,6 @@ MAX_OCTAVES = 16
 #: grid-stride loops make the results independent of the geometry).
 PERLIN_TPB = 4 if SIMULATOR else 256
 
-_INV53 = 1.0 / 9007199254740992.0
 #: 2^63: from here on a float64 has no int64 value.
 _TWO63 = 9223372036854775808.0
 _INT64_MIN = np.int64(-9223372036854775807 - 1)
@@ -105,10 +104,11 @@ def _to_int(fl):
     return _INT64_MIN
 
 
-@cuda.jit(device=True)
-def fade(t):
-    """``t * t * t * (t * (t * 6.0 - 15.0) + 10.0)``, rounded after every operation (CPU ``fade``)."""
-    return _mul(_mul(_mul(t, t), t), _add(_mul(t, _add(_mul(t, 6.0), -15.0)), 10.0))
+#: The CPU's ``fade``, compiled from its own code (each operation rounded alone).
+fade = device_twin(K.fade)
+#: The CPU's shuffle draw and lattice offset, compiled from their own code.
+_swap_index = device_twin(K.swap_index, splitmix64=splitmix64)
+_lattice_offset = device_twin(K.lattice_offset, splitmix64=splitmix64)
 
 
 @cuda.jit(device=True)
@@ -133,11 +133,9 @@ def _lattice(key, noct, perm, draws, offs):
     for i in range(t, 256, nt):
         perm[i] = i
         if i > 0:
-            hi = splitmix64(key, i) >> np.uint64(32)
-            draws[i] = np.int32((hi * np.uint64(i + 1)) >> np.uint64(32))
+            draws[i] = np.int32(_swap_index(key, i))
     for k in range(t, 2 * noct, nt):
-        u = _mul(np.float64(splitmix64(key, OFFSET_COUNTER + k) >> np.uint64(11)), _INV53)
-        offs[k >> 1, k & 1] = _mul(u, OFFSET_RANGE)
+        offs[k >> 1, k & 1] = _lattice_offset(key, k)
     cuda.syncthreads()
     if t == 0:
         for i in range(255, 0, -1):

@@ -25,7 +25,8 @@ import numpy as np
 from ...errors import ConfigError
 from .model import (MAX_OCTAVES, PALETTES, PerlinClass, PerlinRenderConfig, channels, check_channels, class_gain,
                     host_out, octave_table)
-from ...gpu import NO_GPU, NO_NUMBA_CUDA, gpu_start, launch_lock, to_torch
+from ...gpu import NO_GPU, NO_NUMBA_CUDA, launch_lock  # noqa: F401 - re-exported
+from ..base import CUDARendererBase
 
 __all__ = ["PerlinCUDARenderer", "NO_GPU", "NO_NUMBA_CUDA"]
 
@@ -74,7 +75,7 @@ class _ClassTable:
         return tuple(t[ids] for t in self._stacked)
 
 
-class PerlinCUDARenderer:
+class PerlinCUDARenderer(CUDARendererBase):
     """Renders Perlin instances on the GPU; one renderer per thread, like :class:`~fractaldb.families.perlin.model.PerlinRenderer`.
 
     Args:
@@ -91,18 +92,12 @@ class PerlinCUDARenderer:
             usable GPU (:data:`NO_GPU`), or with a bad ``max_batch``.
     """
 
-    device = "cuda"
-
     def __init__(self, cfg: PerlinRenderConfig, max_batch: int = 4096):
-        cuda = gpu_start(max_batch)
+        super().__init__(cfg, max_batch)  # the checks; self._cuda, self._k (kernels_cuda), cfg, max_batch
         from ...kernels.cuda_common import MAX_GRID
-        from . import kernels_cuda as KP  # compiles nothing yet: kernels are JIT on first launch
 
-        self._cuda = cuda
-        self._k = KP
+        cuda = self._cuda
         self._max_grid = MAX_GRID
-        self.cfg = cfg
-        self.max_batch = max_batch
         self._classes = _ClassTable(cfg)
         self._lock = launch_lock(own_stream=False)
         self._d_luts = cuda.to_device(np.stack([PALETTES[p] for p in _PALETTE_NAMES]))
@@ -218,8 +213,6 @@ class PerlinCUDARenderer:
             yield images[i]
             images[i] = None
 
-    #: Device images as a CUDA ``torch.Tensor`` without a copy (:func:`fractaldb.gpu.to_torch`).
-    to_torch = staticmethod(to_torch)
 
     # ------------------------------------------------------------------ launches
 

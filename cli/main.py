@@ -18,6 +18,7 @@ from fractaldb.errors import FractalDBError
 from fractaldb.console import progress_bar as _tqdm
 from fractaldb.console import workers_option as _workers_option
 from fractaldb.families import get_family, list_families
+from fractaldb.gpu import DEVICES
 from fractaldb.indexes.registry import indexes as _indexes
 
 # The index formats (fractaldb.indexes): index --for takes any, generate --index those it does not write anyway.
@@ -109,8 +110,8 @@ def preview(folder, params, preset, out, limit, per_category, **options):
 @click.option("--executor", default="local", show_default=True,
               help="local (this machine's cores) or dask (a local cluster, or --scheduler).")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
-@click.option("--device", default="cpu", show_default=True,
-              help="Render on cpu or cuda (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
+@click.option("--device", default=DEVICES[0], show_default=True,
+              help=f"Render on {' or '.join(DEVICES)} (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
 @click.option("--index", "readers", multiple=True, type=click.Choice(_EXTRA_INDEXES),
               help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
 @_workers_option
@@ -216,7 +217,8 @@ def verify(dataset):
 @cli.command()
 @click.argument("dataset")
 @click.option("--shard", type=int, required=True, help="Shard index to rebuild.")
-@click.option("--device", default="cpu", show_default=True, help="Render on cpu or cuda (the same bytes).")
+@click.option("--device", default=DEVICES[0], show_default=True,
+              help=f"Render on {' or '.join(DEVICES)} (the same bytes).")
 def regenerate(dataset, shard, device):
     """Rebuild shard I of DATASET from the manifest; it must hash to the recorded value."""
     from fractaldb.dataset import regenerate as run_regenerate

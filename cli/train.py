@@ -15,14 +15,22 @@ import click
 
 from fractaldb.console import progress_bar as tqdm_bar
 from fractaldb.errors import ConfigError
+from fractaldb.schema import option
+from fractaldb.train.config import TRAIN_KEYS  # the schema: no torch
 
-_RECIPES = ("paper", "deit-tiny", "1p-frac", "cpu-sanity")  # names in fractaldb.train.RECIPES (kept here so --help needs no torch)
+def _key(name: str, **kw):
+    """The option of training key ``name``, made from the schema (type, choices, help, the
+    default shown); None when not given, so the recipe decides."""
+    return option(TRAIN_KEYS[name], **kw)
 
 
 def _library(module: str = "train"):
     """``fractaldb.train`` (or ``fractaldb.experiments``), a missing PyTorch as a one-line error."""
     try:
-        return importlib.import_module(f"fractaldb.{module}")
+        lib = importlib.import_module(f"fractaldb.{module}")
+        if module == "train":
+            lib.require_torch()
+        return lib
     except ImportError as exc:
         cause = exc.__cause__ or exc  # fractaldb.train re-raises torch's own ImportError
         raise ConfigError(f"training needs PyTorch and timm ({cause}); pip install 'fractaldb[torch]'") from None
@@ -46,41 +54,21 @@ def _floats(ctx, param, value):
         raise ConfigError(f"--{param.name.replace('_', '-')} must be comma-separated numbers, got {value!r}") from None
 
 
+#: The options pretrain and finetune share, by training key.
+_COMMON = ("recipe", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "milestones",
+           "warmup_epochs", "image_size", "crop_ratio", "hflip", "seed", "workers", "device", "amp", "epoch_size",
+           "eval_every", "optimizer", "lr_base_batch", "label_smoothing", "mixup", "cutmix", "randaugment",
+           "random_erasing", "drop_path", "loss")
+
+
 def _common_options(f):
-    """Options shared by pretrain and finetune (None = not given: the recipe decides)."""
-    opts = [
-        click.option("--recipe", type=click.Choice(_RECIPES), default=None,
-                     help="Defaults to start from: paper (ResNet-50, SGD), deit-tiny (ViT: AdamW, RandAugment, Mixup/CutMix, "
-                          "label smoothing, drop-path, random erasing), 1p-frac, or cpu-sanity. [default: paper]"),
-        click.option("--epochs", type=int, default=None, help="Epochs to train (in total, when resuming)."),
-        click.option("--batch-size", type=int, default=None, help="Global batch (split across DDP processes)."),
-        click.option("--lr", type=float, default=None, help="Base learning rate (paper: 0.01)."),
-        click.option("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9)."),
-        click.option("--weight-decay", type=float, default=None, help="SGD weight decay (paper: 1e-4)."),
-        click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default=None,
-                     help="LR schedule (paper: step, x0.1 at 1/3 and 2/3 of the run)."),
-        click.option("--milestones", default=None, callback=_floats, metavar="F,F",
-                     help="Step schedule milestones as fractions of the run (paper: 0.3333,0.6667)."),
-        click.option("--warmup-epochs", type=int, default=None, help="Linear LR warm-up epochs."),
-        click.option("--image-size", type=int, default=None, help="Network input side (paper: 224)."),
-        click.option("--crop-ratio", type=float, default=None,
-                     help="Crop / resized side: images are resized to image-size/ratio, then cropped "
-                          "(paper: 224/256)."),
-        click.option("--hflip/--no-hflip", default=None, help="Random horizontal flips."),
-        click.option("--seed", type=int, default=None, help="Run seed: init, data order, crops. [default: 1]"),
-        click.option("--workers", type=int, default=None, help="DataLoader worker processes. [default: 0]"),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-                     help="auto: cuda if available. [default: auto]"),
-        click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default=None,
-                     help="Mixed precision (torch.autocast); auto: bf16/fp16 on CUDA, off on CPU."),
-        click.option("--epoch-size", type=int, default=None,
-                     help="Samples per epoch for shards/on-the-fly (0: one pass)."),
-        click.option("--eval-every", type=int, default=None, help="Evaluate on val/ every N epochs (and at the end)."),
-        click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default=None,
-                     help="sgd (momentum, weight decay) or adamw (the ViT recipes)."),
-        click.option("--loss", type=click.Choice(["ce", "bce"]), default=None,
-                     help="ce (cross-entropy; soft targets with Mixup) or bce (multi-label data such as "
-                          "multi-fractal-1k: one sigmoid per class). [default: ce]"),
+    """Options shared by pretrain and finetune (None = not given: the recipe decides), each made
+    from its training key; ``--out`` and ``--resume`` besides."""
+    opts = []
+    for key in _COMMON:
+        extra = {"callback": _floats, "metavar": "F,F", "type": None} if key == "milestones" else {}
+        opts.append(_key(key, **extra))
+    opts += [
         click.option("--out", required=True, type=click.Path(),
                      help="Run folder (config.json, log.jsonl, last.pt, best.pt)."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt (settings come from it)."),
@@ -117,10 +105,8 @@ def register(cli) -> None:
 @click.option("--preset", default=None, help="Preset (name or YAML) to render with --on-the-fly.")
 @click.option("--set", "preset_set", multiple=True, metavar="KEY=VALUE",
               help="Override a key of --preset (repeatable).")
-@click.option("--arch", default=None, help="A timm model name, e.g. resnet50, resnet18, deit_tiny_patch16_224.")
-@click.option("--render-device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Where --on-the-fly data is rendered; auto: on the GPU when training on one and "
-                   "numba-cuda can use it (batches stay in GPU memory). [default: auto]")
+@_key("arch")
+@_key("render_device")
 @_common_options
 def pretrain(data, on_the_fly, preset, preset_set, arch, recipe, out, resume, **kw):
     """Pretrain a timm model on FractalDB shards, an ImageFolder, or on-the-fly renders.
@@ -143,14 +129,12 @@ def pretrain(data, on_the_fly, preset, preset_set, arch, recipe, out, resume, **
 
 
 @click.command()
-@click.option("--checkpoint", default=None, type=click.Path(),
-              help="Pretrained weights: a run's last.pt/best.pt, or a plain state_dict.")
+@_key("checkpoint", type=click.Path())
 @click.option("--scratch", is_flag=True, help="No pretrained weights: the from-scratch baseline (needs --arch).")
 @click.option("--data", default=None,
               help="Folder with train/ and val/ (ImageFolders or 'fractaldb generate' outputs).")
 @click.option("--arch", default=None, help="timm model name (only for a plain state_dict, or with --scratch).")
-@click.option("--freeze/--no-freeze", default=None,
-              help="Train only the new head (a linear probe); BatchNorm statistics still adapt.")
+@_key("freeze")
 @_common_options
 def finetune(checkpoint, scratch, data, arch, recipe, out, resume, **kw):
     """Fine-tune pretrained weights on DATA/train (new head), evaluate on DATA/val."""

@@ -123,11 +123,12 @@ def coerce(setting: Setting, value, where: str):
 
 
 def option(setting: Setting, *, flag: str | None = None, default=None, show_default: bool = True, help=None,
-           **extra):
+           dest: str | None = None, **extra):
     """A ``click`` option for ``setting``: its type, its choices, its default and its help.
 
     ``default`` None (the usual case for commands whose defaults come from a preset or
     recipe) shows the schema's default in the help text; ``default=...`` sets a real one.
+    ``flag`` and ``dest`` rename the option and its parameter (default: the key's).
     """
     import click
 
@@ -140,9 +141,13 @@ def option(setting: Setting, *, flag: str | None = None, default=None, show_defa
     else:
         decls = [name]
         kw = {"type": click.Choice(setting.choices) if setting.choices else types.get(setting.kind, str)}
+    kw.update(extra)
+    if kw.get("type", "") is None:
+        del kw["type"]
     text = help or setting.help
     if default is None and show_default and setting.default not in (None, "", []):
-        shown = ",".join(map(str, setting.default)) if isinstance(setting.default, list) else setting.default
+        shown = ",".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in setting.default) \
+            if isinstance(setting.default, list) else setting.default
         text = f"{text} [default: {shown}]"
-    return click.option(*decls, setting.name, default=default, show_default=default is not None, help=text,
-                        **kw, **extra)
+    return click.option(*decls, dest or setting.name, default=default, show_default=default is not None, help=text,
+                        **kw)

@@ -38,6 +38,7 @@ LAYERS = [
          "fractaldb.families.perlin.render_cuda", "fractaldb.families.onepfrac.model",
          "fractaldb.families.fractal3d.render_cuda"]),
     (9, ["fractaldb.families.fractal.imagefolder", "fractaldb.families.fractal.commands",
+         "fractaldb.families.fractal.settings",
          "fractaldb.families.fractal.study", "fractaldb.families.perlin.study", "fractaldb.families.onepfrac.study",
          "fractaldb.families.fractal3d.study", "fractaldb.families.colorfractal.study"]),
     (10, ["fractaldb.families.fractal", "fractaldb.families.perlin", "fractaldb.families.onepfrac",

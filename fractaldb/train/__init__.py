@@ -24,8 +24,9 @@ One module per concern; each imports only those listed before it:
     loop         fit (the one training loop), evaluate, the per-epoch line
     commands     pretrain and finetune, and their run folders
 
-This package needs PyTorch and timm (``pip install 'fractaldb[torch]'``);
-nothing imported by ``import fractaldb`` or by the generator imports it.  The
+Training needs PyTorch and timm (``pip install 'fractaldb[torch]'``);
+nothing imported by ``import fractaldb`` or by the generator imports it, and
+importing this package (or :mod:`.config`) does not import it either.  The
 transfer check lives in :mod:`fractaldb.experiments`, a client of this package
 (``fractaldb.train.transfer_experiment`` of 0.1 is
 ``fractaldb.experiments.transfer_experiment``).
@@ -33,22 +34,47 @@ transfer check lives in :mod:`fractaldb.experiments`, a client of this package
 
 from __future__ import annotations
 
-try:
-    import torch  # noqa: F401
-    import torch.nn.functional  # noqa: F401 - the loop's import, checked here too
-except ImportError as exc:  # pragma: no cover - exercised only without torch
-    raise ImportError("fractaldb.train needs PyTorch: pip install 'fractaldb[torch]'") from exc
+import importlib
 
-# Every public name of the single-module fractaldb.train, from its new home (__all__ is unchanged).
-from .checkpoints import CHECKPOINT_FORMAT, load_checkpoint, write_text  # noqa: F401
-from .commands import finetune, pretrain
-from .config import (IMAGENET_MEAN, IMAGENET_STD, RECIPES, RESUMABLE, TRAIN_KEYS,  # noqa: F401
-                     learning_rate, resolve_config)
-from .loop import evaluate, fit, format_record  # noqa: F401
-from .model import check_arch, create_model, freeze_backbone, reset_head  # noqa: F401
-from .runtime import Runtime, setup_runtime  # noqa: F401
-from .sources import (Source, SquareUint8, load_size, open_source, prepare_batch,  # noqa: F401
-                      render_device, tensor_source)
+#: Every public name of the single-module fractaldb.train of 0.1, and where it lives now.
+#: Imported on first use: ``fractaldb.train.config`` (the recipes and the schema the
+#: command line is built from) needs no PyTorch; everything else does.
+_NAMES = {
+    "checkpoints": ("CHECKPOINT_FORMAT", "load_checkpoint", "write_text"),
+    "commands": ("finetune", "pretrain"),
+    "config": ("IMAGENET_MEAN", "IMAGENET_STD", "RECIPES", "RESUMABLE", "TRAIN_KEYS", "TrainSettings",
+               "learning_rate", "resolve_config"),
+    "loop": ("evaluate", "fit", "format_record"),
+    "model": ("check_arch", "create_model", "freeze_backbone", "reset_head"),
+    "runtime": ("Runtime", "setup_runtime"),
+    "sources": ("Source", "SquareUint8", "load_size", "open_source", "prepare_batch", "render_device",
+                "tensor_source"),
+}
+_HOME = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = ["RECIPES", "TRAIN_KEYS", "resolve_config", "learning_rate", "create_model", "fit",
            "pretrain", "finetune", "load_checkpoint", "render_device"]
+
+
+def require_torch() -> None:
+    """Import PyTorch (and check it), or raise ImportError naming the install command."""
+    try:
+        import torch  # noqa: F401
+        import torch.nn.functional  # noqa: F401 - the loop's import, checked here too
+    except ImportError as exc:  # pragma: no cover - exercised only without torch
+        raise ImportError("fractaldb.train needs PyTorch: pip install 'fractaldb[torch]'") from exc
+
+
+def __getattr__(name: str):
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module != "config":
+        require_torch()
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))

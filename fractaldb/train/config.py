@@ -1,5 +1,8 @@
 """The configuration of a run (recipe < command line -> one flat dict) and the learning-rate schedule.
 
+Needs no PyTorch: the command line builds its options from :class:`TrainSettings`
+without importing it.
+
 The resolved dict is saved beside the outputs (``RUN_DIR/config.json``) and in
 every checkpoint; a resumed run takes it back from ``last.pt``.
 """
@@ -7,10 +10,12 @@ every checkpoint; a resumed run takes it back from ``last.pt``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..safety import check_bound, check_bytes, check_workers
-from .checkpoints import _last_checkpoint
+from ..gpu import AUTO_DEVICES
+from ..safety import check_bytes, check_workers
+from ..schema import coerce, defaults, setting, settings_of
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -81,50 +86,81 @@ def _floats(n):
     return lambda v: isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) for x in v)
 
 
-#: key -> (type, check, allowed, default)
-TRAIN_KEYS = {
-    "kind": (str, lambda v: v in ("pretrain", "finetune"), "pretrain | finetune", "pretrain"),
-    "recipe": (str, lambda v: v in RECIPES, " | ".join(RECIPES), "paper"),
-    "arch": (str, bool, "a timm model name", ""),
-    "data": (str, None, "a dataset folder or URL", ""),
-    "preset": (str, None, "a preset name or YAML file (on-the-fly data)", ""),
-    "preset_set": (list, None, "key=value overrides of the on-the-fly preset", []),
-    "checkpoint": (str, None, "a checkpoint file", ""),
-    "epochs": (int, lambda v: v > 0, "an integer > 0", 90),
-    "batch_size": (int, lambda v: v > 0, "an integer > 0 (the global batch)", 256),
-    "lr": (float, lambda v: v > 0, "a number > 0", 0.01),
-    "momentum": (float, lambda v: 0 <= v < 1, "a number in [0, 1)", 0.9),
-    "weight_decay": (float, lambda v: v >= 0, "a number >= 0", 1e-4),
-    "schedule": (str, lambda v: v in ("step", "cosine", "constant"), "step | cosine | constant", "step"),
-    "milestones": (list, lambda v: all(0 < m < 1 for m in v), "fractions of the run in (0, 1)", [1 / 3, 2 / 3]),
-    "gamma": (float, lambda v: 0 < v <= 1, "a number in (0, 1]", 0.1),
-    "warmup_epochs": (int, lambda v: v >= 0, "an integer >= 0", 0),
-    "image_size": (int, lambda v: 8 <= v <= 4096, "an integer in 8..4096", 224),
-    "crop_ratio": (float, lambda v: 0 < v <= 1, "a number in (0, 1]", 224 / 256),
-    "hflip": (bool, None, "true | false", False),
-    "mean": (list, _floats(3), "three numbers", [0.2, 0.2, 0.2]),
-    "std": (list, _floats(3), "three numbers", [0.5, 0.5, 0.5]),
-    "seed": (int, lambda v: 0 <= v < 2**32, "an integer in 0..2**32-1", 1),
-    "workers": (int, lambda v: v >= 0, "an integer >= 0", 0),
-    "device": (str, lambda v: v in ("auto", "cpu", "cuda"), "auto | cpu | cuda", "auto"),
-    "render_device": (str, lambda v: v in ("auto", "cpu", "cuda"), "auto | cpu | cuda", "auto"),
-    "amp": (str, lambda v: v in ("auto", "bf16", "fp16", "off"), "auto | bf16 | fp16 | off", "auto"),
-    "epoch_size": (int, lambda v: v >= 0, "an integer >= 0 (0: one pass over the data)", 0),
-    "shuffle": (int, lambda v: v >= 0, "an integer >= 0", 1000),
-    "eval_every": (int, lambda v: v > 0, "an integer > 0", 1),
-    "freeze": (bool, None, "true | false (train only the classifier head)", False),
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """Every training key (``pretrain`` / ``finetune``): recipe < command line, one flat dict
+    saved beside the outputs.  The command line's options are made from these fields
+    (:func:`fractaldb.schema.option`)."""
+
+    kind: str = setting("pretrain", "Pretraining or fine-tuning.", choices=("pretrain", "finetune"))
+    recipe: str = setting("paper", "Defaults to start from: paper (ResNet-50, SGD), deit-tiny (ViT: AdamW, "
+                          "RandAugment, Mixup/CutMix, label smoothing, drop-path, random erasing), 1p-frac, or "
+                          "cpu-sanity.", choices=tuple(RECIPES))
+    arch: str = setting("", "A timm model name, e.g. resnet50, resnet18, deit_tiny_patch16_224.", "a timm model name",
+                        bool)
+    data: str = setting("", "A dataset folder or URL.", "a dataset folder or URL")
+    preset: str = setting("", "Preset (name or YAML) to render on the fly.",
+                          "a preset name or YAML file (on-the-fly data)")
+    preset_set: list = setting([], "key=value overrides of the on-the-fly preset.",
+                               "key=value overrides of the on-the-fly preset", kind=list)
+    checkpoint: str = setting("", "Pretrained weights: a run's last.pt/best.pt, or a plain state_dict.",
+                              "a checkpoint file")
+    epochs: int = setting(90, "Epochs to train (in total, when resuming).", "an integer > 0", lambda v: v > 0)
+    batch_size: int = setting(256, "Global batch (split across DDP processes).", "an integer > 0 (the global batch)",
+                              lambda v: v > 0)
+    lr: float = setting(0.01, "Base learning rate (paper: 0.01).", "a number > 0", lambda v: v > 0)
+    momentum: float = setting(0.9, "SGD momentum (paper: 0.9).", "a number in [0, 1)", lambda v: 0 <= v < 1)
+    weight_decay: float = setting(1e-4, "Weight decay (paper: 1e-4).", "a number >= 0", lambda v: v >= 0)
+    schedule: str = setting("step", "LR schedule (paper: step, x0.1 at 1/3 and 2/3 of the run).",
+                            choices=("step", "cosine", "constant"))
+    milestones: list = setting([1 / 3, 2 / 3], "Step schedule milestones as fractions of the run "
+                               "(paper: 0.3333,0.6667).", "fractions of the run in (0, 1)",
+                               lambda v: all(isinstance(m, (int, float)) and 0 < m < 1 for m in v), kind=list)
+    gamma: float = setting(0.1, "Step schedule factor.", "a number in (0, 1]", lambda v: 0 < v <= 1)
+    warmup_epochs: int = setting(0, "Linear LR warm-up epochs.", "an integer >= 0", lambda v: v >= 0)
+    image_size: int = setting(224, "Network input side (paper: 224).", "an integer in 8..4096",
+                              lambda v: 8 <= v <= 4096)
+    crop_ratio: float = setting(224 / 256, "Crop / resized side: images are resized to image-size/ratio, then "
+                                "cropped (paper: 224/256).", "a number in (0, 1]", lambda v: 0 < v <= 1)
+    hflip: bool = setting(False, "Random horizontal flips.", "true | false")
+    mean: list = setting([0.2, 0.2, 0.2], "Normalisation mean (three numbers).", "three numbers", _floats(3),
+                         kind=list)
+    std: list = setting([0.5, 0.5, 0.5], "Normalisation std (three numbers).", "three numbers", _floats(3), kind=list)
+    seed: int = setting(1, "Run seed: init, data order, crops.", "an integer in 0..2**32-1",
+                        lambda v: 0 <= v < 2**32, bound=False)
+    workers: int = setting(0, "DataLoader worker processes.", "an integer >= 0", lambda v: v >= 0)
+    device: str = setting("auto", "Training device; auto: cuda if available.", choices=AUTO_DEVICES)
+    render_device: str = setting("auto", "Where --on-the-fly data is rendered; auto: on the GPU when training on "
+                                 "one and numba-cuda can use it (batches stay in GPU memory).", choices=AUTO_DEVICES)
+    amp: str = setting("auto", "Mixed precision (torch.autocast); auto: bf16/fp16 on CUDA, off on CPU.",
+                       choices=("auto", "bf16", "fp16", "off"))
+    epoch_size: int = setting(0, "Samples per epoch for shards/on-the-fly (0: one pass).",
+                              "an integer >= 0 (0: one pass over the data)", lambda v: v >= 0)
+    shuffle: int = setting(1000, "Sample shuffle buffer.", "an integer >= 0", lambda v: v >= 0)
+    eval_every: int = setting(1, "Evaluate on val/ every N epochs (and at the end).", "an integer > 0",
+                              lambda v: v > 0)
+    freeze: bool = setting(False, "Train only the new head (a linear probe); BatchNorm statistics still adapt.",
+                           "true | false (train only the classifier head)")
     # The ViT-era recipe's pieces (fractaldb.train.augment; timm's implementations).
-    "optimizer": (str, lambda v: v in ("sgd", "adamw"), "sgd | adamw", "sgd"),
-    "lr_base_batch": (int, lambda v: v >= 0, "an integer >= 0 (lr is per this batch; 0: as given)", 0),
-    "label_smoothing": (float, lambda v: 0 <= v < 1, "a number in [0, 1)", 0.0),
-    "mixup": (float, lambda v: v >= 0, "a number >= 0 (Mixup alpha; 0: off)", 0.0),
-    "cutmix": (float, lambda v: v >= 0, "a number >= 0 (CutMix alpha; 0: off)", 0.0),
-    "randaugment": (str, lambda v: v == "" or v.startswith("rand-"), "a timm RandAugment string such as "
-                    "rand-m9-mstd0.5-inc1, or '' (off)", ""),
-    "random_erasing": (float, lambda v: 0 <= v < 1, "a probability in [0, 1)", 0.0),
-    "drop_path": (float, lambda v: 0 <= v < 1, "a rate in [0, 1)", 0.0),
-    "loss": (str, lambda v: v in ("ce", "bce"), "ce | bce (multi-label)", "ce"),
-}
+    optimizer: str = setting("sgd", "sgd (momentum, weight decay) or adamw (the ViT recipes).",
+                             choices=("sgd", "adamw"))
+    lr_base_batch: int = setting(0, "lr is given per this global batch (scaled linearly; 0: as given).",
+                                 "an integer >= 0 (lr is per this batch; 0: as given)", lambda v: v >= 0)
+    label_smoothing: float = setting(0.0, "Label smoothing.", "a number in [0, 1)", lambda v: 0 <= v < 1)
+    mixup: float = setting(0.0, "Mixup alpha (0: off).", "a number >= 0 (Mixup alpha; 0: off)", lambda v: v >= 0)
+    cutmix: float = setting(0.0, "CutMix alpha (0: off).", "a number >= 0 (CutMix alpha; 0: off)", lambda v: v >= 0)
+    randaugment: str = setting("", "timm RandAugment policy, e.g. rand-m9-mstd0.5-inc1 ('' or none: off).",
+                               "a timm RandAugment string such as rand-m9-mstd0.5-inc1, or '' (off)",
+                               lambda v: v == "" or v.startswith("rand-"))
+    random_erasing: float = setting(0.0, "Random erasing probability.", "a probability in [0, 1)",
+                                    lambda v: 0 <= v < 1)
+    drop_path: float = setting(0.0, "Stochastic depth rate (ViTs).", "a rate in [0, 1)", lambda v: 0 <= v < 1)
+    loss: str = setting("ce", "ce (cross-entropy; soft targets with Mixup) or bce (multi-label data such as "
+                        "multi-fractal-1k: one sigmoid per class).", "ce | bce (multi-label)", choices=("ce", "bce"))
+
+
+#: key -> :class:`fractaldb.schema.Setting` of every training key (:class:`TrainSettings`).
+TRAIN_KEYS = settings_of(TrainSettings)
 
 #: Keys a resumed run may change: where it runs, how long, and where the data now lives.
 RESUMABLE = ("epochs", "device", "render_device", "workers", "amp", "data", "eval_every")
@@ -133,17 +169,9 @@ RESUMABLE = ("epochs", "device", "render_device", "workers", "amp", "data", "eva
 def _check_value(key: str, value, source: str = "the command line"):
     if key not in TRAIN_KEYS:
         raise ConfigError(f"unknown training key {key!r}; known keys: {', '.join(TRAIN_KEYS)}")
-    typ, check, allowed, _ = TRAIN_KEYS[key]
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if typ is list and isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)) \
-            or (check is not None and not check(value)):
-        raise ConfigError(f"{key.replace('_', '-')} from {source} must be {allowed}, got {value!r}")
+    value = coerce(TRAIN_KEYS[key], value, f"{key.replace('_', '-')} from {source}")
     if key == "workers" and value:
         check_workers(value, f"--workers from {source}")
-    check_bound(key, value, f"--{key.replace('_', '-')} from {source}")
     return value
 
 
@@ -172,8 +200,10 @@ def resolve_config(kind: str, recipe: str | None = None, options: dict | None = 
     options = {k: v for k, v in (options or {}).items() if v is not None}
     options = {k: _check_value(k, v) for k, v in options.items()}
     if resume_from is not None:
+        from .checkpoints import _last_checkpoint  # torch: only a resumed run reads a checkpoint
+
         ckpt = _last_checkpoint(resume_from, kind)
-        cfg = {**{k: spec[3] for k, spec in TRAIN_KEYS.items()}, **ckpt["config"]}
+        cfg = {**defaults(TrainSettings), **ckpt["config"]}
         if recipe is not None and recipe != cfg["recipe"]:
             options["recipe"] = recipe
         for key, value in options.items():
@@ -185,7 +215,7 @@ def resolve_config(kind: str, recipe: str | None = None, options: dict | None = 
     recipe = recipe or options.get("recipe") or "paper"
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    cfg = {k: spec[3] for k, spec in TRAIN_KEYS.items()}
+    cfg = defaults(TrainSettings)
     cfg.update(RECIPES[recipe][kind])
     cfg.update(options)
     cfg["kind"], cfg["recipe"] = kind, recipe

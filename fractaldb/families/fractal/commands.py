@@ -18,22 +18,32 @@ import click
 from ...console import progress_bar, workers_option
 from ...encode import FORMATS
 from ...errors import ConfigError
-from ..base import coerce, settings_of
+from ...gpu import DEVICES
+from ...ifs import constants as C
 from ...ifs.render import RenderConfig
+from ...schema import coerce, option, settings_of
 
 __all__ = ["search", "render", "render_options", "render_config", "params_sheet"]
 
 
+def _search_option(key: str, flag: str | None = None, help: str | None = None, dest: str | None = None):
+    """A ``search`` option from the family's settings schema (its default is the schema's)."""
+    from .settings import FractalSettings
+
+    s = settings_of(FractalSettings)[key]
+    return option(s, flag=flag, default=s.default, help=help, dest=dest)
+
+
 @click.command()
-@click.option("--sampler", default="official", show_default=True,
-              help="official (replays the original loop), modern (seeded per candidate) or svd "
-                   "(sigma-factor: every candidate accepted, --fill-rate not applied).")
-@click.option("--categories", type=int, default=1000, show_default=True, help="Categories to accept.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Search seed (1 gives the published FractalDB).")
+@_search_option("sampler", help="official (replays the original loop), modern (seeded per candidate) or svd "
+                                "(sigma-factor: every candidate accepted, --fill-rate not applied).")
+@_search_option("categories", help="Categories to accept.")
+@click.option("--seed", type=int, default=C.SEARCH_SEED, show_default=True,
+              help=f"Search seed ({C.SEARCH_SEED} gives the published FractalDB).")
 @click.option("--out", required=True, type=click.Path(), help="Output folder for 00000.csv ... and categories.json.")
-@click.option("--fill-rate", type=float, default=0.2, show_default=True, help="Acceptance threshold in (0, 1].")
-@click.option("--points", type=int, default=100_000, show_default=True, help="Chaos-game points per candidate.")
-@click.option("--size", type=int, default=512, show_default=True, help="Raster side used for the fill rate.")
+@_search_option("fill_rate")
+@_search_option("search_points", flag="--points", dest="points")
+@click.option("--size", type=int, default=C.SEARCH_SIZE, show_default=True, help="Raster side used for the fill rate.")
 @click.option("--max-candidates", type=int, default=None,
               help="Give up (one line, exit 2) after this many candidates [default: 1000 per category, "
                    "at least 100000].")
@@ -72,7 +82,8 @@ def render_options(f):
         kind = s.kind if s.kind in (int, float) else str
         opts.append(click.option(f"--{name.replace('_', '-')}", type=kind, default=s.default, show_default=True,
                                  help=f"{s.help} ({s.allowed})"))
-    opts.append(click.option("--device", default="cpu", show_default=True, help="Render device: cpu or cuda."))
+    opts.append(click.option("--device", default=DEVICES[0], show_default=True,
+                             help=f"Render device: {' or '.join(DEVICES)} (the same images on each)."))
     for opt in reversed(opts):
         f = opt(f)
     return f

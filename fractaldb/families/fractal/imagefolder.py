@@ -22,6 +22,7 @@ from pathlib import Path
 from ...encode import DEFLATE, encode_image
 from ...keys import RENDER_SUMMARY
 from ...errors import ConfigError, OutputError
+from ...gpu import check_device
 from ...safety import TEMP_PREFIX
 from ...signals import worker_pool
 from ...storage import check_output_dir
@@ -154,13 +155,12 @@ def create_renderer(cfg: RenderConfig, device: str = "cpu"):
     """The fractal renderer for ``device``: ``cpu`` (:class:`CPURenderer`) or ``cuda``
     (:class:`~fractaldb.ifs.render_cuda.CUDARenderer`, the same blocks;
     :class:`ConfigError` without a usable GPU)."""
+    check_device(device)
     if device == "cuda":
         # Imported here: importing fractaldb never imports numba.cuda.
         from ...ifs.render_cuda import CUDARenderer
 
         return CUDARenderer(cfg)
-    if device != "cpu":
-        raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
     return CPURenderer(cfg)
 
 

@@ -173,35 +173,37 @@ def card_header(manifest: dict) -> dict:
 def card_text(manifest: dict) -> str:
     """The whole ``README.md``: YAML header and body (deterministic)."""
     header = yaml.safe_dump(card_header(manifest), sort_keys=False, allow_unicode=False, width=1000)
-    name = manifest["name"]
-    plan = manifest["plan"]
-    try:
-        cfg = fconfig.resolve(manifest["config"])  # a 0.1 (flat) config in today's sectioned form
-    except Exception:  # noqa: BLE001 - show it as it is
-        cfg = manifest["config"]
-    fams = _families(manifest)
-    exts = _image_exts(manifest)
-    img = exts[0]
-    names = class_names(manifest)
-    n_shards = len(manifest["shards"])
-    size_mb = sum(e["bytes"] for e in manifest["shards"]) / 1e6
-    what = "\n".join(f"- **{f}**: {get_family(f).description or get_family(f).summary}." for f in fams)
-    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    config_yaml = yaml.safe_dump(cfg, sort_keys=True, width=1000).rstrip()
-    versions = manifest.get("versions", {})
-    made_with = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-    command = reproduce_command(cfg) if "families" in cfg else None
-    invoked = (f"The command that makes it (`DIR`: any new folder):\n\n```bash\n{command}\n```\n\n"
-               if command else "")
-    bib = "\n\n".join(p.bibtex() for p in citations(fams))
-    note = _label_kind(manifest).card_note()
-    multi = f"\n{note}\n" if note else ""
-    body = f"""
-# {name}
+    facts = _Facts(manifest)
+    body = "".join(part(facts) for part in (_intro, _contents, _made, _load, _verify, _licence))
+    return f"---\n{header}---\n{body}"
+
+
+class _Facts:
+    """What the card's sections say of one manifest, worked out once."""
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+        self.name, self.plan = manifest["name"], manifest["plan"]
+        try:
+            self.cfg = fconfig.resolve(manifest["config"])  # a 0.1 (flat) config in today's sectioned form
+        except Exception:  # noqa: BLE001 - show it as it is
+            self.cfg = manifest["config"]
+        self.families = _families(manifest)
+        self.img = _image_exts(manifest)[0]
+        self.names = class_names(manifest)
+        self.n_shards = len(manifest["shards"])
+
+
+def _intro(f: _Facts) -> str:
+    size_mb = sum(e["bytes"] for e in f.manifest["shards"]) / 1e6
+    what = "\n".join(f"- **{n}**: {get_family(n).description or get_family(n).summary}." for n in f.families)
+    plan = f.plan
+    return f"""
+# {f.name}
 
 Formula-driven pretraining images made by fractaldb: no
 photographs, no people, no licences of third-party images, every image a function of a formula and a
-seed. {plan['samples']:,} images of {plan['classes']:,} classes in {n_shards} WebDataset shards
+seed. {plan['samples']:,} images of {plan['classes']:,} classes in {f.n_shards} WebDataset shards
 ({size_mb:,.1f} MB).
 
 {what}
@@ -209,20 +211,37 @@ seed. {plan['samples']:,} images of {plan['classes']:,} classes in {n_shards} We
 ![The first classes, a row of images each]({CARD_SHEET})
 
 *The first {min(SHEET_CLASSES, plan['classes'])} classes (label order), a row of up to {SHEET_PER_CLASS} images each.*
+"""
 
+
+def _contents(f: _Facts) -> str:
+    note = _label_kind(f.manifest).card_note()
+    multi = f"\n{note}\n" if note else ""
+    shown = ", ".join(f.names[:5]) + (", ..." if len(f.names) > 5 else "")
+    return f"""
 ## Contents
 
 | file | what |
 |---|---|
-| `{name}-000000.tar` ... | WebDataset shards; each sample is `<key>.{img}` (the image), `<key>.cls` (the label, decimal text), `<key>.json` (what made it: family, class, seed, draw, ...) |
+| `{f.name}-000000.tar` ... | WebDataset shards; each sample is `<key>.{f.img}` (the image), `<key>.cls` (the label, decimal text), `<key>.json` (what made it: family, class, seed, draw, ...) |
 | `manifest.json` | the exact configuration, every class's parameters (`categories`, by label), every shard's size and sha256 |
 | `wids-index.json`, `_info.json` | shard indexes for `wids` and timm |
 | `{CARD_SHEET}` | the contact sheet above |
 {multi}
-Labels are `0..{plan['classes'] - 1}`; their names ({shown}) are in the header's `ClassLabel`
+Labels are `0..{f.plan['classes'] - 1}`; their names ({shown}) are in the header's `ClassLabel`
 and the parameters that define each class are `manifest.json`'s `categories` entry with the same
 `label`.
+"""
 
+
+def _made(f: _Facts) -> str:
+    cfg = f.cfg
+    config_yaml = yaml.safe_dump(cfg, sort_keys=True, width=1000).rstrip()
+    made_with = ", ".join(f"{k} {v}" for k, v in sorted(f.manifest.get("versions", {}).items()))
+    command = reproduce_command(cfg) if "families" in cfg else None
+    invoked = (f"The command that makes it (`DIR`: any new folder):\n\n```bash\n{command}\n```\n\n"
+               if command else "")
+    return f"""
 ## How it was made
 
 Seed **{cfg.get('seed')}**. {invoked}The full resolved configuration (as `fractaldb presets show`
@@ -234,7 +253,12 @@ make the same bytes):
 ```
 
 Versions: {made_with}.
+"""
 
+
+def _load(f: _Facts) -> str:
+    name, img = f.name, f.img
+    return f"""
 ## Load it
 
 ```python
@@ -246,7 +270,7 @@ image = ds[0]["{img}"].convert("RGB")                       # few-gray-level ima
 
 # webdataset
 import webdataset as wds
-it = wds.WebDataset("path/to/{name}/{name}-{{000000..{n_shards - 1:06d}}}.tar").decode("pil").to_tuple("{img}", "cls")
+it = wds.WebDataset("path/to/{name}/{name}-{{000000..{f.n_shards - 1:06d}}}.tar").decode("pil").to_tuple("{img}", "cls")
 
 # wids (random access)
 import wids
@@ -262,7 +286,12 @@ timm reads the shards directly (`--dataset wds/{name} --data-dir path/to/{name}`
 torchvision's `ImageFolder` reads the folder `fractaldb export path/to/{name} --out imagefolder` writes.
 Megatron-Energon and NVIDIA DALI need their own indexes: `fractaldb index path/to/{name} --for energon`
 (or `--for dali`).
+"""
 
+
+def _verify(f: _Facts) -> str:
+    name = f.name
+    return f"""
 ## Verify and regenerate
 
 ```bash
@@ -273,7 +302,12 @@ fractaldb generate --from-manifest path/to/{name}/manifest.json --out copy   # r
 
 The bytes depend only on the configuration, the seed and the versions above, not on the machine, the
 worker count or the device.
+"""
 
+
+def _licence(f: _Facts) -> str:
+    bib = "\n\n".join(p.bibtex() for p in citations(f.families))
+    return f"""
 ## Licence and citation
 
 The images are generated data, released under the MIT licence (the generator's). If you use them,
@@ -283,7 +317,6 @@ please cite the papers that introduced the data:
 {bib}
 ```
 """
-    return f"---\n{header}---\n{body}"
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ LAYERS = [
     (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system",
          "fractaldb.ifs.weights"]),
     (7, ["fractaldb.ifs.policy", "fractaldb.ifs.render", "fractaldb.families.perlin.model",
+         "fractaldb.families.perlin.search",
          "fractaldb.families.fractal3d.model", "fractaldb.families.colorfractal.model"]),
     (8, ["fractaldb.families.fractal.search", "fractaldb.ifs.render_cuda",
          "fractaldb.families.perlin.render_cuda", "fractaldb.families.onepfrac.model",
@@ -245,6 +246,35 @@ def test_no_family_package_imports_another():
                 bad += [f"{m} imports {t}" for t in sorted(targets) if t.startswith("fractaldb.families.")
                         and not (t == own or t.startswith(own + ".")) and t != "fractaldb.families.base"]
     assert bad == []
+
+
+#: Rooms of a sensible size: no module over this many lines, no function over ``MAX_FUNCTION``
+#: (docstring included), in fractaldb/ and cli/.
+MAX_MODULE, MAX_FUNCTION = 600, 80
+
+
+def oversized(sources: dict) -> list:
+    out = []
+    for m, src in sorted(sources.items()):
+        n = len(src.splitlines())
+        if n > MAX_MODULE:
+            out.append(f"{m}: {n} lines (at most {MAX_MODULE})")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION:
+                    out.append(f"{m}:{node.lineno} {node.name}: {length} lines (at most {MAX_FUNCTION})")
+    return out
+
+
+def test_rooms_of_a_sensible_size():
+    assert oversized(package_sources()) == []
+
+
+def test_the_size_check_can_fail():
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION))
+    assert oversized({"fractaldb.example": f"def f():\n{body}\n"}) == [
+        f"fractaldb.example:1 f: {MAX_FUNCTION + 1} lines (at most {MAX_FUNCTION})"]
 
 
 TABLE_HEAD = "| layer | module | imports (anywhere in the file) |"

@@ -24,9 +24,11 @@ import pytest
 from fractaldb.errors import ConfigError
 from fractaldb.families.perlin import kernels as K
 from fractaldb.families.perlin.model import (
-    NOISE_SIGMA, PALETTES, SEARCH_SIZE, PerlinClass, PerlinRenderConfig, PerlinRenderer,
-    PerlinSearchConfig, channels, class_distance, class_features, class_gain, instance_key, octave_table,
-    palette_distance, probe_keys, search_classes,
+    NOISE_SIGMA, PALETTES, SEARCH_SIZE, PerlinClass, PerlinRenderConfig, PerlinRenderer, channels, class_gain,
+    instance_key, octave_table,
+)
+from fractaldb.families.perlin.search import (
+    PerlinSearchConfig, class_distance, class_features, palette_distance, probe_keys, search_classes,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

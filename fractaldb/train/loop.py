@@ -50,7 +50,7 @@ def fit(cfg: dict, rt: Runtime, model, train: Source, val: Source | None = None,
     Returns:
         ``{"history": [...], "best": record, "last": record}``; the model keeps the last weights.
     """
-    seed, epochs, steps = cfg["seed"], cfg["epochs"], train.steps
+    epochs, steps = cfg["epochs"], train.steps
     model.to(rt.device)
     if rt.device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -72,39 +72,8 @@ def fit(cfg: dict, rt: Runtime, model, train: Source, val: Source | None = None,
     best = max(history, key=lambda r: r.get(score, -1.0), default=None)
 
     for epoch in range(start, epochs):
-        # everything random in this epoch is a function of (seed, epoch)
-        gen = torch.Generator().manual_seed(int_seed(seed, "train", _AUGMENT, epoch))
-        net.train()
-        totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
-        batches = train.batches(epoch)
-        if progress is not None and rt.main:
-            batches = progress(batches, steps, f"epoch {epoch + 1}/{epochs}")
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=[rt.device] if rt.device.type == "cuda" else []):
-            torch.manual_seed(int_seed(seed, "train", _DROPOUT, epoch, rt.rank))
-            for i, (images, labels) in enumerate(batches):
-                lr = learning_rate(cfg, epoch * steps + i, steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                if augment.active:
-                    k = int_seed(seed, "train", _TIMM_AUGMENT, epoch, rt.rank, i)
-                    images = augment.images(images, k)
-                x, y = prepare_batch(images, cfg, rt, gen), labels.to(rt.device, non_blocking=True)
-                if augment.active:
-                    x, y = augment.batch(x, y, k + 1)
-                if rt.device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
-                    logits = net(x)
-                    loss, hits = loss_and_hits(logits, y, cfg)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                totals += torch.stack([loss.detach().float() * len(y), hits,
-                                       torch.tensor(len(y), device=rt.device)]).double()
-        seconds = time.perf_counter() - t0
-        loss_sum, correct, count = _all_reduce(totals, rt).tolist()
+        loss_sum, correct, count, lr, seconds = _train_epoch(net, optimizer, scaler, augment, train, cfg, rt, epoch,
+                                                             progress)
         if count == 0:
             raise InputError(f"{train.name} yielded no batch in epoch {epoch + 1}; check the data and --batch-size")
         record = {"epoch": epoch + 1, "lr": lr, "loss": loss_sum / count, "top1": 100.0 * correct / count,
@@ -127,6 +96,48 @@ def fit(cfg: dict, rt: Runtime, model, train: Source, val: Source | None = None,
         if rt.main and on_epoch is not None:
             on_epoch(record)
     return {"history": history, "best": best, "last": history[-1] if history else None}
+
+
+def _train_epoch(net, optimizer, scaler, augment, train: Source, cfg: dict, rt: Runtime, epoch: int,
+                 progress=None) -> tuple:
+    """One epoch of optimizer steps; ``(loss sum, correct, count, last lr, seconds)`` over every
+    process.  Everything random in it is a function of (seed, epoch): crops and flips,
+    timm's augmentations, dropout."""
+    seed, steps = cfg["seed"], train.steps
+    gen = torch.Generator().manual_seed(int_seed(seed, "train", _AUGMENT, epoch))
+    net.train()
+    totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
+    batches = train.batches(epoch)
+    if progress is not None and rt.main:
+        batches = progress(batches, steps, f"epoch {epoch + 1}/{cfg['epochs']}")
+    t0 = time.perf_counter()
+    lr = None
+    with torch.random.fork_rng(devices=[rt.device] if rt.device.type == "cuda" else []):
+        torch.manual_seed(int_seed(seed, "train", _DROPOUT, epoch, rt.rank))
+        for i, (images, labels) in enumerate(batches):
+            lr = learning_rate(cfg, epoch * steps + i, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if augment.active:
+                k = int_seed(seed, "train", _TIMM_AUGMENT, epoch, rt.rank, i)
+                images = augment.images(images, k)
+            x, y = prepare_batch(images, cfg, rt, gen), labels.to(rt.device, non_blocking=True)
+            if augment.active:
+                x, y = augment.batch(x, y, k + 1)
+            if rt.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
+                logits = net(x)
+                loss, hits = loss_and_hits(logits, y, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            totals += torch.stack([loss.detach().float() * len(y), hits,
+                                   torch.tensor(len(y), device=rt.device)]).double()
+    seconds = time.perf_counter() - t0
+    loss_sum, correct, count = _all_reduce(totals, rt).tolist()
+    return loss_sum, correct, count, lr, seconds
 
 
 def format_record(r: dict) -> str:

@@ -66,45 +66,13 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         resume: continue the interrupted render of ``out``.
         on_start: optional ``on_start(kept_images)``, called before rendering.
     """
-    import shutil
-
     out = Path(out)
     check_output_dir(out, overwrite)
     part = partial_dir(out)
     run = {"format": "fractaldb-imagefolder-v1", "render": asdict(cfg), "image_format": image_format,
            "ids": list(map(int, ids)), "systems": [ifs.rows().tolist() for ifs in systems]}
-    done: dict = {}
-    if part.is_symlink() or (part.exists() and not part.is_dir()):
-        raise OutputError(f"{part} is not a folder fractaldb made (a link or a file); remove it or choose "
-                          "another --out")
-    if part.exists():
-        if resume:
-            try:
-                before = json.loads((part / RUN).read_text())
-            except (OSError, ValueError):
-                before = None
-            if before != run:
-                raise ConfigError(f"{part} holds an interrupted render of other categories or settings; run the "
-                                  f"same command as before with --resume, or pass --overwrite to start over")
-            if (part / DONE).exists():
-                for line in (part / DONE).read_text().splitlines():
-                    try:
-                        rec = json.loads(line)
-                        done[(rec["category"], rec["weight"])] = rec
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line cut by the interrupt: that block is made again
-        elif overwrite:
-            shutil.rmtree(part)
-        else:
-            raise OutputError(f"{part} holds an interrupted render of {out}; add --resume to continue it, or "
-                              "--overwrite to start over")
-    try:
-        part.mkdir(parents=True, exist_ok=True)
-        (part / RUN).write_text(json.dumps(run) + "\n")
-        for cid in ids:
-            (part / f"{cid:05d}").mkdir(exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write {part}: {exc.strerror or exc}; choose a writable --out") from None
+    done = _open_partial(part, out, run, resume, overwrite)
+    _start_partial(part, run, ids)
 
     def consume(block):
         folder = part / f"{block.category:05d}"
@@ -135,6 +103,59 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         "images": total,
         "degenerate_variants": records,
     }
+    _finish_partial(part, out, summary)
+    return summary
+
+
+def _open_partial(part: Path, out: Path, run: dict, resume: bool, overwrite: bool) -> dict:
+    """The blocks an interrupted render in ``part`` finished (``resume``), or {} after clearing
+    it (``overwrite``); refuses a link, a file, or a partial render of other settings."""
+    import shutil
+
+    done: dict = {}
+    if part.is_symlink() or (part.exists() and not part.is_dir()):
+        raise OutputError(f"{part} is not a folder fractaldb made (a link or a file); remove it or choose "
+                          "another --out")
+    if not part.exists():
+        return done
+    if resume:
+        try:
+            before = json.loads((part / RUN).read_text())
+        except (OSError, ValueError):
+            before = None
+        if before != run:
+            raise ConfigError(f"{part} holds an interrupted render of other categories or settings; run the "
+                              f"same command as before with --resume, or pass --overwrite to start over")
+        if (part / DONE).exists():
+            for line in (part / DONE).read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    done[(rec["category"], rec["weight"])] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by the interrupt: that block is made again
+    elif overwrite:
+        shutil.rmtree(part)
+    else:
+        raise OutputError(f"{part} holds an interrupted render of {out}; add --resume to continue it, or "
+                          "--overwrite to start over")
+    return done
+
+
+def _start_partial(part: Path, run: dict, ids) -> None:
+    """``part`` with its run record and one folder per category."""
+    try:
+        part.mkdir(parents=True, exist_ok=True)
+        (part / RUN).write_text(json.dumps(run) + "\n")
+        for cid in ids:
+            (part / f"{cid:05d}").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {part}: {exc.strerror or exc}; choose a writable --out") from None
+
+
+def _finish_partial(part: Path, out: Path, summary: dict) -> None:
+    """The summary written, the progress records removed, ``part`` renamed to ``out`` (replacing it)."""
+    import shutil
+
     (part / RENDER_SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
     (part / RUN).unlink()
     (part / DONE).unlink()
@@ -148,7 +169,6 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
-    return summary
 
 
 def create_renderer(cfg: RenderConfig, device: str = "cpu"):

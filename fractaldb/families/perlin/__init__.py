@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from ...encode import FORMATS
 from ...citations import FRACTALDB, Paper
 from ..base import BoundFamily, Family, one_image_blocks, setting
-from .model import (PALETTES, PURPOSES, PerlinClass, PerlinRenderConfig, PerlinRenderer, PerlinSearchConfig, instance_key,
-                    search_classes)
+from .model import PALETTES, PURPOSES, PerlinClass, PerlinRenderConfig, PerlinRenderer, instance_key
+from .search import PerlinSearchConfig, search_classes
 from . import study
 
 __all__ = ["PerlinFamily", "PerlinSettings", "PerlinBound", "sample_key"]

@@ -19,7 +19,15 @@ from tinyset import assert_one_line_error, run_cli
 #: Small settings per family (seconds of work): each family's own ``small``.
 SMALL = {name: get_family(name).small for name in list_families()}
 
-CASES = [[name] for name in list_families()] + [list_families()]
+def _mixes() -> list:
+    """Every family alone, then all of them mixed -- a mask (segmentation) family mixes only with
+    mask families, so those get a mix of their own."""
+    masks = [n for n in list_families() if get_family(n).label_kind == "mask"]
+    rest = [n for n in list_families() if n not in masks]
+    return [[n] for n in list_families()] + [m for m in (rest, masks) if len(m) > 1]
+
+
+CASES = _mixes()
 
 
 def _preset(tmp_path, families) -> str:

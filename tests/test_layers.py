@@ -14,53 +14,60 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers, bottom to top: a module may import only from its own layer or lower
-#: ones.  The first matching prefix decides (``fractaldb.ifs.kernels``
-#: before ``fractaldb.families.fractal``).  The family packages are layered
-#: inside: kernels < model < renderers < the package's face (its __init__).
+#: ones.  The longest matching prefix decides (``fractaldb.ifs.kernels`` before
+#: ``fractaldb.ifs``).  Modules of the family packages are layered by rule, not
+#: listed (:func:`family_layer`): a new family adds nothing here.
 LAYERS = [
     (0, ["fractaldb._jit", "fractaldb._compat", "fractaldb._version", "fractaldb.errors", "fractaldb.keys", "fractaldb.seeds",
          "fractaldb.parallel", "fractaldb.safety", "fractaldb.signals", "fractaldb.idx", "fractaldb.stats",
          "fractaldb.sheet", "fractaldb.citations", "fractaldb.schema"]),
     (1, ["fractaldb.kernels.arith", "fractaldb.kernels.random", "fractaldb.kernels.mt19937", "fractaldb.kernels.png"]),
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
-    (3, ["fractaldb.ifs.kernels", "fractaldb.families.fractal.kernels_search",
-         "fractaldb.families.perlin.kernels", "fractaldb.families.fractal3d.kernels",
-         "fractaldb.families.colorfractal.kernels"]),
-    (4, ["fractaldb.ifs.kernels_cuda", "fractaldb.families.perlin.kernels_cuda",
-         "fractaldb.families.fractal3d.kernels_cuda"]),
+    (3, ["fractaldb.ifs.kernels"]),
+    (4, ["fractaldb.ifs.kernels_cuda"]),
     (5, ["fractaldb.labels", "fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
          "fractaldb.families.base"]),
-    (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system",
-         "fractaldb.ifs.weights"]),
-    (7, ["fractaldb.ifs.policy", "fractaldb.ifs.render", "fractaldb.families.perlin.model",
-         "fractaldb.families.perlin.search",
-         "fractaldb.families.fractal3d.model", "fractaldb.families.colorfractal.model"]),
-    (8, ["fractaldb.families.fractal.search", "fractaldb.ifs.render_cuda",
-         "fractaldb.families.perlin.render_cuda", "fractaldb.families.onepfrac.model",
-         "fractaldb.families.fractal3d.render_cuda"]),
-    (9, ["fractaldb.families.fractal.imagefolder", "fractaldb.families.fractal.commands",
-         "fractaldb.families.fractal.settings",
-         "fractaldb.families.fractal.study", "fractaldb.families.perlin.study", "fractaldb.families.onepfrac.study",
-         "fractaldb.families.fractal3d.study", "fractaldb.families.colorfractal.study"]),
-    (10, ["fractaldb.families.fractal", "fractaldb.families.perlin", "fractaldb.families.onepfrac",
-          "fractaldb.families.fractal3d", "fractaldb.families.colorfractal"]),
+    (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system", "fractaldb.ifs.weights"]),
+    (7, ["fractaldb.ifs.policy", "fractaldb.ifs.render", "fractaldb.ifs.render_cuda"]),
     (11, ["fractaldb.families"]),
     (12, ["fractaldb.config"]),
-    (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest", "fractaldb.indexes.registry",
-          "fractaldb.indexes.tar", "fractaldb.indexes.wids", "fractaldb.indexes.timm", "fractaldb.indexes.hf",
-          "fractaldb.indexes.energon", "fractaldb.indexes.dali"]),
+    (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest"]),
     (14, ["fractaldb.dataset"]),
-    (15, ["fractaldb.export", "fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes", "fractaldb.report"]),
+    (15, ["fractaldb.export", "fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes",
+          "fractaldb.report"]),
     (16, ["fractaldb.train"]),
-    (17, ["fractaldb.experiments", "fractaldb.experiments.targets", "fractaldb.experiments.arms",
-          "fractaldb.experiments.cache", "fractaldb.experiments.protocol", "fractaldb.experiments.tables",
-          "fractaldb.experiments.plots", "fractaldb.experiments.transfer"]),
+    (17, ["fractaldb.experiments"]),
     (18, ["fractaldb.cli"]),
     (19, ["fractaldb"]),  # the package's __init__: the public API re-exports
 ]
+#: Packages whose submodules sit below their ``__init__``: the formats of the index
+#: registry (layer 13, beside the card) under the package's face (15).
+SUBMODULE_LAYERS = {"fractaldb.indexes": 13}
+
+
+def family_layer(module: str) -> int | None:
+    """The layer of a module inside a family package, by rule: its CPU kernels (``kernels*``)
+    3, its CUDA kernels (``kernels*cuda*``) 4, every other module 8, a package's face (its
+    ``__init__``) 10.  Between them: ``fractaldb.families.base`` (5) below, the registry (11) above."""
+    prefix = "fractaldb.families."
+    if not module.startswith(prefix) or module == "fractaldb.families.base":
+        return None
+    parts = module[len(prefix):].split(".")
+    if (ROOT / "fractaldb" / "families").joinpath(*parts, "__init__.py").exists():
+        return 10
+    leaf = parts[-1]
+    if leaf.startswith("kernels"):
+        return 4 if "cuda" in leaf else 3
+    return 8
 
 
 def layer_of(module: str) -> int:
+    fam = family_layer(module)
+    if fam is not None:
+        return fam
+    for package, layer in SUBMODULE_LAYERS.items():
+        if module.startswith(package + "."):
+            return layer
     best = None
     for layer, prefixes in LAYERS:
         for p in prefixes:

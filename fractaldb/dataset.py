@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import threading
+from dataclasses import dataclass, field
 
 from . import config as fconfig
 from . import executors
@@ -316,87 +317,104 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     """
     if workers is not None:
         check_workers(workers)
-    workers = workers or default_workers()
     check_device(device, locally=not scheduler)  # an embedded LocalCluster runs here too
     cfg = dataset.config if dataset is not None else fconfig.resolve(cfg)
     if device == "cuda":
-        for name in fconfig.families(cfg):
+        for name in cfg.families:
             if get_family(name).cuda_renderer is None:
                 raise cpu_only(name)
-    store = Store(out)
-    store.check_writable()
-    with store.lock():  # one writer per folder
-        return _generate(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler,
-                         device, on_plan, card, dataset, on_dataset)
+    job = _Job(cfg, Store(out), out, workers or default_workers(), resume, executor, scheduler, device, card,
+               dataset, progress, search_progress, on_plan, on_dataset)
+    job.store.check_writable()
+    with job.store.lock():  # one writer per folder
+        return job.run()
 
 
-def _generate(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler, device, on_plan,
-              card, dataset, on_dataset):
-    names = store.names()
-    existing = [n for n in names if n != PROGRESS_DIR and not n.startswith(".")]
-    if existing and not resume:
-        raise OutputError(f"output {out} is not empty; use --resume to continue a run, or a new --out")
-    if resume and existing and MANIFEST not in names and PROGRESS_DIR not in names:
-        raise OutputError(f"output {out} holds files but no {MANIFEST} or {PROGRESS_DIR}: it is not a "
-                          "fractaldb output, so --resume will not write into it; use a new --out")
-    entries: dict = {}
-    try:
-        return _generate_into(cfg, store, out, workers, resume, progress, search_progress, executor,
-                              scheduler, device, on_plan, entries, card, dataset, on_dataset)
-    except KeyboardInterrupt:
-        from .signals import Interrupted
+@dataclass
+class _Job:
+    """One ``generate`` run: what it writes, where, how, and whom it tells (see :func:`generate`)."""
 
-        raise Interrupted(f"kept {len(entries)} finished shard(s) in {out}; run the same command with --resume "
-                          "to continue") from None
+    cfg: object
+    store: Store
+    out: str
+    workers: int
+    resume: bool
+    executor: str
+    scheduler: str | None
+    device: str
+    card: bool
+    dataset: "Dataset | None"
+    progress: object = None
+    search_progress: object = None
+    on_plan: object = None
+    on_dataset: object = None
+    #: Finished shards, name -> manifest entry (kept ones and this run's): an interrupt says how many.
+    entries: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
 
+    def run(self) -> dict:
+        names = self.store.names()
+        existing = [n for n in names if n != PROGRESS_DIR and not n.startswith(".")]
+        if existing and not self.resume:
+            raise OutputError(f"output {self.out} is not empty; use --resume to continue a run, or a new --out")
+        if self.resume and existing and MANIFEST not in names and PROGRESS_DIR not in names:
+            raise OutputError(f"output {self.out} holds files but no {MANIFEST} or {PROGRESS_DIR}: it is not a "
+                              "fractaldb output, so --resume will not write into it; use a new --out")
+        try:
+            return self._finish(self._shards())
+        except KeyboardInterrupt:
+            from .signals import Interrupted
 
-def _generate_into(cfg, store, out, workers, resume, progress, search_progress, executor, scheduler, device,
-                   on_plan, entries, card, dataset, on_dataset):
-    # Start (or reach) the executor first: a wrong scheduler address fails
-    # before the search runs and before anything is written.
-    with executors.executor(executor, workers, scheduler) as run:
-        ds = dataset if dataset is not None else Dataset.from_config(cfg, workers, progress=search_progress)
-        plan = ds.plan
-        if on_dataset is not None:
-            on_dataset(ds)
-        store.makedirs()
-        store.clean_temporaries()
-        done = _finished(store, ds) if resume else {}
-        store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint(), "config": ds.config}))
-        records = {}  # entries: the caller's, so an interrupt can say how many shards were kept
-        for name, (entry, recs) in done.items():
-            entries[name] = entry
-            records[name] = recs
-        if on_plan is not None:
-            on_plan(plan.n_samples, sum(e["samples"] for e in entries.values()), len(entries))
-        todo = [i for i in range(plan.n_shards) if ds.shard_name(i) not in done]
-        for entry, recs in run(functools.partial(shard_task, ds, store, device=device), todo):
-            entries[entry["name"]] = entry
-            records[entry["name"]] = recs
-            if progress is not None:
-                progress(entry["samples"])
+            raise Interrupted(f"kept {len(self.entries)} finished shard(s) in {self.out}; run the same command "
+                              "with --resume to continue") from None
 
-    store.clean_temporaries()  # orphans of a worker killed mid-write
-    names = [ds.shard_name(i) for i in range(plan.n_shards)]
-    shards = [entries[n] for n in names]
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": ds.config["name"],
-        "config": ds.config,
-        "versions": _versions(),
-        "plan": {"samples": plan.n_samples, "shards": plan.n_shards, "shard_size": plan.shard_size,
-                 "classes": ds.n_classes,
-                 "segments": [seg.doc() for seg in plan.segments]},
-        "categories": ds.categories_doc(),
-        "shards": shards,
-        # What the renderers noted of single blocks (e.g. degenerate fractal weight variants).
-        "records": _dedupe([r for n in names for r in records[n]]),
-        "records_by_shard": {n: records[n] for n in names if records[n]},
-    }
-    write_at_generate(store, manifest, ds, card=card)  # wids-index.json, _info.json, the card
-    store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
-    store.remove(PROGRESS_DIR)
-    return manifest
+    def _shards(self) -> "Dataset":
+        """Search (or take) the classes, then make every shard an earlier run did not leave intact."""
+        store = self.store
+        # Start (or reach) the executor first: a wrong scheduler address fails
+        # before the search runs and before anything is written.
+        with executors.executor(self.executor, self.workers, self.scheduler) as run:
+            ds = self.dataset if self.dataset is not None else Dataset.from_config(
+                self.cfg, self.workers, progress=self.search_progress)
+            if self.on_dataset is not None:
+                self.on_dataset(ds)
+            store.makedirs()
+            store.clean_temporaries()
+            done = _finished(store, ds) if self.resume else {}
+            store.write(f"{PROGRESS_DIR}/run.json", _dumps({"fingerprint": ds.fingerprint(), "config": ds.config}))
+            for name, (entry, recs) in done.items():
+                self.entries[name], self.records[name] = entry, recs
+            if self.on_plan is not None:
+                self.on_plan(ds.plan.n_samples, sum(e["samples"] for e in self.entries.values()), len(self.entries))
+            todo = [i for i in range(ds.plan.n_shards) if ds.shard_name(i) not in done]
+            for entry, recs in run(functools.partial(shard_task, ds, store, device=self.device), todo):
+                self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
+                if self.progress is not None:
+                    self.progress(entry["samples"])
+        return ds
+
+    def _finish(self, ds: "Dataset") -> dict:
+        """The manifest and the derived files, written last (the manifest's presence means "complete")."""
+        store, plan, records = self.store, ds.plan, self.records
+        store.clean_temporaries()  # orphans of a worker killed mid-write
+        names = [ds.shard_name(i) for i in range(plan.n_shards)]
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "name": ds.config["name"],
+            "config": ds.config,
+            "versions": _versions(),
+            "plan": {"samples": plan.n_samples, "shards": plan.n_shards, "shard_size": plan.shard_size,
+                     "classes": ds.n_classes, "segments": [seg.doc() for seg in plan.segments]},
+            "categories": ds.categories_doc(),
+            "shards": [self.entries[n] for n in names],
+            # What the renderers noted of single blocks (e.g. degenerate fractal weight variants).
+            "records": _dedupe([r for n in names for r in records[n]]),
+            "records_by_shard": {n: records[n] for n in names if records[n]},
+        }
+        write_at_generate(store, manifest, ds, card=self.card)  # wids-index.json, _info.json, the card
+        store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
+        store.remove(PROGRESS_DIR)
+        return manifest
 
 
 def _dedupe(records):

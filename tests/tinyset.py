@@ -104,6 +104,54 @@ def cli_command(argv) -> list:
     return [sys.executable, "-m", "fractaldb.cli.main", *map(str, argv)]
 
 
+#: The command line, with its work held from a chosen task on until a file exists (see held_command).
+_HELD = """\
+import os, sys, threading, time
+release, what, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.argv = ["fractaldb", *sys.argv[4:]]
+
+def hold(real, index):
+    def held(*args, **kwargs):
+        if index(*args, **kwargs) >= start:
+            while not (release and os.path.exists(release)):
+                time.sleep(0.01)
+        return real(*args, **kwargs)
+    return held
+
+if what == "shards":  # generate's tasks: fractaldb.dataset.shard_task(ds, store, index, device=...)
+    from fractaldb import dataset
+    dataset.shard_task = hold(dataset.shard_task, lambda ds, store, index, **kw: index)
+else:  # render's blocks, numbered in the order their (category, weight) first starts
+    from fractaldb.families.fractal.render import CPURenderer
+    seen, lock = {}, threading.Lock()
+
+    def number(renderer, category, ifs, weight, *args, **kwargs):
+        with lock:
+            return seen.setdefault((category, weight), len(seen))
+
+    CPURenderer.render_block = hold(CPURenderer.render_block, number)
+from fractaldb.cli.main import main
+main()
+"""
+
+
+def held_command(argv, release=None, what: str = "shards", start: int = 2) -> list:
+    """``fractaldb ARGV`` in a fresh interpreter, held at a point the test chooses.
+
+    Shard tasks ``start`` and later (``what="shards"``: ``generate``), or render blocks
+    (``what="blocks"``: ``render``; numbered by the order in which their (category,
+    weight) first starts, so the size estimate's probe of the first block counts
+    as that block) from number ``start`` on, wait until the file
+    ``release`` exists (with ``release=None``, forever: the run can only end by a signal
+    or an error).  The tasks before them run as usual, so a test can wait for their
+    output and then interrupt, kill or break something while the run is certainly
+    still going, however fast this machine or its numba cache is.  Everything else
+    is the real command (``main()`` reads ``sys.argv``, as the installed script does).
+    """
+    assert what in ("shards", "blocks")
+    return [sys.executable, "-c", _HELD, str(release or ""), what, str(start), *map(str, argv)]
+
+
 def run_process(argv, env=None, timeout=180) -> subprocess.CompletedProcess:
     """The real command in a fresh interpreter."""
     return subprocess.run(cli_command(argv), capture_output=True, text=True, timeout=timeout,

@@ -53,7 +53,7 @@ def _stop(proc, sig) -> tuple:
 
 # -- interrupts ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_generate_stops_at_once_says_what_it_kept_and_resumes(tmp_path, sig):
     out = tmp_path / "out"
     progress = out / ".fractaldb-progress"
@@ -143,6 +143,7 @@ def test_a_missing_bucket_is_refused_not_created(s3):
     assert _buckets(client) == [BUCKET]
 
 
+@pytest.mark.slow
 def test_no_credentials_is_one_line(s3, tmp_path):
     endpoint, client = s3
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -164,6 +165,7 @@ def test_an_unreachable_endpoint_is_one_line():
     assert_one_line_error(proc.returncode, proc.stderr, "cannot reach the storage endpoint")
 
 
+@pytest.mark.slow
 def test_a_frozen_endpoint_times_out_in_one_line():
     """A server that accepts connections and never answers: a timeout, not a hang."""
     listener = socket.socket()
@@ -196,6 +198,7 @@ def test_a_frozen_endpoint_times_out_in_one_line():
         listener.close()
 
 
+@pytest.mark.slow
 def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
     server, endpoint = _server()
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",

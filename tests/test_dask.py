@@ -45,6 +45,7 @@ def cluster():
         yield cl, client
 
 
+@pytest.mark.slow
 def test_embedded_local_cluster_same_bytes(tmp_path, reference):
     out = tmp_path / "data"
     generate(config.resolve("tiny", OVERRIDES), str(out), workers=2, executor="dask")
@@ -65,6 +66,7 @@ D.shard_task = held
 _UNHOLD = "import fractaldb.dataset as D; D.shard_task = D.__dict__.get('_unheld_shard_task', D.shard_task)"
 
 
+@pytest.mark.slow
 def test_existing_scheduler_with_a_killed_worker(tmp_path, reference, cluster):
     """Kill a worker process (SIGKILL) mid-run: the run finishes, the bytes don't change."""
     cl, client = cluster
@@ -101,6 +103,7 @@ def test_existing_scheduler_with_a_killed_worker(tmp_path, reference, cluster):
     assert _files(out) == reference
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_error(tmp_path):
     out = tmp_path / "data"
     run = subprocess.run([sys.executable, "-m", "fractaldb.cli.main", "generate", "--preset", "tiny",

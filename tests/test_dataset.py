@@ -66,6 +66,7 @@ def hidden(folder: Path) -> list:
 # --------------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_cli_runs_with_any_worker_count_are_byte_identical(tmp_path, tiny):
     a, b = tmp_path / "A", tmp_path / "B"
     ra = run_process(["generate", "--preset", "tiny", "--out", a])

@@ -32,6 +32,7 @@ def _gpu_present() -> bool:
 _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
 
 
+@pytest.mark.slow
 def test_simulator_device_cases_pass():
     run_simulator_cases("device_cases.py", at_least=20)
 

@@ -21,6 +21,7 @@ def test_the_presets_issue_13_names_exist():
 
 
 @pytest.mark.parametrize("preset", list_presets())
+@pytest.mark.slow
 def test_preset_generates_verifies_regenerates_and_exports(preset, tmp_path):
     ds = tmp_path / "ds"
     code, _, err = run_cli(["generate", "--preset", preset, "--classes", "1", "--out", ds, "--workers", "2"])

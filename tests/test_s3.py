@@ -89,6 +89,7 @@ def generated(s3, tiny):
     return f"s3://{BUCKET}/tiny"
 
 
+@pytest.mark.slow
 def test_generate_to_s3_equals_a_local_run(s3, generated, tiny):
     _, _, client = s3
     got = objects(client, "tiny")
@@ -115,6 +116,7 @@ def inproc(s3, monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+@pytest.mark.slow
 def test_verify_and_regenerate_on_s3(s3, generated, tiny, inproc):
     _, env, client = s3
     r = run_process(["verify", generated], env=env)
@@ -140,6 +142,7 @@ def test_verify_and_regenerate_on_s3(s3, generated, tiny, inproc):
     assert inproc(["verify", generated])[0] == 0
 
 
+@pytest.mark.slow
 def test_resume_and_errors_on_s3(s3, generated, tiny, inproc):
     _, env, client = s3
     # a finished run: --resume keeps the objects; without it, the prefix is not empty
@@ -157,6 +160,7 @@ def test_resume_and_errors_on_s3(s3, generated, tiny, inproc):
     assert_one_line_error(code, err, "nothing-here")
 
 
+@pytest.mark.slow
 def test_shard_urls_of_an_s3_dataset(s3, generated, monkeypatch):
     """``shard_urls`` of an s3:// dataset reads its manifest there and gives s3:// shard URLs."""
     endpoint, env, _ = s3

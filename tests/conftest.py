@@ -57,7 +57,8 @@ def _use_one_numba_cache() -> None:
 # Before any test module imports numba (numba reads NUMBA_CACHE_DIR when it is imported).
 _use_one_numba_cache()
 
-from tinyset import check_tiny_untouched, tiny_dataset  # noqa: E402
+from tinyset import (check_tiny_untouched, start_simulator_cases, stop_simulator_cases,  # noqa: E402
+                     tiny_dataset)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,24 @@ def tiny(tmp_path_factory):
     path = tiny_dataset(tmp_path_factory)
     yield path
     check_tiny_untouched()
+
+
+# -- the CUDA-simulator runs overlap the rest of the run ------------------------------------------
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``simulator_cases(NAME)`` go last: their runs start in the background (below)."""
+    items[:] = ([i for i in items if not i.get_closest_marker("simulator_cases")]
+                + [i for i in items if i.get_closest_marker("simulator_cases")])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if session.config.option.collectonly:
+        return
+    start_simulator_cases([i.get_closest_marker("simulator_cases").args[0] for i in session.items
+                           if i.get_closest_marker("simulator_cases")])
+
+
+def pytest_sessionfinish(session):
+    stop_simulator_cases()

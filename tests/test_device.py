@@ -33,6 +33,7 @@ _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simul
 
 
 @pytest.mark.slow
+@pytest.mark.simulator_cases("device_cases.py")
 def test_simulator_device_cases_pass():
     run_simulator_cases("device_cases.py", at_least=20)
 

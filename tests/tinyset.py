@@ -64,22 +64,77 @@ def snapshot(folder) -> dict:
     return out
 
 
-def run_simulator_cases(name: str, at_least: int) -> None:
-    """Run ``tests/NAME`` under numba's CUDA simulator in a subprocess and require
-    ``at_least`` passed cases and nothing failed, errored or skipped.
+def _simulator_run(name: str, procs: list) -> tuple:
+    """``tests/NAME`` under numba's CUDA simulator in a fresh process: ``(returncode, stdout, stderr)``.
 
     ``NUMBA_ENABLE_CUDASIM`` must be set before numba is imported, and the
     test process has imported it already.
     """
-    import re
-
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "RANK", "WORLD_SIZE")}
     env["NUMBA_ENABLE_CUDASIM"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / name), "-q", "-p", "no:cacheprovider",
-                           "-o", "addopts="], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, tail
-    summary = proc.stdout.strip().splitlines()[-1]
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "tests" / name), "-q", "-p",
+                             "no:cacheprovider", "-o", "addopts="], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    procs.append(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc.returncode, stdout, stderr
+
+
+#: Simulator runs started early (see start_simulator_cases): name -> Future of _simulator_run.
+_SIMULATOR: dict = {}
+_SIMULATOR_POOL: list = []  # [ThreadPoolExecutor, [the Popen objects it started]]
+
+
+def start_simulator_cases(names) -> None:
+    """Start the simulator runs of ``names`` now, one after another on a background thread.
+
+    The runs are minutes of single-threaded Python (the simulator runs every CUDA
+    thread as a Python thread), each in its own process as before; ``conftest.py``
+    starts them when the test loop starts and puts their tests last, so on a
+    second core they overlap the rest of the run instead of following it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [n for n in dict.fromkeys(names) if n not in _SIMULATOR]
+    if not names:
+        return
+    if not _SIMULATOR_POOL:
+        _SIMULATOR_POOL.extend([ThreadPoolExecutor(1, thread_name_prefix="cuda-simulator"), []])
+    pool, procs = _SIMULATOR_POOL
+    for name in names:
+        _SIMULATOR[name] = pool.submit(_simulator_run, name, procs)
+
+
+def stop_simulator_cases() -> None:
+    """Cancel the simulator runs not started yet and end the running one (end of the session)."""
+    if _SIMULATOR_POOL:
+        pool, procs = _SIMULATOR_POOL
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        _SIMULATOR_POOL.clear()
+    _SIMULATOR.clear()
+
+
+def run_simulator_cases(name: str, at_least: int) -> None:
+    """Run ``tests/NAME`` under numba's CUDA simulator in a subprocess and require
+    ``at_least`` passed cases and nothing failed, errored or skipped.
+
+    Waits for the run :func:`start_simulator_cases` started, or runs it now.
+    """
+    import re
+
+    future = _SIMULATOR.get(name)
+    returncode, stdout, stderr = future.result() if future is not None else _simulator_run(name, [])
+    tail = (stdout + stderr)[-4000:]
+    assert returncode == 0, tail
+    summary = stdout.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= at_least, tail
     assert not re.search(r"failed|error|skipped", summary), tail

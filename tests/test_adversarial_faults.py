@@ -28,12 +28,28 @@ from tinyset import ROOT, assert_one_line_error, cli_command, held_command, run_
 RUN = ["--preset", "tiny", "--set", "shard_size=8", "--workers", "2"]
 
 
+_STARTED: list = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind():
+    """A held run never ends by itself: whatever a failing test left running is killed."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def _start(argv, env=None, release=None, what="shards", start=2):
     """``fractaldb ARGV``, held from shard (or render block) ``start`` on until ``release`` exists
     (never, without ``release``)."""
-    return subprocess.Popen(held_command(argv, release, what, start), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(held_command(argv, release, what, start), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=None if env is None else {**os.environ, **env})
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_for(predicate, proc, timeout=120.0):

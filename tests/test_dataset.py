@@ -427,6 +427,7 @@ def test_sigkill_then_resume_matches_a_clean_run(tmp_path):
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()  # a held run never ends by itself (a no-op after the kill above)
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
     assert not (out / "manifest.json").exists()

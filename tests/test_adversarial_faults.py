@@ -2,6 +2,12 @@
 unreachable, freezes or dies mid-run.  Real processes (signals, S3 through a moto
 server on 127.0.0.1); each case asserts the exit code, the one stderr line and
 what is left behind, and that ``--resume`` afterwards completes the dataset.
+
+An interrupted or failing run is a held one (``tinyset.held_command``): its first
+shards (or first render block) are made, the rest wait for a file the test never
+writes, or writes only after it broke the storage.  So the fault always lands
+mid-run, however fast the machine and its numba cache are (a run made "long
+enough" to interrupt once finished before the signal arrived).
 """
 
 from __future__ import annotations
@@ -16,16 +22,34 @@ import time
 
 import pytest
 
-from tinyset import ROOT, assert_one_line_error, cli_command, run_process, snapshot
+from tinyset import ROOT, assert_one_line_error, cli_command, held_command, run_process, snapshot
 
-#: A run long enough to interrupt (800 images in 50 shards, 2 s on 2 cores) and quick to finish.
-SLOW = ["--preset", "tiny", "--set", "fractal.patches=50", "--set", "fractal.points=300000",
-        "--set", "fractal.image_size=128", "--set", "shard_size=16", "--workers", "2"]
+#: 48 images in 6 shards; held from shard 2 on, so shards 0 and 1 are what an interrupt keeps.
+RUN = ["--preset", "tiny", "--set", "shard_size=8", "--workers", "2"]
 
 
-def _start(argv, env=None):
-    return subprocess.Popen(cli_command(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=None if env is None else {**os.environ, **env})
+_STARTED: list = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind():
+    """A held run never ends by itself: whatever a failing test left running is killed."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _start(argv, env=None, release=None, what="shards", start=2):
+    """``fractaldb ARGV``, held from shard (or render block) ``start`` on until ``release`` exists
+    (never, without ``release``)."""
+    proc = subprocess.Popen(held_command(argv, release, what, start), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=None if env is None else {**os.environ, **env})
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_for(predicate, proc, timeout=120.0):
@@ -45,11 +69,11 @@ def _stop(proc, sig) -> tuple:
 
 # -- interrupts ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_generate_stops_at_once_says_what_it_kept_and_resumes(tmp_path, sig):
     out = tmp_path / "out"
     progress = out / ".fractaldb-progress"
-    proc = _start(["generate", *SLOW, "--out", out])
+    proc = _start(["generate", *RUN, "--out", out])
     _wait_for(lambda: progress.is_dir() and len(list(progress.glob("*.tar.json"))) >= 2, proc)
     code, err, took = _stop(proc, sig)
     assert code == 130, err
@@ -60,7 +84,7 @@ def test_generate_stops_at_once_says_what_it_kept_and_resumes(tmp_path, sig):
     assert not (out / ".fractaldb-lock").exists()
     if sig == signal.SIGINT:
         return  # the resume is the same after either signal: checked once
-    done = subprocess.run(cli_command(["generate", *SLOW, "--out", out, "--resume"]), capture_output=True,
+    done = subprocess.run(cli_command(["generate", *RUN, "--out", out, "--resume"]), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "kept" in done.stdout
@@ -73,8 +97,7 @@ def test_render_stops_at_once_and_leaves_nothing(tmp_path):
     cats = tmp_path / "cats"
     assert run_process(["search", "--out", cats, "--categories", 2, "--workers", 1]).returncode == 0
     out = tmp_path / "imgs"
-    proc = _start(["render", "--params", cats, "--out", out, "--size", 128, "--points", 300000,
-                   "--patches", 400, "--workers", 2])
+    proc = _start(["render", "--params", cats, "--out", out, "--workers", 2], what="blocks", start=1)
 
     partial = tmp_path / ".imgs.partial"  # kept on an interrupt, for render --resume
 
@@ -136,6 +159,7 @@ def test_a_missing_bucket_is_refused_not_created(s3):
     assert _buckets(client) == [BUCKET]
 
 
+@pytest.mark.slow
 def test_no_credentials_is_one_line(s3, tmp_path):
     endpoint, client = s3
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -157,6 +181,7 @@ def test_an_unreachable_endpoint_is_one_line():
     assert_one_line_error(proc.returncode, proc.stderr, "cannot reach the storage endpoint")
 
 
+@pytest.mark.slow
 def test_a_frozen_endpoint_times_out_in_one_line():
     """A server that accepts connections and never answers: a timeout, not a hang."""
     listener = socket.socket()
@@ -189,6 +214,7 @@ def test_a_frozen_endpoint_times_out_in_one_line():
         listener.close()
 
 
+@pytest.mark.slow
 def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
     server, endpoint = _server()
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
@@ -196,7 +222,8 @@ def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
     bucket = "fractaldb-dying"
     client.create_bucket(Bucket=bucket)
     url = f"s3://{bucket}/dying"
-    proc = _start(["generate", *SLOW, "--out", url], env=_env(endpoint))
+    release = tmp_path / "release"  # shards 2.. are made once the server is gone
+    proc = _start(["generate", *RUN, "--out", url], env=_env(endpoint), release=release)
 
     def some_shards():
         page = client.list_objects_v2(Bucket=bucket, Prefix="dying/")
@@ -206,12 +233,13 @@ def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
         _wait_for(some_shards, proc)
     finally:
         server.stop()
+        release.touch()
     out, err = proc.communicate(timeout=120)
     assert_one_line_error(proc.returncode, err, "cannot")
     # The same process's moto state, served again on a new port: --resume completes it.
     server, endpoint = _server()
     try:
-        done = run_process(["generate", *SLOW, "--out", url, "--resume"], env=_env(endpoint), timeout=300)
+        done = run_process(["generate", *RUN, "--out", url, "--resume"], env=_env(endpoint), timeout=300)
         assert done.returncode == 0, done.stderr
         assert "kept" in done.stdout
         check = run_process(["verify", url], env=_env(endpoint))
@@ -224,7 +252,7 @@ def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
             for obj in page.get("Contents", []):
                 got[obj["Key"][len("dying/"):]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
         local = tmp_path / "local"
-        assert run_process(["generate", *SLOW, "--out", local]).returncode == 0
+        assert run_process(["generate", *RUN, "--out", local]).returncode == 0
         assert got == snapshot(local)
     finally:
         server.stop()

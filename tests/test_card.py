@@ -160,6 +160,7 @@ def test_a_card_for_a_dataset_made_before_cards(tmp_path, monkeypatch):
     assert len(ds) == 23 and ds.features["cls"].names == list(names.values())
 
 
+@pytest.mark.slow
 def test_the_cards_load_examples_run(tiny, tmp_path):
     """The card's python block, pointed at the folder, runs (Hugging Face, webdataset, wids,
     fractaldb's loader) in a fresh interpreter, offline."""

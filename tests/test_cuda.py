@@ -47,10 +47,14 @@ def _gpu_present() -> bool:
 # --------------------------------------------------------------------------- simulator
 
 
+@pytest.mark.slow
+@pytest.mark.simulator_cases("cuda_cases.py")
 def test_simulator_cases_pass():
     run_simulator_cases("cuda_cases.py", at_least=50)
 
 
+@pytest.mark.slow
+@pytest.mark.simulator_cases("perlin_cuda_cases.py")
 def test_perlin_simulator_cases_pass():
     """``tests/perlin_cuda_cases.py``: PerlinCUDARenderer == PerlinRenderer, bit for bit, in the simulator."""
     run_simulator_cases("perlin_cuda_cases.py", at_least=60)

@@ -45,17 +45,36 @@ def cluster():
         yield cl, client
 
 
+@pytest.mark.slow
 def test_embedded_local_cluster_same_bytes(tmp_path, reference):
     out = tmp_path / "data"
     generate(config.resolve("tiny", OVERRIDES), str(out), workers=2, executor="dask")
     assert _files(out) == reference
 
 
+#: Run in each worker (``client.run(exec, ...)``): shard tasks from 2 on wait for a file.
+_HOLD = """
+import os, time
+import fractaldb.dataset as D
+real = D.__dict__.setdefault("_unheld_shard_task", D.shard_task)
+def held(ds, store, index, **kw):
+    while index >= 2 and not os.path.exists({release!r}):
+        time.sleep(0.01)
+    return real(ds, store, index, **kw)
+D.shard_task = held
+"""
+_UNHOLD = "import fractaldb.dataset as D; D.shard_task = D.__dict__.get('_unheld_shard_task', D.shard_task)"
+
+
+@pytest.mark.slow
 def test_existing_scheduler_with_a_killed_worker(tmp_path, reference, cluster):
     """Kill a worker process (SIGKILL) mid-run: the run finishes, the bytes don't change."""
     cl, client = cluster
     out = tmp_path / "data"
     errors = []
+    # The workers hold shards 2.. until `release` exists: the kill lands mid-run, however fast the run.
+    release = tmp_path / "release"
+    client.run(exec, _HOLD.format(release=str(release)), {})
 
     def run():
         try:
@@ -65,20 +84,26 @@ def test_existing_scheduler_with_a_killed_worker(tmp_path, reference, cluster):
             errors.append(exc)
 
     thread = threading.Thread(target=run)
-    thread.start()
-    # Wait until work is under way (a first shard is written), then kill a worker.
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("*.tar")):
-        time.sleep(0.05)
-    assert list(out.glob("*.tar")), "no shard appeared"
-    pids = list(client.run(os.getpid).values())
-    os.kill(pids[0], signal.SIGKILL)
-    thread.join(timeout=300)
+    try:
+        thread.start()
+        # Wait until work is under way (a first shard is written), then kill a worker.
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("*.tar")):
+            time.sleep(0.05)
+        assert list(out.glob("*.tar")), "no shard appeared"
+        assert thread.is_alive()
+        pids = list(client.run(os.getpid).values())
+        os.kill(pids[0], signal.SIGKILL)
+    finally:
+        release.touch()
+        thread.join(timeout=300)
+        client.run(exec, _UNHOLD, {})
     assert not thread.is_alive()
     assert not errors, errors
     assert _files(out) == reference
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_error(tmp_path):
     out = tmp_path / "data"
     run = subprocess.run([sys.executable, "-m", "fractaldb.cli.main", "generate", "--preset", "tiny",

@@ -38,7 +38,7 @@ from fractaldb.ifs.system import IFS
 from fractaldb.plan import Plan, Sample
 
 from tinyset import (TINY_CLASSES, TINY_FILES, TINY_SAMPLES, TINY_SHARDS, assert_one_line_error,
-                     cli_command, copy_tiny, run_cli, run_process, snapshot)
+                     copy_tiny, held_command, run_cli, run_process, snapshot)
 
 KEY_RE = r"c\d{5}-w\d{2}-k\d+-f\d"
 
@@ -66,6 +66,7 @@ def hidden(folder: Path) -> list:
 # --------------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_cli_runs_with_any_worker_count_are_byte_identical(tmp_path, tiny):
     a, b = tmp_path / "A", tmp_path / "B"
     ra = run_process(["generate", "--preset", "tiny", "--out", a])
@@ -409,15 +410,15 @@ def test_resume_redoes_a_damaged_finished_shard(tmp_path, monkeypatch):
     assert snapshot(out) == snapshot(clean)
 
 
-# Big enough that generating takes a couple of seconds, so a kill lands mid-run.
-KILL_SETTINGS = ["categories=4", "points=1000000", "image_size=64", "patches=4", "shard_size=2"]
+# 32 shards of 2 images; the killed run is held from shard 1 on, so the kill lands mid-run.
+KILL_SETTINGS = ["categories=4", "points=5000", "image_size=64", "patches=4", "shard_size=2"]
 
 
 def test_sigkill_then_resume_matches_a_clean_run(tmp_path):
     out = tmp_path / "killed"
     sets = [x for s in KILL_SETTINGS for x in ("--set", s)]
     argv = ["generate", "--preset", "tiny", "--out", out, "--workers", "1", *sets]
-    proc = subprocess.Popen(cli_command(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(held_command(argv, start=1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -426,8 +427,9 @@ def test_sigkill_then_resume_matches_a_clean_run(tmp_path):
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()  # a held run never ends by itself (a no-op after the kill above)
         proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it bigger"
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
     assert not (out / "manifest.json").exists()
     plan = resolve("tiny", KILL_SETTINGS)
     n_shards = 32  # 4 classes x 1 weight x 4 draws x 4 flips / 2

@@ -32,6 +32,8 @@ def _gpu_present() -> bool:
 _NEEDS_NO_GPU = pytest.mark.skipif("_gpu_present()", reason="a GPU (or the simulator) is present")
 
 
+@pytest.mark.slow
+@pytest.mark.simulator_cases("device_cases.py")
 def test_simulator_device_cases_pass():
     run_simulator_cases("device_cases.py", at_least=20)
 

@@ -44,6 +44,7 @@ def _run_python(code: str, cwd: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_api_page_examples_run(tmp_path):
     blocks = _blocks(ROOT / "docs" / "api.md", "python")
     assert len(blocks) >= 5  # search, generate, rebuild/index, load (2), stream
@@ -93,6 +94,7 @@ def _blocks_of(text: str, lang: str) -> list:
 _ELSEWHERE = ("--executor dask", "s3://", "--device cuda", "/data/")
 
 
+@pytest.mark.slow
 def test_cli_md_examples_run(tmp_path):
     import shlex
 

@@ -126,6 +126,7 @@ def _files(folder) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_stress_same_dataset_any_worker_count(tmp_path):
     cfg = resolve("tiny", STRESS)
     ref = None
@@ -141,6 +142,7 @@ def test_stress_same_dataset_any_worker_count(tmp_path):
         assert [name for name in ref if files[name] != ref[name]] == [], f"run {run}, {workers} workers"
 
 
+@pytest.mark.slow
 def test_stress_dask_same_bytes(tmp_path):
     pytest.importorskip("distributed")
     cfg = resolve("tiny", STRESS)

@@ -267,6 +267,7 @@ def test_render_blocks_subset_of_views_and_nan_record():
 
 
 @pytest.mark.skipif(NO_JIT, reason="the simulator cases run once, from the JIT run")
+@pytest.mark.simulator_cases("fractal3d_cuda_cases.py")
 def test_cuda_simulator_cases_pass():
     """``tests/fractal3d_cuda_cases.py``: Fractal3DCUDARenderer == Fractal3DRenderer, bit for bit, in the simulator."""
     from tinyset import run_simulator_cases

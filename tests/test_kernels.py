@@ -824,6 +824,7 @@ def test_keyed_evaluate_matches_reference() -> None:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kernels_without_jit() -> None:
     """Re-run this file with ``NUMBA_DISABLE_JIT=1``: the kernels as plain
     Python must give the same results (typing differences between numba and

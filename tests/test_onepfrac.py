@@ -190,6 +190,7 @@ def test_settings_check_sigma_against_maps():
     assert OnePFracSettings(sigma=2.0, maps=1, seed=1).maps == 1
 
 
+@pytest.mark.simulator_cases("onepfrac_cuda_cases.py")
 def test_cuda_path_matches_cpu_in_the_simulator():
     from tinyset import run_simulator_cases
 

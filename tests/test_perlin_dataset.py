@@ -181,6 +181,7 @@ def test_bad_perlin_settings(tmp_path, override, fragment):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_impossible_class_count_is_a_one_line_error(tmp_path):
     out = tmp_path / "x"
     code, _, err = run_cli(["generate", "--preset", "perlin-tiny", "--out", out,

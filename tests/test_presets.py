@@ -20,7 +20,12 @@ def test_the_presets_issue_13_names_exist():
         resolve(name)  # every preset resolves (cross-key checks included)
 
 
-@pytest.mark.parametrize("preset", list_presets())
+#: Presets whose first class alone takes seconds: run in full runs only (-m slow).
+SLOW_PRESETS = {"color-fractal-1k", "multi-fractal-1k", "exfractaldb-1k", "exfractaldb-21k", "perlin-1k"}
+
+
+@pytest.mark.parametrize("preset", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PRESETS else p
+                                    for p in list_presets()])
 def test_preset_generates_verifies_regenerates_and_exports(preset, tmp_path):
     ds = tmp_path / "ds"
     code, _, err = run_cli(["generate", "--preset", preset, "--classes", "1", "--out", ds, "--workers", "2"])

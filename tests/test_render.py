@@ -463,7 +463,8 @@ def test_encode_png_of_a_render():
 @pytest.mark.parametrize("cfg", [
     RenderConfig(mode="patch", size=48, points=3000, patches=3, flips=4, seed=2),
     RenderConfig(mode="patch", color="color", size=40, points=2500, patches=2, flips=3, seed=3),
-    RenderConfig(mode="patch", size=362, points=200000, patches=2, flips=4, compat="official", degenerate="keep"),
+    pytest.param(RenderConfig(mode="patch", size=362, points=200000, patches=2, flips=4, compat="official",
+                              degenerate="keep"), marks=pytest.mark.slow),
     RenderConfig(mode="point", size=48, points=3000, flips=4, seed=2),
     RenderConfig(mode="patch", size=40, points=3000, patches=1, flips=2, seed=5),  # one draw: pasted in order
     RenderConfig(mode="patch", size=1030, points=4000, patches=2, flips=2, seed=6),  # past LAST_WRITER_MAX_SIZE

@@ -52,15 +52,29 @@ def objects(client, prefix: str) -> dict:
     return out
 
 
-def test_fsspec_reads_the_endpoint_from_the_environment(s3):
-    """The mechanism the S3 tests rely on (fsspec's FSSPEC_<PROTOCOL>_<KWARG> variables)."""
+def test_fsspec_reads_the_endpoint_from_the_environment(s3, monkeypatch):
+    """The mechanism the S3 tests rely on (fsspec's FSSPEC_<PROTOCOL>_<KWARG> variables):
+    FSSPEC_S3_ENDPOINT_URL becomes ``endpoint_url``, and an ``s3://`` file system made
+    with no arguments (as the command line makes it) reads from that endpoint."""
+    import fsspec
     import fsspec.config
+    import s3fs
 
-    endpoint, env, _ = s3
+    endpoint, env, client = s3
     conf = {}
-    fsspec.config.set_conf_env(conf, env)
-    if conf.get("s3", {}).get("endpoint_url") != endpoint:
-        pytest.skip(f"this fsspec ({fsspec.__version__}) does not map FSSPEC_S3_ENDPOINT_URL to endpoint_url")
+    fsspec.config.set_conf_env(conf, env)  # what importing fsspec does with os.environ
+    assert conf == {"s3": {"endpoint_url": endpoint}}
+    monkeypatch.setattr(fsspec.config, "conf", conf)  # only what the environment said
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    client.put_object(Bucket=BUCKET, Key="from-env/probe", Body=b"moto")
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        fs = fsspec.filesystem("s3")
+        assert fs.cat(f"{BUCKET}/from-env/probe") == b"moto"
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        client.delete_object(Bucket=BUCKET, Key="from-env/probe")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +89,7 @@ def generated(s3, tiny):
     return f"s3://{BUCKET}/tiny"
 
 
+@pytest.mark.slow
 def test_generate_to_s3_equals_a_local_run(s3, generated, tiny):
     _, _, client = s3
     got = objects(client, "tiny")
@@ -101,6 +116,7 @@ def inproc(s3, monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+@pytest.mark.slow
 def test_verify_and_regenerate_on_s3(s3, generated, tiny, inproc):
     _, env, client = s3
     r = run_process(["verify", generated], env=env)
@@ -126,6 +142,7 @@ def test_verify_and_regenerate_on_s3(s3, generated, tiny, inproc):
     assert inproc(["verify", generated])[0] == 0
 
 
+@pytest.mark.slow
 def test_resume_and_errors_on_s3(s3, generated, tiny, inproc):
     _, env, client = s3
     # a finished run: --resume keeps the objects; without it, the prefix is not empty
@@ -143,6 +160,7 @@ def test_resume_and_errors_on_s3(s3, generated, tiny, inproc):
     assert_one_line_error(code, err, "nothing-here")
 
 
+@pytest.mark.slow
 def test_shard_urls_of_an_s3_dataset(s3, generated, monkeypatch):
     """``shard_urls`` of an s3:// dataset reads its manifest there and gives s3:// shard URLs."""
     endpoint, env, _ = s3

@@ -175,6 +175,7 @@ def small_study(monkeypatch):
     return settings
 
 
+@pytest.mark.slow
 def test_transfer_results_schema(small_study, tmp_path):
     code, out, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path])
     assert code == 0, err

@@ -64,22 +64,77 @@ def snapshot(folder) -> dict:
     return out
 
 
-def run_simulator_cases(name: str, at_least: int) -> None:
-    """Run ``tests/NAME`` under numba's CUDA simulator in a subprocess and require
-    ``at_least`` passed cases and nothing failed, errored or skipped.
+def _simulator_run(name: str, procs: list) -> tuple:
+    """``tests/NAME`` under numba's CUDA simulator in a fresh process: ``(returncode, stdout, stderr)``.
 
     ``NUMBA_ENABLE_CUDASIM`` must be set before numba is imported, and the
     test process has imported it already.
     """
-    import re
-
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "RANK", "WORLD_SIZE")}
     env["NUMBA_ENABLE_CUDASIM"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / name), "-q", "-p", "no:cacheprovider",
-                           "-o", "addopts="], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, tail
-    summary = proc.stdout.strip().splitlines()[-1]
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "tests" / name), "-q", "-p",
+                             "no:cacheprovider", "-o", "addopts="], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    procs.append(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc.returncode, stdout, stderr
+
+
+#: Simulator runs started early (see start_simulator_cases): name -> Future of _simulator_run.
+_SIMULATOR: dict = {}
+_SIMULATOR_POOL: list = []  # [ThreadPoolExecutor, [the Popen objects it started]]
+
+
+def start_simulator_cases(names) -> None:
+    """Start the simulator runs of ``names`` now, one after another on a background thread.
+
+    The runs are minutes of single-threaded Python (the simulator runs every CUDA
+    thread as a Python thread), each in its own process as before; ``conftest.py``
+    starts them when the test loop starts and puts their tests last, so on a
+    second core they overlap the rest of the run instead of following it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [n for n in dict.fromkeys(names) if n not in _SIMULATOR]
+    if not names:
+        return
+    if not _SIMULATOR_POOL:
+        _SIMULATOR_POOL.extend([ThreadPoolExecutor(1, thread_name_prefix="cuda-simulator"), []])
+    pool, procs = _SIMULATOR_POOL
+    for name in names:
+        _SIMULATOR[name] = pool.submit(_simulator_run, name, procs)
+
+
+def stop_simulator_cases() -> None:
+    """Cancel the simulator runs not started yet and end the running one (end of the session)."""
+    if _SIMULATOR_POOL:
+        pool, procs = _SIMULATOR_POOL
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        _SIMULATOR_POOL.clear()
+    _SIMULATOR.clear()
+
+
+def run_simulator_cases(name: str, at_least: int) -> None:
+    """Run ``tests/NAME`` under numba's CUDA simulator in a subprocess and require
+    ``at_least`` passed cases and nothing failed, errored or skipped.
+
+    Waits for the run :func:`start_simulator_cases` started, or runs it now.
+    """
+    import re
+
+    future = _SIMULATOR.get(name)
+    returncode, stdout, stderr = future.result() if future is not None else _simulator_run(name, [])
+    tail = (stdout + stderr)[-4000:]
+    assert returncode == 0, tail
+    summary = stdout.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= at_least, tail
     assert not re.search(r"failed|error|skipped", summary), tail
@@ -102,6 +157,54 @@ def run_cli(argv) -> tuple:
 
 def cli_command(argv) -> list:
     return [sys.executable, "-m", "fractaldb.cli.main", *map(str, argv)]
+
+
+#: The command line, with its work held from a chosen task on until a file exists (see held_command).
+_HELD = """\
+import os, sys, threading, time
+release, what, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.argv = ["fractaldb", *sys.argv[4:]]
+
+def hold(real, index):
+    def held(*args, **kwargs):
+        if index(*args, **kwargs) >= start:
+            while not (release and os.path.exists(release)):
+                time.sleep(0.01)
+        return real(*args, **kwargs)
+    return held
+
+if what == "shards":  # generate's tasks: fractaldb.dataset.shard_task(ds, store, index, device=...)
+    from fractaldb import dataset
+    dataset.shard_task = hold(dataset.shard_task, lambda ds, store, index, **kw: index)
+else:  # render's blocks, numbered in the order their (category, weight) first starts
+    from fractaldb.ifs.render import CPURenderer
+    seen, lock = {}, threading.Lock()
+
+    def number(renderer, category, ifs, weight, *args, **kwargs):
+        with lock:
+            return seen.setdefault((category, weight), len(seen))
+
+    CPURenderer.render_block = hold(CPURenderer.render_block, number)
+from fractaldb.cli.main import main
+main()
+"""
+
+
+def held_command(argv, release=None, what: str = "shards", start: int = 2) -> list:
+    """``fractaldb ARGV`` in a fresh interpreter, held at a point the test chooses.
+
+    Shard tasks ``start`` and later (``what="shards"``: ``generate``), or render blocks
+    (``what="blocks"``: ``render``; numbered by the order in which their (category,
+    weight) first starts, so the size estimate's probe of the first block counts
+    as that block) from number ``start`` on, wait until the file
+    ``release`` exists (with ``release=None``, forever: the run can only end by a signal
+    or an error).  The tasks before them run as usual, so a test can wait for their
+    output and then interrupt, kill or break something while the run is certainly
+    still going, however fast this machine or its numba cache is.  Everything else
+    is the real command (``main()`` reads ``sys.argv``, as the installed script does).
+    """
+    assert what in ("shards", "blocks")
+    return [sys.executable, "-c", _HELD, str(release or ""), what, str(start), *map(str, argv)]
 
 
 def run_process(argv, env=None, timeout=180) -> subprocess.CompletedProcess:

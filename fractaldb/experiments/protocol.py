@@ -209,7 +209,7 @@ class Study:
                 generate(dcfg, tmp)
                 return self.report(arm, dcfg, tmp)
         self.step(f"report {arm}")
-        r = dataset_report(folder, self.out / "reports" / arm, max_images=4000)
+        r = dataset_report(folder, self.out / "reports" / arm, max_images=4000, overwrite=True)
         self.reports[arm] = {"coverage_mean": r["coverage"]["mean"], "separability_top1": r["separability"]["top1"],
                              "separability_chance": r["separability"]["chance"],
                              "near_empty": r["near_empty"]["count"],

@@ -39,9 +39,15 @@ class Index:
     #: Whether it is the dataset card (``generate(card=False)`` skips it).
     is_card: bool = False
 
-    def __init__(self, store, manifest: dict, dataset=None):
+    def __init__(self, store, manifest: dict, dataset=None, asked: bool = False):
         self.store, self.manifest, self.dataset = store, manifest, dataset
+        #: Whether a user asked for this index (``fractaldb index``), rather than ``generate``
+        #: writing it by the way.
+        self.asked = asked
         self.written: list = []
+
+    def preflight(self) -> None:
+        """Refuse, before anything is written, what this index must not overwrite (nothing by default)."""
 
     def put(self, name: str, data: bytes) -> None:
         """Write one file of the index (through the store's safe write)."""
@@ -64,11 +70,15 @@ class Index:
         versions wrote fewer fields), for ``verify``; none by default (not checked)."""
         return []
 
+    def rebuild_command(self) -> str:
+        """The command that writes this index's files again."""
+        return f"fractaldb index {self.store.url} --for {self.name}"
+
     def missing(self, name: str) -> str:
-        return f"{name}: missing (fractaldb index DIR --for {self.name} writes it)"
+        return f"{name}: missing (a derived file: '{self.rebuild_command()}' writes it)"
 
     def mismatch(self, name: str) -> str:
-        return f"{name}: does not match the manifest (fractaldb index DIR --for {self.name} writes it again)"
+        return f"{name}: does not match the manifest (a derived file: '{self.rebuild_command()}' writes it again)"
 
 
 def register_index(cls):

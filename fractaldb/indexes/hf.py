@@ -25,6 +25,7 @@ _HEAD = 1 << 20
 class CardIndex(Index):
     name = "hf"
     help = "Hugging Face datasets (the README.md dataset card)"
+    files = (CARD,)
     at_generate = True
     is_card = True
 

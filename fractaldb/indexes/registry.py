@@ -18,7 +18,7 @@ import pkgutil
 from ..errors import ConfigError
 
 __all__ = ["Index", "register_index", "indexes", "get_index", "reader_names", "write_at_generate",
-           "check_at_generate"]
+           "write_missing_at_generate", "check_at_generate"]
 
 _REGISTRY: dict = {}
 _LOADED = False
@@ -38,6 +38,8 @@ class Index:
     at_generate: bool = False
     #: Whether it is the dataset card (``generate(card=False)`` skips it).
     is_card: bool = False
+    #: The files it writes whatever the dataset (their absence means it was never written).
+    files: tuple = ()
 
     def __init__(self, store, manifest: dict, dataset=None, asked: bool = False):
         self.store, self.manifest, self.dataset = store, manifest, dataset
@@ -125,6 +127,16 @@ def write_at_generate(store, manifest: dict, dataset, card: bool = True) -> list
     written = []
     for cls in indexes().values():
         if cls.at_generate and (card or not cls.is_card):
+            written += cls(store, manifest, dataset).finish()
+    return written
+
+
+def write_missing_at_generate(store, manifest: dict, dataset) -> list:
+    """The indexes ``generate`` writes of which a file is missing (``regenerate`` in a folder
+    rebuilt shard by shard from its manifest); those present are left as they are."""
+    written = []
+    for cls in indexes().values():
+        if cls.at_generate and any(not store.exists(name) for name in cls.files):
             written += cls(store, manifest, dataset).finish()
     return written
 

@@ -33,7 +33,7 @@ import warnings
 from .errors import InputError
 from .safety import memory_budget
 
-__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_JSON_BYTES", "read_file", "open_image", "image_array",
+__all__ = ["ImageError", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_JSON_BYTES", "read_file", "open_image", "image_array",
            "image_size",
            "parse_json", "check_label", "sample_meta", "check_regular_path"]
 
@@ -92,6 +92,19 @@ def read_file(path, where: str | None = None, max_bytes: int | None = None,
         os.close(fd)
 
 
+class ImageError(InputError):
+    """An image that cannot be read; ``reason`` says why in a few words (``OSError``,
+    ``DecompressionBombError: ...``), for readers that word the line their own way."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _bad_image(where: str, reason: str, fix: str) -> ImageError:
+    return ImageError(f"{where} is not a readable image ({reason}); {fix}", reason)
+
+
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, MemoryError)
 
 
@@ -114,12 +127,11 @@ def _open_checked(data: bytes, where: str, fix: str):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
     except _IMAGE_ERRORS + (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{where} is not a readable image ({type(exc).__name__}); {fix}") from None
+        raise _bad_image(where, type(exc).__name__, fix) from None
     w, h = im.size
     if w <= 0 or h <= 0 or w * h > limit:
         im.close()
-        raise InputError(f"{where} is not a readable image (DecompressionBombError: {w}x{h} is over the {limit} "
-                         f"pixels an image may have); {fix}")
+        raise _bad_image(where, f"DecompressionBombError: {w}x{h} is over the {limit} pixels an image may have", fix)
     return im
 
 
@@ -142,7 +154,7 @@ def open_image(src, where: str, mode: str | None = None, fix: str = "replace or 
             im.load()
             return im.convert(mode) if mode is not None and im.mode != mode else im
     except _IMAGE_ERRORS + (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{where} is not a readable image ({type(exc).__name__}); {fix}") from None
+        raise _bad_image(where, type(exc).__name__, fix) from None
 
 
 def image_array(src, where: str, mode: str = "RGB", fix: str = "replace or remove it"):

@@ -131,8 +131,12 @@ def _staging(parent: Path, kind: str, name: str) -> Path:
 
 
 def _mark(folder: Path) -> None:
+    """Mark ``folder`` as ours (created exclusively: never through a link, never over a user's file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     with contextlib.suppress(OSError):
-        (folder / _STAGING_MARK).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        fd = os.open(folder / _STAGING_MARK, flags, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
 
 
 def remove_tree(path: Path, why: str) -> None:

@@ -274,7 +274,7 @@ class Store:
         raise OutputError(f"{self.url}: {self.protocol or 'chained'} URLs cannot hold a dataset; use a local "
                           "folder, file://, s3://, gs:// or az://")
 
-    def _writing(self) -> None:
+    def require_writable(self) -> None:
         """Refuse any write (and any lock, removal or cleanup) at a read-only URL."""
         if not self.writable:
             raise OutputError(f"{self.url}: {self.protocol} URLs are read-only, fractaldb never writes to them; "
@@ -282,7 +282,7 @@ class Store:
 
     def makedirs(self) -> None:
         """Create the local folder (object stores have no folders, and buckets are never created)."""
-        self._writing()
+        self.require_writable()
         if not self.local:
             return
         try:
@@ -314,7 +314,7 @@ class Store:
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``name`` atomically (locally: :func:`write_file`, below no linked subfolder)."""
-        self._writing()
+        self.require_writable()
         target = self.path(name)
         if self.local:
             self._no_links(name)
@@ -338,7 +338,7 @@ class Store:
                                   f"{self.url}: remove it")
 
     def remove(self, name: str) -> None:
-        self._writing()
+        self.require_writable()
         path = self.path(name)
         if self.local:
             with self.faults("remove", path):
@@ -388,7 +388,7 @@ class Store:
         one-line error instead of interleaving.  A lock whose process is gone (same
         machine) is taken over with a message.  Creates a local folder if needed (and
         removes it again, if still empty, when the block fails)."""
-        self._writing()
+        self.require_writable()
         me = {"pid": os.getpid(), "host": socket.gethostname(), "token": uuid.uuid4().hex, "since": time.time()}
         data = (json.dumps(me) + "\n").encode()
         created = self.local and not os.path.isdir(self.root)

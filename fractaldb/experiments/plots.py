@@ -47,7 +47,8 @@ def _learning_curves(plt, out: Path, results: dict, emphasis) -> str:
         ax.set_ylabel("test top-1 %")
         ax.set_title({"finetune": "fine-tuned", "linear": "linear probe (scratch = random features)"}[proto])
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
+    if axes[1].get_legend_handles_labels()[0]:  # no runs yet (a partial study): no legend to draw
+        axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{results['config']['target']}: mean over seeds, band = 95 % CI of the mean")
     fig.tight_layout()
     p = out / "learning_curves.png"

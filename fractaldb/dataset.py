@@ -368,6 +368,8 @@ class _Job:
     expect: dict | None = None
     #: Whether the folder held a progress record before this run (an earlier run's: always kept).
     had_progress: bool = False
+    #: Whether shard tasks were started (from then on what they wrote is kept for --resume).
+    launched: bool = False
     #: Finished shards, name -> manifest entry (kept ones and this run's): an interrupt says how many.
     entries: dict = field(default_factory=dict)
     records: dict = field(default_factory=dict)
@@ -389,7 +391,7 @@ class _Job:
             raise Interrupted(f"kept {len(self.entries)} finished shard(s) in {self.out}; run the same command "
                               "with --resume to continue") from None
         except FractalDBError:
-            if not self.entries and not self.had_progress:  # refused before any shard: nothing to resume
+            if not self.launched and not self.had_progress:  # refused before any shard began: nothing to resume
                 with contextlib.suppress(OSError, FractalDBError):
                     self.store.remove(PROGRESS_DIR)
             raise
@@ -413,6 +415,7 @@ class _Job:
             if self.on_plan is not None:
                 self.on_plan(ds.plan.n_samples, sum(e["samples"] for e in self.entries.values()), len(self.entries))
             todo = [i for i in range(ds.plan.n_shards) if ds.shard_name(i) not in done]
+            self.launched = True
             for entry, recs in run(functools.partial(shard_task, ds, store, device=self.device, expect=self.expect),
                                    todo):
                 self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
@@ -472,16 +475,13 @@ def verify(out: str, progress=None) -> list:
                 progress(e["samples"])
             continue
         try:
-            size = store.check_regular(name)  # never reads a FIFO or a device
+            size = store.check_regular(name)  # never reads a FIFO or a device; None: a server did not say
+            if size is not None and size != e["bytes"]:
+                problems.append(f"{name}: {size} bytes, manifest says {e['bytes']}")
+            elif hashlib.sha256(store.read(name, max_bytes=e["bytes"])).hexdigest() != e["sha256"]:
+                problems.append(f"{name}: sha256 differs from the manifest")
         except InputError as exc:
             problems.append(f"{name}: {str(exc).split(': ', 1)[-1] if ': ' in str(exc) else exc}")
-            size = None
-        if size is None:
-            pass
-        elif size != e["bytes"]:
-            problems.append(f"{name}: {size} bytes, manifest says {e['bytes']}")
-        elif hashlib.sha256(store.read(name, max_bytes=e["bytes"])).hexdigest() != e["sha256"]:
-            problems.append(f"{name}: sha256 differs from the manifest")
         if progress is not None:
             progress(e["samples"])
     listed = {e["name"] for e in manifest["shards"]}

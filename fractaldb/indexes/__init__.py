@@ -67,4 +67,4 @@ def write_indexes(out: str, readers, progress=None) -> list:
                 w.add_shard(tar_id, e["name"], data)
             if progress is not None:
                 progress(e["samples"])
-    return [name for w in writers for name in w.finish()]
+    return [name for w in writers for name in w.finish()]  # written only now, every shard read and checked

@@ -107,4 +107,4 @@ class EnergonIndex(Index):
         }
         for fname, data in files.items():
             self.put(f"{ENERGON_DIR}/{fname}", data)
-        return self.written
+        return self.flush()

@@ -47,14 +47,23 @@ class Index:
         #: writing it by the way.
         self.asked = asked
         self.written: list = []
+        self.pending: list = []
 
     def preflight(self) -> None:
         """Refuse, before anything is written, what this index must not overwrite (nothing by default)."""
 
     def put(self, name: str, data: bytes) -> None:
-        """Write one file of the index (through the store's safe write)."""
-        self.store.write(name, data)
-        self.written.append(name)
+        """One file of the index, written (through the store's safe write) by :meth:`flush` once
+        every shard was read and checked: a damaged shard leaves no index half written."""
+        self.pending.append((name, data))
+
+    def flush(self) -> list:
+        """Write the files :meth:`put` gave; every name written so far."""
+        for name, data in self.pending:
+            self.store.write(name, data)
+            self.written.append(name)
+        self.pending = []
+        return self.written
 
     def add_shard(self, tar_id: int, name: str, data: bytes) -> None:
         """One shard's bytes (checked against the manifest), in order (``reads_shards``)."""
@@ -65,7 +74,7 @@ class Index:
     def finish(self) -> list:
         """Everything written, after :meth:`write` and every :meth:`add_shard`."""
         self.write()
-        return self.written
+        return self.flush()
 
     def check(self) -> list:
         """Problems of its files against the manifest (their meaning, not their bytes: older

@@ -94,8 +94,8 @@ def append_line(path, text: str) -> None:
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc} (a link or not a file?); remove it or "
-                          "choose another --out") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc} (a symbolic link or not a file?); remove it "
+                          "or choose another --out") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OutputError(f"cannot write {path}: it is not a regular file; remove it or choose another --out")

@@ -152,6 +152,9 @@ def _open_partial(part: Path, out: Path, run: dict, resume: bool, overwrite: boo
             raise ConfigError(f"{part} holds an interrupted render of other categories or settings; run the "
                               f"same command as before with --resume, or pass --overwrite to start over")
         log = part / DONE
+        if log.is_symlink() or (os.path.lexists(log) and not log.is_file()):
+            raise OutputError(f"{log} is a symbolic link or not a file: not a record fractaldb made; remove it, or "
+                              "pass --overwrite to start over")
         if os.path.lexists(log):
             text = read_file(log, str(log), MAX_RECORD_BYTES).decode("utf-8", "replace")
             for line in text.splitlines():

@@ -117,20 +117,36 @@ def _image_bytes(src, where: str, fix: str) -> bytes:
     return read_file(src, where, MAX_IMAGE_BYTES, fix)
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _small_png(data: bytes, pil_limit) -> bool:
+    """Whether ``data`` is a PNG whose header says it has at most :data:`MAX_IMAGE_PIXELS`
+    pixels (and PIL's own threshold is not lower): PIL then has nothing to warn about."""
+    if len(data) < 24 or data[:8] != _PNG or data[12:16] != b"IHDR":
+        return False
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return w * h <= MAX_IMAGE_PIXELS and (pil_limit is None or MAX_IMAGE_PIXELS <= pil_limit)
+
+
 def _open_checked(data: bytes, where: str, fix: str):
     """The image of ``data`` opened (its header read, nothing decoded), its size within the bound."""
     from PIL import Image
 
-    limit = min(MAX_IMAGE_PIXELS, memory_budget() // 4)
     try:
-        with warnings.catch_warnings():  # PIL warns (on stderr) between its threshold and twice it
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        if _small_png(data, Image.MAX_IMAGE_PIXELS):  # PIL cannot warn: skip the warnings machinery (hot path)
             im = Image.open(io.BytesIO(data))
+        else:
+            with warnings.catch_warnings():  # PIL warns (on stderr) between its threshold and twice it
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(data))
     except _IMAGE_ERRORS + (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bad_image(where, type(exc).__name__, fix) from None
     w, h = im.size
-    if w <= 0 or h <= 0 or w * h > limit:
+    pixels = w * h
+    if w <= 0 or h <= 0 or pixels > MAX_IMAGE_PIXELS or (pixels > 1 << 22 and pixels > memory_budget() // 4):
         im.close()
+        limit = min(MAX_IMAGE_PIXELS, memory_budget() // 4)
         raise _bad_image(where, f"DecompressionBombError: {w}x{h} is over the {limit} pixels an image may have", fix)
     return im
 
@@ -149,11 +165,9 @@ def open_image(src, where: str, mode: str | None = None, fix: str = "replace or 
 
     im = _open_checked(_image_bytes(src, where, fix), where, fix)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im.load()
-            return im.convert(mode) if mode is not None and im.mode != mode else im
-    except _IMAGE_ERRORS + (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        im.load()  # the size was checked when it was opened: PIL's bomb check is behind us
+        return im.convert(mode) if mode is not None and im.mode != mode else im
+    except _IMAGE_ERRORS + (Image.DecompressionBombError,) as exc:
         raise _bad_image(where, type(exc).__name__, fix) from None
 
 

@@ -33,8 +33,8 @@ import warnings
 from .errors import InputError
 from .safety import memory_budget
 
-__all__ = ["ImageError", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_JSON_BYTES", "read_file", "open_image", "image_array",
-           "image_size",
+__all__ = ["ImageError", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_JSON_BYTES", "read_file", "open_image",
+           "image_array", "image_size",
            "parse_json", "check_label", "sample_meta", "check_regular_path"]
 
 #: Largest image file read (an uncompressed 8192 x 8192 RGBA image is 256 MiB).

@@ -49,7 +49,8 @@ from .safety import is_temp_name, memory_budget, temp_name
 from .signals import deferred
 
 __all__ = ["Store", "check_output_dir", "check_writable_folder", "staged_dir", "storage_error", "PROTOCOLS",
-           "READ_PROTOCOLS", "check_not_inside", "write_file", "append_line", "claim_dir", "replace_dir", "remove_tree", "S3_CONFIG"]
+           "READ_PROTOCOLS", "check_not_inside", "write_file", "append_line", "claim_dir", "replace_dir",
+           "remove_tree", "S3_CONFIG"]
 
 log = logging.getLogger("fractaldb")
 
@@ -250,8 +251,10 @@ class Store:
             raise InputError(f"{path} is {size} bytes, over the {limit} this read allows; {fix}")
         with self.faults("read", path, InputError):
             try:
-                if self.protocol in PROTOCOLS and size is not None:  # an object store's sizes are its own
-                    data = self.call("cat_file", path, nbytes=size)
+                if self.protocol in PROTOCOLS and size == 0:
+                    data = b""
+                elif self.protocol in PROTOCOLS and size is not None:  # an object store's sizes are its own
+                    data = self.call("cat_file", path, start=0, end=limit + 1, nbytes=size)  # a range: bounded
                 else:  # a web server's Content-Length may be absent or lie: stream, stop past the bound
                     if self.timed_out is not None:
                         raise TimedOut(self.timed_out)

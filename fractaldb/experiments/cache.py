@@ -224,7 +224,8 @@ def _copy_files(src: Path, out: Path, fingerprint: str) -> None:
 
 
 #: The cache files a study writes: ``pretrained-ARM-FP.pt`` and ``report-ARM-FP.json``.
-_CACHED = re.compile(r"^(?:pretrained-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.pt|report-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.json)$")
+_CACHED = re.compile(r"^(?:pretrained-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.pt"
+                     r"|report-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.json)$")
 
 
 def _copy(src: Path, dst: Path, limit: int) -> None:

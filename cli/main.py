@@ -6,6 +6,7 @@ Every user error (ours or click's) ends as one line on stderr and exit code
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -208,8 +209,14 @@ def verify(dataset):
             more = f" (and {len(bad) - 3} more: the same for each)" if len(bad) > 3 else ""
             click.echo(f"error: {len(bad)} shard(s) do not match the manifest; run {fix}{more}", err=True)
         if len(bad) < len(problems):
+            import re
+
+            rebuild = sorted(set(re.findall(r"'(fractaldb index [^']+)'", "\n".join(problems))))
+            strays = [p for p in problems if "does not list" in p]
+            fixes = ([f"write the derived files again: {'; '.join(rebuild)}"] if rebuild else []) + \
+                (["move the stray shard files away"] if strays else [])
             click.echo(f"error: {len(problems) - len(bad)} other file(s) do not match the manifest (see above); "
-                       "move stray files away, or regenerate the dataset into a new --out", err=True)
+                       f"{'; '.join(fixes) or 'regenerate the dataset into a new --out'}", err=True)
         sys.exit(1)
     click.echo(f"ok: every shard of {dataset} matches its manifest")
 
@@ -311,7 +318,8 @@ def main(argv=None) -> int:
     install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
     _notes()
     try:
-        rv = cli.main(args=argv, prog_name="fractaldb", standalone_mode=False)
+        with _warnings_as_notes():
+            rv = cli.main(args=argv, prog_name="fractaldb", standalone_mode=False)
     except FractalDBError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
@@ -340,6 +348,24 @@ def main(argv=None) -> int:
             os._exit(130)
         sys.exit(130)
     sys.exit(rv or 0)
+
+
+@contextlib.contextmanager
+def _warnings_as_notes():
+    """Python warnings raised during a command (a library's RuntimeWarning, say) as one
+    ``note: ...`` line each when it succeeds; dropped when it fails, so the ``error: ...``
+    line is all that a failure prints."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    seen = set()
+    for w in caught:
+        line = f"{w.category.__name__}: {_one_line(w.message)}"
+        if line not in seen:
+            seen.add(line)
+            click.echo(f"note: {line}", err=True)
 
 
 def _one_line(exc) -> str:

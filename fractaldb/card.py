@@ -13,10 +13,18 @@ The YAML header is what the Hub and ``datasets.load_dataset(DIR)`` read:
 ``configs``/``data_files`` point the ``webdataset`` builder at the shards, and
 ``dataset_info.features`` names the image column and the label column, a
 ``ClassLabel`` whose names are the classes' names (:func:`class_names`).
+
+Everything the card quotes from a manifest is checked or escaped: the dataset name must be
+a dataset name (:func:`fractaldb.safety.dataset_name_ok`: what ``data_files`` and the
+loaders' examples quote), text outside code is escaped for Markdown and HTML (:func:`md`),
+and text inside code blocks (the config with its description, the command) sits in a fence
+longer than any run of backticks in it (:func:`fence`), so nothing in a manifest can close
+a block or put HTML in the card; the YAML header is written by ``yaml.safe_dump``.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import numpy as np
@@ -24,12 +32,15 @@ import yaml
 
 from . import config as fconfig
 from .encode import encode_image
+from .errors import InputError
 from .families import get_family, legacy_default_family
 from .keys import CARD, CARD_SHEET, LABEL_EXT
 from .labels import CLASS, dataset_kind
+from .safety import dataset_name_ok
 from .sheet import rgb, tile
 
-__all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "citations",
+__all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "is_card", "md", "fence",
+           "citations",
            "SHEET_CLASSES", "SHEET_PER_CLASS"]
 
 #: The contact sheet shows the first classes (in label order), a few images each.
@@ -37,6 +48,25 @@ SHEET_CLASSES = 8
 SHEET_PER_CLASS = 4
 #: Longest side of one image on the sheet (larger images are subsampled).
 SHEET_THUMB = 128
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def md(text) -> str:
+    """``text`` for Markdown outside code: HTML's ``& < >`` as entities, Markdown's
+    punctuation backslash-escaped, lines joined (nothing in it can start a block)."""
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def fence(body: str, lang: str = "") -> str:
+    """``body`` as a fenced code block whose fence is longer than any run of backticks in
+    it (CommonMark: nothing inside can close it, and nothing inside is read as HTML)."""
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{body}\n{ticks}"
+
 
 def _size_category(n: int) -> str:
     """The Hub's size bucket of ``n`` samples."""
@@ -184,6 +214,9 @@ class _Facts:
     def __init__(self, manifest: dict):
         self.manifest = manifest
         self.name, self.plan = manifest["name"], manifest["plan"]
+        if not dataset_name_ok(self.name):  # quoted in code, paths and data_files below
+            raise InputError(f"the manifest's name {str(self.name)[:60]!r} is not a dataset name (letters, digits, "
+                             "- and _); the manifest was edited, regenerate the dataset")
         try:
             self.cfg = fconfig.resolve(manifest["config"])  # a 0.1 (flat) config in today's sectioned form
         except Exception:  # noqa: BLE001 - show it as it is
@@ -199,7 +232,7 @@ def _intro(f: _Facts) -> str:
     what = "\n".join(f"- **{n}**: {get_family(n).description or get_family(n).summary}." for n in f.families)
     plan = f.plan
     return f"""
-# {f.name}
+# {md(f.name)}
 
 Formula-driven pretraining images made by fractaldb: no
 photographs, no people, no licences of third-party images, every image a function of a formula and a
@@ -217,7 +250,7 @@ seed. {plan['samples']:,} images of {plan['classes']:,} classes in {f.n_shards} 
 def _contents(f: _Facts) -> str:
     note = _label_kind(f.manifest).card_note()
     multi = f"\n{note}\n" if note else ""
-    shown = ", ".join(f.names[:5]) + (", ..." if len(f.names) > 5 else "")
+    shown = ", ".join(md(n) for n in f.names[:5]) + (", ..." if len(f.names) > 5 else "")
     return f"""
 ## Contents
 
@@ -237,9 +270,9 @@ and the parameters that define each class are `manifest.json`'s `categories` ent
 def _made(f: _Facts) -> str:
     cfg = f.cfg
     config_yaml = yaml.safe_dump(cfg, sort_keys=True, width=1000).rstrip()
-    made_with = ", ".join(f"{k} {v}" for k, v in sorted(f.manifest.get("versions", {}).items()))
+    made_with = ", ".join(f"{md(k)} {md(v)}" for k, v in sorted(f.manifest.get("versions", {}).items()))
     command = reproduce_command(cfg) if "families" in cfg else None
-    invoked = (f"The command that makes it (`DIR`: any new folder):\n\n```bash\n{command}\n```\n\n"
+    invoked = (f"The command that makes it (`DIR`: any new folder):\n\n{fence(command, 'bash')}\n\n"
                if command else "")
     return f"""
 ## How it was made
@@ -248,9 +281,7 @@ Seed **{cfg.get('seed')}**. {invoked}The full resolved configuration (as `fracta
 prints it; save it as `config.yaml` and run `fractaldb generate --preset config.yaml --out DIR` to
 make the same bytes):
 
-```yaml
-{config_yaml}
-```
+{fence(config_yaml, 'yaml')}
 
 Versions: {made_with}.
 """
@@ -313,9 +344,7 @@ def _licence(f: _Facts) -> str:
 The images are generated data, released under the MIT licence (the generator's). If you use them,
 please cite the papers that introduced the data:
 
-```bibtex
-{bib}
-```
+{fence(bib, 'bibtex')}
 """
 
 
@@ -351,6 +380,16 @@ def contact_sheet_png(ds) -> bytes:
         rows += [by_class[k] for k in sorted(by_class)]
         room -= min(room, seg.classes)
     return encode_image(tile(rows), "png")
+
+
+def is_card(data: bytes) -> bool:
+    """Whether ``data`` (the start of a ``README.md``) is a card fractaldb wrote: YAML front
+    matter whose ``tags`` begin with ``fractaldb`` (a publisher's edits below it keep it one)."""
+    if not data.startswith(b"---\n"):
+        return False
+    end = data.find(b"\n---\n", 3)
+    head = data[:end] if end >= 0 else b""
+    return b"\ntags:\n- fractaldb\n" in head
 
 
 def write_card(store, manifest: dict, ds) -> list:

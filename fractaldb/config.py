@@ -33,7 +33,7 @@ import yaml
 
 from .encode import DEFAULT_ENCODER, ENCODERS
 from .errors import ConfigError
-from .safety import check_bytes
+from .safety import MAX_NAME_BYTES, check_bytes, dataset_name_ok
 from .families import category_reader, get_family, legacy_default_family, list_families
 from .schema import coerce, setting, settings_of
 from .folders import PRESET, wrong_folder_hint
@@ -43,7 +43,7 @@ __all__ = ["TOP_KEYS", "DatasetSettings", "list_presets", "load_preset", "resolv
 
 
 def _name(v):
-    return bool(v) and all(c.isalnum() or c in "-_" for c in v)
+    return dataset_name_ok(v)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +51,8 @@ class DatasetSettings:
     """The dataset-wide keys of a preset (every other key belongs to a family's section)."""
 
     description: str = setting("", "One line saying what the dataset is.", "any text")
-    name: str = setting("fractaldb", "Shard name prefix.", "letters, digits, - and _ (used in shard names)", _name)
+    name: str = setting("fractaldb", "Shard name prefix.",
+                        f"letters, digits, - and _, at most {MAX_NAME_BYTES} bytes (used in shard names)", _name)
     seed: int = setting(1, "Seed of every random stream.", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32,
                         bound=False)
     shard_size: int = setting(1000, "Samples per shard.", "an integer > 0", lambda v: v > 0)

@@ -16,6 +16,7 @@ progress folder is removed when the manifest is written, last.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -27,13 +28,13 @@ from . import executors
 from . import manifest as fmanifest
 from ._version import __version__
 from .encode import DEFLATE, LEGACY_ENCODER
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, FractalDBError, InputError, OutputError
 from .families import get_family, legacy_default_family
 from .gpu import DEVICES
 from .gpu import check_device as _known_device
 from .families.base import BoundFamily, cpu_only
 from .labels import dataset_kind
-from .indexes.registry import check_at_generate, write_at_generate
+from .indexes.registry import check_at_generate, write_at_generate, write_missing_at_generate
 from .keys import MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, shard_name
 from .parallel import default_workers
 from .plan import Plan
@@ -41,7 +42,7 @@ from .safety import check_workers
 from .shards import build_shard
 from .storage import Store
 
-__all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest",
+__all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest", "ShardMismatch",
            "MANIFEST_FORMAT", "MANIFEST_FORMATS", "DEVICES", "check_device"]
 
 #: Format of the manifests this version writes: v2 has sectioned configs
@@ -194,14 +195,29 @@ def _make_shard(ds: Dataset, index: int, device: str = "cpu") -> tuple:
     return data, entry, records
 
 
-def shard_task(ds: Dataset, store: Store, index: int, device: str = "cpu") -> tuple:
+class ShardMismatch(InputError):
+    """A shard made for ``generate(expect=...)`` (a rebuild) that does not hash to the value
+    expected of it: nothing of it was written.  ``args``: (message, shard name)."""
+
+    def __init__(self, message: str, name: str = ""):
+        super().__init__(message, name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def shard_task(ds: Dataset, store: Store, index: int, device: str = "cpu", expect: dict | None = None) -> tuple:
     """Make shard ``index``, write it atomically, record it as finished.
 
     A pure function of its arguments (all picklable), so any executor can
     run it anywhere, retry it, or run it twice: the bytes are the same
-    (also on either ``device``).
+    (also on either ``device``).  With ``expect`` (shard name -> sha256), a shard
+    that hashes otherwise raises :class:`ShardMismatch` before anything is written.
     """
     data, entry, records = _make_shard(ds, index, device)
+    if expect is not None and expect.get(entry["name"]) != entry["sha256"]:
+        raise ShardMismatch(f"{entry['name']} does not hash to the expected sha256", entry["name"])
     store.write(entry["name"], data)
     store.write(f"{PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
     return entry, records
@@ -246,9 +262,7 @@ def _finished(store: Store, ds: Dataset) -> dict:
             raise ConfigError(f"{store.url} holds a partial run with other settings ({what}); use a new --out, "
                               "or the same settings to resume")
         planned = {ds.shard_name(i) for i in range(ds.plan.n_shards)}
-        with store.faults("list", store.path(PROGRESS_DIR), InputError):
-            listed = store.fs.ls(store.path(PROGRESS_DIR), detail=False)
-        for name in listed:
+        for name in store.listdir(PROGRESS_DIR):
             base = name.rstrip("/").rsplit("/", 1)[-1]
             if base.endswith(".tar.json") and base[:-5] in planned:
                 try:  # a damaged record only means that shard is made again
@@ -288,7 +302,7 @@ def _difference(there: dict, here: dict, there_classes=None, here_classes=None) 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
              progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
              device: str = "cpu", on_plan=None, card: bool = True, dataset: "Dataset | None" = None,
-             on_dataset=None) -> dict:
+             on_dataset=None, expect: dict | None = None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
@@ -311,6 +325,9 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
         card: write the dataset card (``README.md`` and its contact sheet, :mod:`fractaldb.card`).
         dataset: the :class:`Dataset` to write (``--from-manifest``: no search); ``cfg`` is then
             ignored.
+        expect: shard name -> sha256 every shard must hash to (a rebuild): a shard that does
+            not raises :class:`ShardMismatch` before it is written, and no manifest or
+            derived file is written.
 
     Returns:
         The manifest.
@@ -324,7 +341,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
             if get_family(name).cuda_renderer is None:
                 raise cpu_only(name)
     job = _Job(cfg, Store(out), out, workers or default_workers(), resume, executor, scheduler, device, card,
-               dataset, progress, search_progress, on_plan, on_dataset)
+               dataset, progress, search_progress, on_plan, on_dataset, expect)
     job.store.check_writable()
     with job.store.lock():  # one writer per folder
         return job.run()
@@ -348,12 +365,18 @@ class _Job:
     search_progress: object = None
     on_plan: object = None
     on_dataset: object = None
+    expect: dict | None = None
+    #: Whether the folder held a progress record before this run (an earlier run's: always kept).
+    had_progress: bool = False
+    #: Whether shard tasks were started (from then on what they wrote is kept for --resume).
+    launched: bool = False
     #: Finished shards, name -> manifest entry (kept ones and this run's): an interrupt says how many.
     entries: dict = field(default_factory=dict)
     records: dict = field(default_factory=dict)
 
     def run(self) -> dict:
         names = self.store.names()
+        self.had_progress = PROGRESS_DIR in names
         existing = [n for n in names if n != PROGRESS_DIR and not n.startswith(".")]
         if existing and not self.resume:
             raise OutputError(f"output {self.out} is not empty; use --resume to continue a run, or a new --out")
@@ -367,6 +390,11 @@ class _Job:
 
             raise Interrupted(f"kept {len(self.entries)} finished shard(s) in {self.out}; run the same command "
                               "with --resume to continue") from None
+        except FractalDBError:
+            if not self.launched and not self.had_progress:  # refused before any shard began: nothing to resume
+                with contextlib.suppress(OSError, FractalDBError):
+                    self.store.remove(PROGRESS_DIR)
+            raise
 
     def _shards(self) -> "Dataset":
         """Search (or take) the classes, then make every shard an earlier run did not leave intact."""
@@ -387,7 +415,9 @@ class _Job:
             if self.on_plan is not None:
                 self.on_plan(ds.plan.n_samples, sum(e["samples"] for e in self.entries.values()), len(self.entries))
             todo = [i for i in range(ds.plan.n_shards) if ds.shard_name(i) not in done]
-            for entry, recs in run(functools.partial(shard_task, ds, store, device=self.device), todo):
+            self.launched = True
+            for entry, recs in run(functools.partial(shard_task, ds, store, device=self.device, expect=self.expect),
+                                   todo):
                 self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
                 if self.progress is not None:
                     self.progress(entry["samples"])
@@ -411,6 +441,10 @@ class _Job:
             "records": _dedupe([r for n in names for r in records[n]]),
             "records_by_shard": {n: records[n] for n in names if records[n]},
         }
+        if self.expect is not None:  # kept shards of a resumed rebuild too: nothing derived before this holds
+            wrong = [n for n in names if self.expect.get(n) != self.entries[n]["sha256"]]
+            if wrong:
+                raise ShardMismatch(f"{wrong[0]} does not hash to the expected sha256", wrong[0])
         write_at_generate(store, manifest, ds, card=self.card)  # wids-index.json, _info.json, the card
         store.write(MANIFEST, _dumps(manifest))  # last: its presence means "complete"
         store.remove(PROGRESS_DIR)
@@ -441,16 +475,13 @@ def verify(out: str, progress=None) -> list:
                 progress(e["samples"])
             continue
         try:
-            size = store.check_regular(name)  # never reads a FIFO or a device
+            size = store.check_regular(name)  # never reads a FIFO or a device; None: a server did not say
+            if size is not None and size != e["bytes"]:
+                problems.append(f"{name}: {size} bytes, manifest says {e['bytes']}")
+            elif hashlib.sha256(store.read(name, max_bytes=e["bytes"])).hexdigest() != e["sha256"]:
+                problems.append(f"{name}: sha256 differs from the manifest")
         except InputError as exc:
             problems.append(f"{name}: {str(exc).split(': ', 1)[-1] if ': ' in str(exc) else exc}")
-            size = None
-        if size is None:
-            pass
-        elif size != e["bytes"]:
-            problems.append(f"{name}: {size} bytes, manifest says {e['bytes']}")
-        elif hashlib.sha256(store.read(name, max_bytes=e["bytes"])).hexdigest() != e["sha256"]:
-            problems.append(f"{name}: sha256 differs from the manifest")
         if progress is not None:
             progress(e["samples"])
     listed = {e["name"] for e in manifest["shards"]}
@@ -461,7 +492,9 @@ def verify(out: str, progress=None) -> list:
 
 
 def regenerate(out: str, index: int, device: str = "cpu") -> dict:
-    """Rebuild shard ``index`` from the manifest alone (rendering on ``device``) and rewrite it.
+    """Rebuild shard ``index`` from the manifest alone (rendering on ``device``) and rewrite it;
+    the derived files ``generate`` writes (``wids-index.json``, ``_info.json``, the card) are
+    written too where they are missing (a folder rebuilt shard by shard from a manifest).
 
     Raises:
         InputError: the index is out of range, or the rebuilt shard does not
@@ -485,6 +518,7 @@ def regenerate(out: str, index: int, device: str = "cpu") -> dict:
         )
     with store.lock():
         store.write(entry["name"], data)
+        write_missing_at_generate(store, manifest, ds)  # wids-index.json, _info.json, the card: if missing
     return entry
 
 

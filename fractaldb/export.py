@@ -11,26 +11,32 @@ A segmentation dataset (label kind ``mask``, :mod:`fractaldb.labels`) is written
 two trees of the same relative paths: ``images/...`` and ``masks/...`` (each mask a
 PNG, pixel = label + 1, 0 = background); its folders are the families' own, since its
 images are not one class each.  Everything is assembled under a temporary name and
-renamed into place.
+renamed into place (:func:`fractaldb.storage.staged_dir`; an interrupt removes it); every
+shard is checked against the manifest and every sample validated on the one reader path
+(:func:`fractaldb.manifest.shard_samples`: labels among the manifest's classes, bounded
+metadata, an image header within the pixel bound), and every file is written through
+:func:`fractaldb.storage.write_file`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import manifest as fmanifest
 from .dataset import Dataset, load_manifest
-from .encode import FORMATS
 from .errors import FractalDBError, InputError
 from .families import get_family, legacy_default_family
+from .inputs import image_size
 from .keys import CLASSES_INDEX
 from .labels import MASK, MASK_EXT
 from .safety import check_plain_name
-from .storage import Store, staged_dir
+from .storage import Store, staged_dir, write_file
 
 __all__ = ["export_imagefolder", "IMAGES", "MASKS"]
 
+_FIX = "regenerate the shard from a manifest you trust"
 #: The two trees of a segmentation export.
 IMAGES, MASKS = "images", "masks"
 
@@ -40,59 +46,61 @@ class _Exporter:
 
     def __init__(self, out: str, manifest: dict, root: Path):
         self.out, self.root = out, root
-        self.masks = Dataset.from_manifest(manifest).label_kind is MASK
+        self.ds = Dataset.from_manifest(manifest)
+        self.masks = self.ds.label_kind is MASK
+        self.default = None if all("family" in c for c in manifest["categories"]) else legacy_default_family()
         self.folders: dict = {}  # class folder -> label (ImageFolder layout)
-        self.default = None      # the family of samples that name none (fractaldb 0.1)
+        self.made: set = set()   # relative folders created
         self.count = 0
 
     def shard(self, store: Store, entry: dict) -> None:
-        metas, files = {}, {}
         where = store.path(entry["name"])
-        for name, data in fmanifest.tar_members(fmanifest.read_shard(store, entry), where):
-            key, _, ext = name.partition(".")
-            if ext == "json":
-                metas[key] = json.loads(data)
-            elif ext in FORMATS or ext == MASK_EXT:
-                files[(key, ext)] = data
-        for key, meta in metas.items():
-            self.sample(key, meta, files, where)
+        for sample in fmanifest.shard_samples(store, entry, self.ds, self.default):
+            self.sample(sample, where)
 
-    def _path(self, key: str, meta: dict, files: dict, where: str) -> tuple:
-        """``(relative path, image ext, image bytes)`` of a sample, its metadata checked."""
+    def _path(self, sample, where: str) -> str:
+        """The relative path of a sample, from its (validated) metadata, every part a plain name."""
         try:
-            ext = next(e for e in FORMATS if (key, e) in files)
-            if "family" not in meta and self.default is None:
-                self.default = legacy_default_family()
-            rel = get_family(meta.get("family", self.default)).export_path(meta, ext)
+            rel = get_family(sample.family).export_path(sample.meta, sample.image_ext)
+            if not isinstance(rel, str) or rel.count("/") != 1:
+                raise ValueError(rel)
             for part in rel.split("/"):
                 check_plain_name(part, "an exported file name", where)
-            return rel, ext, files[(key, ext)]
-        except (StopIteration, KeyError, TypeError, ValueError, AttributeError) as exc:
+            return rel
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             if isinstance(exc, FractalDBError):
                 raise
-            raise InputError(f"{where}: sample {key} has malformed metadata ({type(exc).__name__}); "
+            raise InputError(f"{where}: sample {sample.key} has malformed metadata ({type(exc).__name__}); "
                              "regenerate the shard") from None
 
-    def sample(self, key: str, meta: dict, files: dict, where: str) -> None:
-        rel, ext, data = self._path(key, meta, files, where)
+    def sample(self, sample, where: str) -> None:
+        rel = self._path(sample, where)
+        image_size(sample.image, f"{where}: sample {sample.key}", _FIX)
         if self.masks:
-            mask = files.get((key, MASK_EXT))
+            mask = sample.members.get(MASK_EXT)
             if mask is None:
-                raise InputError(f"{where}: sample {key} has no {MASK_EXT}; regenerate the shard")
-            self._write(f"{IMAGES}/{rel}", data)
-            self._write(f"{MASKS}/{rel[: -len(ext)]}png", mask)
+                raise InputError(f"{where}: sample {sample.key} has no {MASK_EXT}; regenerate the shard")
+            image_size(mask, f"{where}: sample {sample.key} {MASK_EXT}", _FIX)
+            self._write(f"{IMAGES}/{rel}", sample.image)
+            self._write(f"{MASKS}/{rel[: -len(sample.image_ext)]}png", mask)
         else:
             folder = rel.split("/", 1)[0]
-            if self.folders.setdefault(folder, meta["label"]) != meta["label"]:
-                raise InputError(f"{self.out}: labels {self.folders[folder]} and {meta['label']} would share the "
+            if self.folders.setdefault(folder, sample.label) != sample.label:
+                raise InputError(f"{self.out}: labels {self.folders[folder]} and {sample.label} would share the "
                                  f"folder {folder}; the manifest or shards are inconsistent, regenerate the dataset")
-            self._write(rel, data)
+            self._write(rel, sample.image)
         self.count += 1
 
     def _write(self, rel: str, data: bytes) -> None:
+        folder = rel.rpartition("/")[0]
+        if folder not in self.made:
+            os.makedirs(self.root / folder, exist_ok=True)
+            self.made.add(folder)
         target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if os.path.lexists(target):
+            raise InputError(f"{self.out}: two samples would both be exported as {rel}; the shards are "
+                             "inconsistent, regenerate the dataset")
+        write_file(target, data)
 
     def finish(self) -> None:
         """Label prefixes where the folders would not sort in label order; ``classes.json``."""
@@ -103,7 +111,7 @@ class _Exporter:
                 (self.root / folder).rename(self.root / new)
                 folders[new] = folders.pop(folder)
         if not self.masks:
-            (self.root / CLASSES_INDEX).write_text(json.dumps(folders, indent=1, sort_keys=True) + "\n")
+            write_file(self.root / CLASSES_INDEX, (json.dumps(folders, indent=1, sort_keys=True) + "\n").encode())
 
 
 def export_imagefolder(out: str, dest, overwrite: bool = False, progress=None) -> int:

@@ -135,21 +135,19 @@ class _Mask(LabelKind):
         return np.ascontiguousarray(mask, dtype=np.uint8)
 
     def decode(self, sample, label, num_classes, where):
-        import io
-
-        from PIL import Image
+        from .inputs import open_image
 
         raw = sample.get(MASK_EXT)
         if raw is None:
             raise InputError(f"{where} has no {MASK_EXT} member; the shard is damaged, regenerate it")
-        try:
-            with Image.open(io.BytesIO(raw)) as im:
-                if im.mode != "L":
-                    raise ValueError(im.mode)
-                mask = np.array(im)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise InputError(f"{where}: {MASK_EXT} is not an 8-bit gray PNG; the shard is damaged, "
-                             "regenerate it") from None
+        bad = InputError(f"{where}: {MASK_EXT} is not an 8-bit gray PNG; the shard is damaged, regenerate it")
+        try:  # the one validated reader path: its size bounded before it is decoded
+            im = open_image(raw if isinstance(raw, (bytes, bytearray)) else b"", f"{where}: {MASK_EXT}")
+        except InputError:
+            raise bad from None
+        if im.mode != "L":
+            raise bad
+        mask = np.array(im)
         if mask.size and int(mask.max()) > num_classes:
             raise InputError(f"{where}: {MASK_EXT} holds value {int(mask.max())}, above the dataset's "
                              f"{num_classes} labels + 1; the shard is damaged, regenerate it")

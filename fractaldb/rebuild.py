@@ -3,16 +3,21 @@
 The manifest holds everything a shard depends on (the resolved config, every
 class's parameters, the plan), so a dataset can be made again on another machine
 without its category search and without the original folder: the shards come
-out byte for byte, and each is checked against the manifest's sha256 before the
-new manifest (the mark of a complete folder) is written.  Interrupted rebuilds
-continue with ``resume``, as ``generate`` does.
+out byte for byte, and each is checked against the manifest's sha256 *before it is
+written*: a shard that differs is never written, and neither are the manifest and
+the derived files (``README.md``, ``wids-index.json``, ...) that loaders read, so a
+rejected rebuild leaves nothing a reader could mistake for the dataset (a new
+folder is removed again; the source manifest is never touched, even when ``out``
+holds it).  Interrupted rebuilds continue with ``resume``, as ``generate`` does.
 """
 
 from __future__ import annotations
 
-from .dataset import Dataset, generate, load_manifest
-from .errors import InputError
-from .keys import MANIFEST
+import contextlib
+
+from .dataset import Dataset, ShardMismatch, _versions, generate, load_manifest
+from .errors import FractalDBError, InputError
+from .keys import MANIFEST, PROGRESS_DIR
 from .storage import Store
 
 __all__ = ["read_manifest", "rebuild"]
@@ -42,22 +47,52 @@ def rebuild(source: str, out: str, **options) -> dict:
 
     Raises:
         InputError: a rebuilt shard does not hash to the source manifest's value
-            (other package versions); the new folder is then left without a
-            manifest (incomplete), so ``verify`` and loaders refuse it.
+            (other package versions, or an edited manifest); it is not written, nor is
+            any manifest or derived file, and a folder this call created is removed.
     """
     manifest = read_manifest(source)
     ds = Dataset.from_manifest(manifest)
     if ds.plan.n_shards != len(manifest["shards"]):
         raise InputError(f"{source}: the manifest lists {len(manifest['shards'])} shards but its config makes "
                          f"{ds.plan.n_shards}; the manifest was edited or is damaged")
-    new = generate(None, out, dataset=ds, **options)
     want = {e["name"]: e["sha256"] for e in manifest["shards"]}
-    bad = [e["name"] for e in new["shards"] if want.get(e["name"]) != e["sha256"]]
-    if bad:
-        store = Store(out)
-        store.remove(MANIFEST)  # the folder is not the dataset the manifest describes
-        raise InputError(
-            f"rebuilt {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} ({len(bad)} of {len(want)} shards) "
-            f"differ from {source}: it was made with {manifest.get('versions')}, this is {new['versions']}; "
-            "install those versions to rebuild it")
-    return new
+    store = Store(out)
+    fresh = not store.names()
+    try:
+        return generate(None, out, dataset=ds, expect=want, **options)
+    except ShardMismatch as exc:
+        if fresh:  # nothing of a rejected rebuild stays in a folder it made
+            _remove_made(store, ds)
+        raise InputError(f"rebuilt {exc.name} differs from {source}: {_why(manifest.get('versions'))}") from None
+
+
+def _why(there) -> str:
+    """Why a rebuilt shard can differ: the package versions that differ (order does not
+    matter), or, when they are the same, an edited manifest."""
+    here = _versions()
+    if not isinstance(there, dict):
+        return f"the manifest records no package versions (this is {_list(here)}); rebuild it with the versions " \
+               "that made it"
+    diff = sorted(k for k in set(there) | set(here) if there.get(k) != here.get(k))
+    if not diff:
+        return (f"it was made with the versions installed here ({_list(here)}), so its shard hashes or class "
+                "parameters were edited; rebuild from a manifest you trust")
+    return (f"it was made with {_list({k: there.get(k, 'none') for k in diff})}, this is "
+            f"{_list({k: here.get(k, 'none') for k in diff})}; install those versions to rebuild it")
+
+
+def _list(versions: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+
+
+def _remove_made(store: Store, ds: Dataset) -> None:
+    """Remove what a rejected rebuild wrote into a folder it created (its shards, its progress
+    record), then the folder itself if nothing else is in it."""
+    import os
+
+    for name in [ds.shard_name(i) for i in range(ds.plan.n_shards)] + [PROGRESS_DIR]:
+        with contextlib.suppress(OSError, FractalDBError):
+            store.remove(name)
+    if store.local:
+        with contextlib.suppress(OSError):
+            os.rmdir(store.root)  # only if empty

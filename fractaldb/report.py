@@ -20,7 +20,12 @@ writes ``report.md``, ``report.json`` and PNG figures:
 - **near-duplicate classes**: pairs of class centroids (standardised features)
   closer than :data:`DUPLICATE_FRACTION` of the median nearest-centroid distance.
 
-Large datasets are sampled: shards are read in order until ``max_images``.
+Large datasets are sampled: shards are read in order until ``max_images``.  Every shard is
+checked against the manifest (size, then sha256) and every sample through the one validated
+reader path (:func:`fractaldb.manifest.shard_samples`, :func:`fractaldb.inputs.open_image`:
+labels among the manifest's classes, images bounded before they are decoded).  The report
+folder is assembled under a staging name and put in place whole (:func:`fractaldb.storage.staged_dir`):
+an existing non-empty ``--out`` is replaced only with ``overwrite``, never one holding the dataset.
 """
 
 from __future__ import annotations
@@ -28,15 +33,16 @@ from __future__ import annotations
 import io
 import json
 import math
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import load_manifest
-from .errors import InputError, OutputError
+from .dataset import Dataset, load_manifest
+from .errors import InputError
 from .families import legacy_default_family
-from .storage import Store
+from .inputs import open_image
+from .manifest import shard_samples
+from .storage import Store, staged_dir, write_file
 
 __all__ = ["COVERAGE_DELTA", "NEAR_EMPTY", "SPECTRUM_BINS", "HIST_BINS", "DUPLICATE_FRACTION",
            "image_stats", "features", "nearest_centroid", "dataset_report", "report_markdown"]
@@ -49,15 +55,18 @@ DUPLICATE_FRACTION = 0.1  # of the median nearest-centroid distance
 _SIDE = 64
 
 
-def _luminance(data: bytes) -> np.ndarray:
+#: What a report folder holds (and all it holds).
+REPORT_FILES = ("report.json", "report.md", "coverage.png", "separability.png", "samples.png")
+
+
+def _luminance(data: bytes, where: str) -> np.ndarray:
     """An encoded image -> float luminance (0..1) at 64 x 64 (Rec. 601 weights, PIL's L)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        g = im.convert("L")
-        if g.size != (_SIDE, _SIDE):
-            g = g.resize((_SIDE, _SIDE), Image.BILINEAR)
-        return np.asarray(g, dtype=np.float64) / 255.0
+    g = open_image(data, where, "L", fix="regenerate its shard from a manifest you trust")
+    if g.size != (_SIDE, _SIDE):
+        g = g.resize((_SIDE, _SIDE), Image.BILINEAR)
+    return np.asarray(g, dtype=np.float64) / 255.0
 
 
 def image_stats(lum: np.ndarray) -> dict:
@@ -134,35 +143,15 @@ def _duplicates(feats: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def _samples(store: Store, manifest: dict, max_images: int, progress=None):
-    """(key, label, family, encoded bytes) of the first ``max_images`` samples, shard by shard."""
-    from .encode import FORMATS
-
+    """(key, label, family, encoded bytes, where) of the first ``max_images`` samples, shard by
+    shard, each shard checked against the manifest and each sample validated
+    (:func:`fractaldb.manifest.shard_samples`)."""
+    ds = Dataset.from_manifest(manifest)
+    default = None if all("family" in c for c in manifest["categories"]) else legacy_default_family()
     n = 0
     for entry in manifest["shards"]:
-        try:
-            raw = store.read(entry["name"])
-        except (InputError, OSError) as exc:
-            raise InputError(f"cannot read shard {entry['name']} of {store.url} ({exc}); run fractaldb verify") \
-                from None
-        metas, images = {}, {}
-        try:
-            with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-                for member in tar:
-                    key, _, ext = member.name.partition(".")
-                    data = tar.extractfile(member).read()
-                    if ext == "json":
-                        metas[key] = json.loads(data)
-                    elif ext in FORMATS:
-                        images[key] = data
-        except (tarfile.TarError, ValueError) as exc:
-            raise InputError(f"shard {entry['name']} of {store.url} is damaged ({exc}); run fractaldb verify "
-                             "and regenerate it") from None
-        for key in sorted(metas, key=lambda k: list(metas).index(k)):
-            if key not in images:
-                raise InputError(f"shard {entry['name']} has metadata but no image for {key}; regenerate it")
-            meta = metas[key]
-            family = meta["family"] if "family" in meta else legacy_default_family()  # 0.1 named none
-            yield key, int(meta["label"]), family, images[key]
+        for s in shard_samples(store, entry, ds, default):
+            yield s.key, s.label, s.family, s.image, f"{store.path(entry['name'])}: sample {s.key}"
             n += 1
             if n >= max_images:
                 return
@@ -170,22 +159,34 @@ def _samples(store: Store, manifest: dict, max_images: int, progress=None):
             progress(entry["samples"])
 
 
-def dataset_report(dataset: str, out, max_images: int = 20000, progress=None) -> dict:
-    """Analyse the generated dataset ``dataset`` and write report.md, report.json and PNGs to ``out``.
+def dataset_report(dataset: str, out, max_images: int = 20000, progress=None, overwrite: bool = False) -> dict:
+    """Analyse the generated dataset ``dataset`` and write report.md, report.json and PNGs to ``out``
+    (a new or empty folder, or any with ``overwrite``; never one that holds ``dataset``).
 
     Returns the numbers written to ``report.json``.
     """
-    if max_images <= 0:
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images <= 0:
         raise InputError(f"--max-images must be a positive integer, got {max_images}")
+    from .storage import check_output_dir
+
+    check_output_dir(Path(out), overwrite, inputs=[dataset])
     store = Store(dataset)
     manifest = load_manifest(store)
+    with np.errstate(all="ignore"):  # constant images and one-image classes: no warnings, defined results
+        result, arrays = _analyse(dataset, store, manifest, max_images, progress)
+    with staged_dir(Path(out), overwrite, inputs=[dataset]) as tmp:
+        result["figures"] = _figures(tmp, result, *arrays, store, manifest)
+        write_file(tmp / "report.json", (json.dumps(result, indent=1) + "\n").encode())
+        write_file(tmp / "report.md", (report_markdown(result) + "\n").encode())
+    return result
+
+
+def _analyse(dataset, store, manifest, max_images, progress) -> tuple:
+    """The numbers of report.json, and (coverage, families, features, labels) for the figures."""
     plan = manifest["plan"]
     keys, labels, fams, feats, stats = [], [], [], [], []
-    for key, label, family, data in _samples(store, manifest, max_images, progress):
-        try:
-            lum = _luminance(data)
-        except OSError:
-            raise InputError(f"sample {key} of {dataset} is not a readable image; regenerate its shard") from None
+    for key, label, family, data, where in _samples(store, manifest, max_images, progress):
+        lum = _luminance(data, where)
         keys.append(key)
         labels.append(label)
         fams.append(family)
@@ -214,7 +215,10 @@ def dataset_report(dataset: str, out, max_images: int = 20000, progress=None) ->
     records = manifest.get("records", [])
     actions = {}
     for r in records:
-        actions[r.get("action", "noted")] = actions.get(r.get("action", "noted"), 0) + 1
+        action = r.get("action", "noted")
+        action = action if isinstance(action, str) and action.replace("-", "").isalnum() and len(action) < 33 \
+            else "other"
+        actions[action] = actions.get(action, 0) + 1
     near_empty = [k for k, s in zip(keys, stats) if s["coverage"] < NEAR_EMPTY]
     result = {
         "dataset": str(dataset), "name": manifest.get("name"), "families": list(manifest["config"].get("families", [])),
@@ -234,15 +238,7 @@ def dataset_report(dataset: str, out, max_images: int = 20000, progress=None) ->
         "per_family": families,
         "per_class": per_class,
     }
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out}: {exc.strerror or exc}; choose a writable --out") from None
-    result["figures"] = _figures(out, result, cov, fams, feats_a, labels_a, store, manifest)
-    (out / "report.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "report.md").write_text(report_markdown(result) + "\n")
-    return result
+    return result, (cov, fams, feats_a, labels_a)
 
 
 def _figures(out: Path, result, cov, fams, feats, labels, store, manifest) -> list:
@@ -268,7 +264,7 @@ def _figures(out: Path, result, cov, fams, feats, labels, store, manifest) -> li
     axes[1].set_ylabel("mean coverage")
     axes[1].set_title("coverage per class")
     fig.tight_layout()
-    fig.savefig(out / "coverage.png", dpi=100)
+    _save_figure(fig, out / "coverage.png")
     plt.close(fig)
     paths.append("coverage.png")
 
@@ -296,28 +292,31 @@ def _figures(out: Path, result, cov, fams, feats, labels, store, manifest) -> li
     axes[1].set_ylabel("classes")
     axes[1].set_title("separability")
     fig.tight_layout()
-    fig.savefig(out / "separability.png", dpi=100)
+    _save_figure(fig, out / "separability.png")
     plt.close(fig)
     paths.append("separability.png")
 
     # one image of each of the first 16 classes
     from PIL import Image
     firsts = {}
-    for key, label, _, data in _samples(store, manifest, 5000):
+    for key, label, _, data, where in _samples(store, manifest, 5000):
         if label not in firsts and len(firsts) < 16:
-            firsts[label] = data
+            firsts[label] = (data, where)
         if len(firsts) == 16:
             break
-    tiles = []
-    for label in sorted(firsts):
-        with Image.open(io.BytesIO(firsts[label])) as im:
-            tiles.append(im.convert("RGB").resize((64, 64)))
+    tiles = [open_image(data, where, "RGB").resize((64, 64)) for data, where in (firsts[k] for k in sorted(firsts))]
     sheet = Image.new("RGB", (64 * min(8, len(tiles)), 64 * math.ceil(len(tiles) / 8)), "white")
     for i, t in enumerate(tiles):
         sheet.paste(t, (64 * (i % 8), 64 * (i // 8)))
-    sheet.save(out / "samples.png")
+    write_file(out / "samples.png", lambda f: sheet.save(f, format="PNG"))
     paths.append("samples.png")
     return paths
+
+
+def _save_figure(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    write_file(path, buf.getvalue())
 
 
 def _pct(v) -> str:

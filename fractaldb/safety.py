@@ -3,7 +3,10 @@ and upper bounds derived from this machine's memory.
 
 * **Names.** Every name that a manifest or a preset turns into a path must be a
   plain file name (:func:`check_plain_name`), so nothing is ever written or
-  read outside the dataset folder.
+  read outside the dataset folder.  A dataset's name (:func:`dataset_name_ok`) is
+  letters, digits, ``-`` and ``_`` and short enough that every file named after it
+  fits a file system: the card, ``data_files``, Energon's and DALI's indexes quote it
+  as it is.
 * **Temporaries.** Ours are named ``.fractaldb-tmp-<32 random hex digits>...``
   (:func:`temp_name`), created exclusively, and only names matching
   :data:`TEMP_RE` are ever cleaned up: a user's ``.env.tmp-backup`` is not ours.
@@ -23,7 +26,8 @@ import uuid
 
 from .errors import ConfigError, InputError
 
-__all__ = ["TEMP_PREFIX", "TEMP_RE", "temp_name", "is_temp_name", "check_plain_name", "memory_budget",
+__all__ = ["TEMP_PREFIX", "TEMP_RE", "temp_name", "is_temp_name", "check_plain_name", "dataset_name_ok",
+           "MAX_NAME_BYTES", "memory_budget",
            "check_bound", "check_bytes", "BYTES_PER_UNIT", "MAX_COUNT", "gib", "max_workers", "check_workers"]
 
 #: Prefix of every temporary file or folder fractaldb creates.
@@ -50,6 +54,18 @@ def check_plain_name(name, what: str, source: str) -> str:
         raise InputError(f"{what} {name!r} in {source} is not a plain file name; the file was edited or "
                          "is not a fractaldb output, regenerate it")
     return name
+
+
+#: Longest dataset name, in UTF-8 bytes: ``<name>-<shard index>.tar.idx`` (the longest file
+#: named after it, with a 10-digit index) stays within a file system's 255 bytes.
+MAX_NAME_BYTES = 200
+
+
+def dataset_name_ok(name) -> bool:
+    """Whether ``name`` may name a dataset: letters, digits, ``-`` and ``_`` (no space, no
+    path, glob, Markdown or YAML punctuation), at most :data:`MAX_NAME_BYTES` bytes."""
+    return (isinstance(name, str) and bool(name) and all(c.isalnum() or c in "-_" for c in name)
+            and len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES)
 
 
 def gib(n: float) -> str:

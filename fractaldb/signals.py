@@ -4,7 +4,9 @@
 :class:`KeyboardInterrupt` in the main thread, so ``kill`` cleans up exactly as
 Ctrl-C does: staging folders removed, queued shards cancelled, the lock
 released.  :class:`Interrupted` is a ``KeyboardInterrupt`` carrying the line
-the command prints (what was kept, how to resume).
+the command prints (what was kept, how to resume).  :func:`deferred` holds an
+interrupt back while a short step that must not be cut in half runs (a folder
+renamed into place, a staging folder removed), then delivers it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["Interrupted", "install", "worker_pool", "abandon_workers"]
+__all__ = ["Interrupted", "install", "deferred", "worker_pool", "abandon_workers"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -33,6 +35,50 @@ def install() -> None:
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
             signal.signal(sig, _raise)
+
+
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def deferred():
+    """Run the block with Ctrl-C, SIGTERM and SIGHUP held back; the first that arrived
+    meanwhile is delivered to its own handler when the block ends.
+
+    For the steps of the safe-write layer that must never be cut in half: swapping a
+    finished folder into place, removing a staging folder.  Only in the main thread
+    (elsewhere signals are not delivered anyway); nested blocks defer to the outermost.
+    """
+    if threading.current_thread() is not threading.main_thread() or getattr(_STATE, "depth", 0):
+        _STATE.depth = getattr(_STATE, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _STATE.depth -= 1
+        return
+    caught = []
+    saved = {}
+    for name in _SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        old = signal.getsignal(sig)
+        if old in (signal.SIG_IGN, None):
+            continue  # ignored anyway
+        saved[sig] = old
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    _STATE.depth = 1
+    try:
+        yield
+    finally:
+        _STATE.depth = 0
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        if caught:  # delivered now, to the handler it was meant for
+            signal.raise_signal(caught[0])
+
+
+_STATE = threading.local()
 
 
 @contextlib.contextmanager

@@ -256,3 +256,95 @@ def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
         assert got == snapshot(local)
     finally:
         server.stop()
+
+
+# -- round 2 (issue 27): interrupts while an output is put in place; a server frozen mid-run ------
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """4,000 small images in 8 shards: an export that takes a second or two."""
+    out = tmp_path_factory.mktemp("many") / "many"
+    proc = run_process(["generate", "--preset", "tiny", "--set", "fractal.categories=40", "--set",
+                        "fractal.image_size=32", "--set", "fractal.points=2000", "--set", "fractal.patches=25",
+                        "--set", "shard_size=500", "--out", out], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_interrupted_export_leaves_nothing_half_written_in_view(many, tmp_path, sig, overwrite):
+    out = tmp_path / "imgs"
+    if overwrite:  # an earlier export at --out: after the interrupt it is whole, the old one or the new one
+        assert run_process(["export", many, "--out", out]).returncode == 0
+        old = snapshot(out)
+    proc = _start(["export", many, "--out", out] + (["--overwrite"] if overwrite else []))
+
+    def staging_has_files():
+        return any(p.name.startswith(".fractaldb-tmp-") and any(p.rglob("*.png")) for p in tmp_path.iterdir())
+
+    _wait_for(staging_has_files, proc)
+    code, err, took = _stop(proc, sig)
+    assert code in (0, 130), err
+    assert took < 30 and "Traceback" not in err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".fractaldb-tmp-")]  # no staging left
+    if code == 0 or (overwrite and snapshot(out) != old):
+        assert run_process(["export", many, "--out", tmp_path / "again"]).returncode == 0
+        assert snapshot(out) == snapshot(tmp_path / "again")  # the new export, complete
+    elif overwrite:
+        assert snapshot(out) == old
+    else:
+        assert not out.exists()
+        assert [ln for ln in err.splitlines() if ln.strip()] == [
+            f"interrupted: nothing was written to {out} (it appears only when complete); run the command again"]
+
+
+def test_deferred_delivers_an_interrupt_after_the_block():
+    from fractaldb.signals import deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("finished")  # not cut short
+    assert steps == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def _moto_process():
+    """A moto server in its own process (so that it can be frozen with SIGSTOP): (process, endpoint)."""
+    import sys
+
+    code = ("from moto.server import ThreadedMotoServer; import time\n"
+            "s = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False); s.start()\n"
+            "print(s.get_host_and_port()[1], flush=True)\n"
+            "while True: time.sleep(1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return proc, f"http://127.0.0.1:{int(proc.stdout.readline())}"
+
+
+@pytest.mark.slow
+def test_a_server_frozen_mid_run_is_one_line_within_a_bounded_time():
+    server, endpoint = _moto_process()
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.create_bucket(Bucket="fractaldb-frozen")
+        proc = _start(["generate", *SLOW, "--out", "s3://fractaldb-frozen/x"], env=_env(endpoint))
+
+        def some_shards():
+            page = client.list_objects_v2(Bucket="fractaldb-frozen", Prefix="x/")
+            return sum(o["Key"].endswith(".tar") for o in page.get("Contents", [])) >= 2
+
+        _wait_for(some_shards, proc)
+        server.send_signal(signal.SIGSTOP)  # the process keeps its sockets open and answers nothing
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        assert_one_line_error(proc.returncode, err, "timed out")
+        assert time.monotonic() - start < 60
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        server.wait()

@@ -25,7 +25,7 @@ LAYERS = [
     (2, ["fractaldb.kernels.cuda_common", "fractaldb.kernels"]),
     (3, ["fractaldb.ifs.kernels"]),
     (4, ["fractaldb.ifs.kernels_cuda"]),
-    (5, ["fractaldb.labels", "fractaldb.storage", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
+    (5, ["fractaldb.labels", "fractaldb.storage", "fractaldb.outputs", "fractaldb.inputs", "fractaldb.remote", "fractaldb.folders", "fractaldb.estimate", "fractaldb.encode", "fractaldb.gpu", "fractaldb.plan", "fractaldb.console",
          "fractaldb.families.base"]),
     (6, ["fractaldb.ifs", "fractaldb.ifs.constants", "fractaldb.ifs.system", "fractaldb.ifs.weights"]),
     (7, ["fractaldb.ifs.policy", "fractaldb.ifs.render", "fractaldb.ifs.render_cuda"]),

@@ -7,7 +7,6 @@ what it returns, so nothing opens the same manifest twice.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from torch.utils.data import IterableDataset
 from ..dataset import Dataset, load_manifest
 from ..encode import FORMATS
 from ..errors import ConfigError, InputError
+from ..inputs import ImageError, check_label, open_image
 from ..keys import LABEL_EXT, SHARD_SUFFIX
 from ..labels import CLASS, MULTI_HOT
 from ..storage import Store
@@ -110,13 +110,17 @@ def _decode(sample: dict, transform, kind=CLASS, num_classes: int | None = None)
     ext = next((e for e in FORMATS if e in sample), None)
     if ext is None or LABEL_EXT not in sample:
         raise InputError(f"{where} has no image or no .cls member; the shard is damaged, regenerate it")
-    try:
-        img = Image.open(io.BytesIO(sample[ext]))
-        img.load()
-        label = int(sample[LABEL_EXT])
-    except (OSError, ValueError, SyntaxError, IndexError, TypeError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{where} cannot be decoded ({type(exc).__name__}); the shard is damaged, "
-                         "regenerate it") from None
+    fix = "the shard is damaged, regenerate it"
+    try:  # the one validated reader path: the image's size bounded before it is decoded
+        img = open_image(sample[ext], where, fix=fix)
+    except ImageError as exc:
+        raise InputError(f"{where} cannot be decoded ({exc.reason}); {fix}") from None
+    raw = sample[LABEL_EXT]
+    try:  # a decimal label among the dataset's classes
+        label = check_label(raw.encode() if isinstance(raw, str) else raw, num_classes or 2**31, where, fix)
+    except InputError:
+        among = f" 0..{num_classes - 1}" if num_classes else ""
+        raise InputError(f"{where} cannot be decoded (its .{LABEL_EXT} is not a label{among}); {fix}") from None
     return (transform or to_tensor)(img), target(kind.decode(sample, label, num_classes, where))
 
 

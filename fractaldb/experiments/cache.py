@@ -1,20 +1,38 @@
 """The transfer study's run cache: finished runs (``cache/runs.json``), pretrained weights and
 data reports under ``OUT/cache``, keyed by the study's fingerprint, so an interrupted study
-resumes where it stopped and ``--merge`` can bring in another folder's runs of the same study."""
+resumes where it stopped and ``--merge`` can bring in another folder's runs of the same study.
+
+Everything read here is untrusted (a ``--merge`` source is someone else's folder): files are
+read through :func:`fractaldb.inputs.read_file` (regular files only -- a link to ``/dev/zero``
+or a FIFO is refused unread -- and bounded), entries of the wrong shape are dropped, and
+``--merge`` copies only the files a study writes (its weights and data reports, each bounded,
+the ``reports/ARM/`` files of known arms), through :func:`fractaldb.storage.write_file`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
+import re
 from pathlib import Path
 
 from .._version import __version__
 from ..errors import ConfigError, InputError
+from ..inputs import parse_json, read_file
+from ..storage import write_file
 from ..train import write_text
 
 #: Largest cache file read (a study's runs.json holds a few hundred small entries).
 MAX_CACHE_BYTES = 64 << 20
+#: Largest pretrained-weights file a merge copies (the study's networks are a few MB).
+MAX_WEIGHTS_BYTES = 1 << 30
+#: The files of a data report folder (``fractaldb report``) a merge copies, and the largest of each.
+REPORT_FILES = ("report.json", "report.md", "coverage.png", "separability.png", "samples.png")
+MAX_REPORT_FILE_BYTES = 64 << 20
+#: A data report's key numbers (``report-ARM-FP.json``): the keys and what each holds.
+_REPORT_KEYS = {"coverage_mean": "number", "separability_top1": "number or null", "separability_chance":
+                "number or null", "near_empty": "int", "degenerate_variants": "int", "near_duplicate_pairs": "int"}
 
 #: Settings that do not change a single run: a narrower or wider rerun reuses every finished run.
 _NOT_PER_RUN = ("arms", "large_arms", "shots", "seeds", "seeds_large", "scaling", "cached_only")
@@ -43,6 +61,14 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _of_kind(v, kind: str) -> bool:
+    if v is None:
+        return "null" in kind
+    if kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    return _number(v)
+
+
 def _valid_run(key, value) -> bool:
     """Whether a cache entry has the shape this module writes for its kind of key."""
     if not isinstance(key, str):
@@ -61,11 +87,9 @@ def _valid_run(key, value) -> bool:
 
 def _read_cache(path: Path) -> dict:
     """``{"fingerprint", "runs"}`` of a cache file, bounded; entries of a wrong shape dropped.
-    Raises OSError / ValueError when it cannot be read as one."""
-    if path.stat().st_size > MAX_CACHE_BYTES:
-        raise ValueError(f"larger than {MAX_CACHE_BYTES >> 20} MiB")
-    doc = json.loads(path.read_text())
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), dict):
+    Raises InputError / ValueError when it cannot be read as one."""
+    doc = parse_json(read_file(path, str(path), MAX_CACHE_BYTES), str(path), dict, max_bytes=MAX_CACHE_BYTES)
+    if not isinstance(doc.get("runs"), dict):
         raise ValueError("not a transfer-study cache")
     return {"fingerprint": doc.get("fingerprint"),
             "runs": {k: v for k, v in doc["runs"].items() if _valid_run(k, v)}}
@@ -80,10 +104,10 @@ class RunCache:
         self.folder, self.fingerprint, self.cached_only = folder, fingerprint, cached_only
         self.path = folder / "runs.json"
         self.runs = {}
-        if self.path.exists():
+        if os.path.lexists(self.path):
             try:
                 doc = _read_cache(self.path)
-            except (OSError, ValueError, RecursionError):
+            except (OSError, ValueError, RecursionError):  # InputError is a ValueError
                 doc = {}
             if doc.get("fingerprint") == fingerprint:
                 self.runs = doc["runs"]
@@ -95,6 +119,44 @@ class RunCache:
     def report(self, arm: str) -> Path:
         """Where the key numbers of ``arm``'s data report are kept."""
         return self.folder / f"report-{arm}-{self.fingerprint}.json"
+
+    def load_weights(self, arm: str) -> dict:
+        """``arm``'s kept (or merged) pretrained weights: a regular file, loaded with
+        ``weights_only`` (no code runs from it), of the shape :meth:`save_weights` writes."""
+        import torch
+
+        from ..inputs import check_regular_path
+
+        path = self.weights(arm)
+        fix = "remove it: the arm is then pretrained again"
+        check_regular_path(path, str(path), fix)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling problem is a bad input file
+            raise InputError(f"{path} cannot be read ({type(exc).__name__}); {fix}") from None
+        if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict)
+                and isinstance(saved.get("classes"), int)):
+            raise InputError(f"{path} is not a study's pretrained weights; {fix}")
+        return saved
+
+    def save_weights(self, arm: str, saved: dict) -> None:
+        import torch
+
+        write_file(self.weights(arm), lambda f: torch.save(saved, f))
+
+    def read_report(self, arm: str) -> dict | None:
+        """The key numbers of ``arm``'s data report, if kept and of the right shape (else None:
+        the report is made again)."""
+        path = self.report(arm)
+        if not os.path.lexists(path):
+            return None
+        try:
+            doc = parse_json(read_file(path, str(path), MAX_CACHE_BYTES), str(path), dict)
+        except InputError:
+            return None
+        if not all(_of_kind(doc.get(key), kind) for key, kind in _REPORT_KEYS.items()):
+            return None
+        return {k: doc[k] for k in _REPORT_KEYS}
 
     def get(self, key):
         if self.cached_only and key not in self.runs:
@@ -114,13 +176,14 @@ def merge_cache(src: Path, out: Path, fingerprint: str) -> None:
     ``out``'s cache.  Both must be runs of the same per-run settings (``fingerprint``); a run
     present in both must have the same numbers."""
     path = src / "cache" / "runs.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(f"--merge {src}: no readable {path}; give the --out folder of another "
                          "'experiment transfer' run")
     try:
         doc = _read_cache(path)
     except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"--merge {src}: {path} is not a transfer-study cache ({exc}); give the --out "
+        why = str(exc).split("; ")[0] if isinstance(exc, InputError) else str(exc)
+        raise InputError(f"--merge {src}: {path} is not a transfer-study cache ({why}); give the --out "
                          "folder of another 'experiment transfer' run") from None
     if doc.get("fingerprint") != fingerprint:
         raise ConfigError(f"--merge {src}: its runs were made with other per-run settings, target or version "
@@ -137,14 +200,37 @@ def merge_cache(src: Path, out: Path, fingerprint: str) -> None:
 
 
 def _copy_files(src: Path, out: Path, fingerprint: str) -> None:
-    """``src``'s pretrained weights and data reports that ``out`` lacks (no links followed)."""
-    import shutil
+    """``src``'s pretrained weights and data reports that ``out`` lacks: only regular files a
+    study writes, each bounded (no link, FIFO, device or folder is followed or copied)."""
+    from .arms import study_arms
 
-    for pattern in (f"pretrained-*-{fingerprint}.pt", f"report-*-{fingerprint}.json"):
-        for f in sorted((src / "cache").glob(pattern)):
-            if f.is_file() and not f.is_symlink() and not (out / "cache" / f.name).exists():
-                shutil.copyfile(f, out / "cache" / f.name)
-    if (src / "reports").is_dir():
-        for d in sorted((src / "reports").iterdir()):
-            if d.is_dir() and not d.is_symlink() and not (out / "reports" / d.name).exists():
-                shutil.copytree(d, out / "reports" / d.name, symlinks=False)
+    cache = src / "cache"
+    for name in sorted(os.listdir(cache)):
+        m = _CACHED.match(name)
+        if m and (m.group(1) or m.group(2)) == fingerprint:
+            limit = MAX_WEIGHTS_BYTES if name.endswith(".pt") else MAX_CACHE_BYTES
+            _copy(cache / name, out / "cache" / name, limit)
+    reports = src / "reports"
+    if not reports.is_dir() or reports.is_symlink():
+        return
+    for arm in sorted(study_arms()):
+        folder = reports / arm
+        if folder.is_symlink() or not folder.is_dir() or os.path.lexists(out / "reports" / arm):
+            continue
+        for name in REPORT_FILES:
+            if os.path.lexists(folder / name):
+                (out / "reports" / arm).mkdir(parents=True, exist_ok=True)
+                _copy(folder / name, out / "reports" / arm / name, MAX_REPORT_FILE_BYTES)
+
+
+#: The cache files a study writes: ``pretrained-ARM-FP.pt`` and ``report-ARM-FP.json``.
+_CACHED = re.compile(r"^(?:pretrained-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.pt"
+                     r"|report-[A-Za-z0-9_.+-]+-([0-9a-f]{16})\.json)$")
+
+
+def _copy(src: Path, dst: Path, limit: int) -> None:
+    """Copy one regular file of at most ``limit`` bytes (else one line), unless ``dst`` exists."""
+    if os.path.lexists(dst):
+        return
+    write_file(dst, read_file(src, f"--merge: {src}", limit, "it is not a file a transfer study writes; "
+                                                              "remove it from the folder to merge"))

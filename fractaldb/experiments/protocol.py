@@ -16,6 +16,7 @@ import torch
 
 from .._version import __version__
 from ..errors import OutputError
+from ..storage import claim_dir
 from ..train import (create_model, evaluate, fit, load_size, prepare_batch, reset_head, resolve_config, setup_runtime,
                      tensor_source, write_text)
 from ..train.sources import SquareUint8
@@ -108,15 +109,19 @@ class Study:
     def __init__(self, settings: dict, out, target: str, target_dir=None, on_step=None, merge=()):
         self.settings, self.target, self.on_step = settings, target, on_step
         self._load(target_dir)
-        self.out = Path(out)  # created only now: a bad target or setting leaves nothing behind
+        # created only now: a bad target or setting leaves nothing behind; a folder that is not a
+        # study's (no cache/runs.json) is never written into
+        self.out = claim_dir(out, "cache/runs.json", "the --out of an 'experiment transfer' run")
         try:
-            (self.out / "cache").mkdir(parents=True, exist_ok=True)
+            (self.out / "cache").mkdir(exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create {self.out}: {exc.strerror or exc}; choose a writable --out") from None
         self.finger = fingerprint(settings, self.data)
         for src in merge:
             merge_cache(Path(src), self.out, self.finger)
         self.cache = RunCache(self.out / "cache", self.finger, settings.get("cached_only", False))
+        if not (self.out / "cache" / "runs.json").exists():
+            self.cache.save()  # the folder's mark: a rerun resumes it
         self.pretrained, self.pre_info, self.reports, self.raw = {}, {}, {}, {}
 
     def _load(self, target_dir) -> None:
@@ -157,7 +162,7 @@ class Study:
         study's budget: the weights and what the run was; kept in the cache."""
         wpath = self.cache.weights(arm)
         if wpath.exists():
-            saved = torch.load(wpath, map_location="cpu", weights_only=True)
+            saved = self.cache.load_weights(arm)
             if factor == 1.0:
                 self.report(arm, dcfg)
             return saved
@@ -174,7 +179,7 @@ class Study:
         saved = {"state": model.state_dict(), "classes": src.num_classes, "images": len(labels), "epochs": epochs,
                  "presentations": epochs * len(labels), "final_top1": res["last"]["top1"],
                  "final_loss": res["last"]["loss"], "seconds": round(time.perf_counter() - t, 1)}
-        torch.save(saved, wpath)
+        self.cache.save_weights(arm, saved)
         return saved
 
     def _arm_data(self, arm: str, dcfg: dict, with_report: bool) -> tuple:
@@ -200,8 +205,9 @@ class Study:
         from ..report import dataset_report
 
         path = self.cache.report(arm)
-        if path.exists():
-            self.reports[arm] = json.loads(path.read_text())
+        kept = self.cache.read_report(arm)
+        if kept is not None:
+            self.reports[arm] = kept
             return
         if folder is None:
             with tempfile.TemporaryDirectory(prefix=f"fractaldb-{arm}-") as tmp:
@@ -209,7 +215,7 @@ class Study:
                 generate(dcfg, tmp)
                 return self.report(arm, dcfg, tmp)
         self.step(f"report {arm}")
-        r = dataset_report(folder, self.out / "reports" / arm, max_images=4000)
+        r = dataset_report(folder, self.out / "reports" / arm, max_images=4000, overwrite=True)
         self.reports[arm] = {"coverage_mean": r["coverage"]["mean"], "separability_top1": r["separability"]["top1"],
                              "separability_chance": r["separability"]["chance"],
                              "near_empty": r["near_empty"]["count"],

@@ -1,6 +1,12 @@
 """The transfer study's targets: ``uint8 (N, 3, R, R)`` images and labels with a fixed train/test
 split (Fashion-MNIST's IDX files, scikit-learn's digits, an ImageFolder; nothing downloaded), the
-validation split carved from the training set, and the nested shot subsets per seed."""
+validation split carved from the training set, and the nested shot subsets per seed.
+
+An ImageFolder's files are read through the one validated reader path
+(:func:`fractaldb.inputs.open_image`: regular files only, so a FIFO named like an image is
+refused, never waited on; sizes bounded before decoding); every target is checked to be a
+study's target (:func:`check_target`: two classes or more, each with training and test
+images) before any output is made."""
 
 from __future__ import annotations
 
@@ -79,8 +85,12 @@ def _digits(side: int) -> dict:
             "train_x": x[train], "train_y": y[train], "test_x": x[test], "test_y": y[test]}
 
 
+#: Most images an ImageFolder target may hold (each is kept as a small uint8 tensor).
+MAX_TARGET_IMAGES = 2_000_000
+
+
 def _folder_images(path: Path, side: int, classes=None) -> tuple:
-    from PIL import Image, UnidentifiedImageError
+    from ..inputs import open_image
 
     names = classes or sorted(p.name for p in path.iterdir() if p.is_dir())
     if not names:
@@ -94,11 +104,10 @@ def _folder_images(path: Path, side: int, classes=None) -> tuple:
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue
-            try:
-                with Image.open(f) as im:
-                    xs.append(to(im.convert("RGB")))
-            except (UnidentifiedImageError, OSError):
-                raise InputError(f"{f} is not an image; remove it from the ImageFolder") from None
+            if len(xs) >= MAX_TARGET_IMAGES:
+                raise InputError(f"{path} holds more than {MAX_TARGET_IMAGES} images; a transfer target is a "
+                                 "small labelled set, give a subset")
+            xs.append(to(open_image(f, str(f), "RGB", fix="remove it from the ImageFolder")))
             ys.append(label)
     if not xs:
         raise InputError(f"{path} holds no images")
@@ -126,16 +135,33 @@ def load_target(target: str, side: int, target_dir=None) -> dict:
     """The target dataset as ``uint8 (N, 3, side, side)`` train and test tensors, labels and class names.
 
     Raises:
-        InputError: the data is missing or unreadable (Fashion-MNIST: names the apt package).
+        InputError: the data is missing or unreadable (Fashion-MNIST: names the apt package), or
+            is not a target a study can learn (:func:`check_target`).
         ConfigError: ``target`` is not one of :data:`TARGETS`.
     """
     if target == "fashion-mnist":
-        return _fashion_mnist(target_dir, side)
+        return check_target(_fashion_mnist(target_dir, side))
     if target == "digits":
-        return _digits(side)
+        return check_target(_digits(side))
     if target.startswith("imagefolder:") and len(target) > len("imagefolder:"):
-        return _imagefolder(target.split(":", 1)[1], side)
+        return check_target(_imagefolder(target.split(":", 1)[1], side))
     raise ConfigError(f"unknown --target {target!r}; choose fashion-mnist, digits or imagefolder:PATH")
+
+
+def check_target(data: dict) -> dict:
+    """``data`` if a study can learn it: two classes or more, every class with two training
+    images or more (one goes to validation) and a test image (else one line, before any output)."""
+    name, n = data["name"], len(data["classes"])
+    if n < 2:
+        raise InputError(f"target {name} has {n} class; a transfer study needs at least 2 class folders")
+    for split, ys, least in (("training", data["train_y"], 2), ("test", data["test_y"], 1)):
+        counts = torch.bincount(ys, minlength=n) if len(ys) else torch.zeros(n, dtype=torch.long)
+        short = [c for c in range(n) if int(counts[c]) < least]
+        if short:
+            c = short[0]
+            raise InputError(f"target {name}: class {str(data['classes'][c])[:60]!r} has {int(counts[c])} {split} "
+                             f"image(s), the study needs at least {least}; add images or remove the class")
+    return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ class IFS:
             raise InputError("IFS coefficients must be finite numbers; found NaN or inf")
         if not np.all(np.isfinite(probs)) or np.any(probs < 0):
             raise InputError("IFS probabilities must be finite and >= 0")
-        total = float(probs.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # a sum of huge values is inf: refused below
+            total = float(probs.sum())
         if abs(total - 1.0) > _PROB_TOLERANCE:
             raise InputError(f"IFS probabilities must sum to 1, they sum to {total:.9g}; normalise them")
         maps.setflags(write=False)
@@ -118,11 +119,11 @@ def to_csv_bytes(ifs: IFS) -> bytes:
 
 
 def write_csv(ifs: IFS, path) -> None:
-    """Write ``ifs`` to ``path`` atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(to_csv_bytes(ifs))
-    os.replace(tmp, path)
+    """Write ``ifs`` to ``path`` whole (:func:`fractaldb.storage.write_file`: an exclusive,
+    unpredictable temporary, then a rename; never through a link)."""
+    from ..storage import write_file
+
+    write_file(path, to_csv_bytes(ifs))
 
 
 def parse_csv(text: str, name: str = "<csv>") -> IFS:
@@ -156,17 +157,30 @@ def parse_csv(text: str, name: str = "<csv>") -> IFS:
 MAX_CSV_BYTES = 1 << 20
 
 
+#: Byte-order marks a text editor may put first, by the encoding they announce.
+_BOMS = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
 def read_csv(path) -> IFS:
-    """Read one category CSV."""
+    """Read one category CSV: plain ASCII, as ``np.savetxt`` writes it (a file with a
+    byte-order mark or other non-ASCII bytes is refused, saying which)."""
+    from ..inputs import read_file
+
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(f"category file {path} does not exist; pass a CSV written by 'fractaldb search'")
-    if path.stat().st_size > MAX_CSV_BYTES:
-        raise InputError(f"{path}: over {MAX_CSV_BYTES // 1024} KiB, not a category CSV (a few lines)")
+    data = read_file(path, str(path), MAX_CSV_BYTES, "pass a CSV written by 'fractaldb search' (a few short lines)")
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            raise InputError(f"{path}: not a text CSV file as fractaldb reads them: it starts with a {encoding} "
+                             "byte-order mark (BOM); save it as plain ASCII without the BOM (e.g. 'CSV', not "
+                             "'CSV UTF-8', in a spreadsheet)")
     try:
-        text = path.read_text(encoding="ascii")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text CSV file") from None
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text CSV file (byte {exc.start} is not ASCII); category CSVs are plain "
+                         "ASCII numbers a,b,c,d,e,f,p, one map per line") from None
     return parse_csv(text, str(path))
 
 

@@ -47,8 +47,8 @@ class EnergonIndex(Index):
     help = f"Megatron-Energon ({ENERGON_DIR}/ and .tar.idx per shard)"
     reads_shards = True
 
-    def __init__(self, store, manifest: dict, dataset=None):
-        super().__init__(store, manifest, dataset)
+    def __init__(self, store, manifest: dict, dataset=None, asked: bool = False):
+        super().__init__(store, manifest, dataset, asked)
         self.tmp = tempfile.TemporaryDirectory()
         self.path = os.path.join(self.tmp.name, "index.sqlite")
         self.db = sqlite3.connect(self.path)
@@ -107,4 +107,4 @@ class EnergonIndex(Index):
         }
         for fname, data in files.items():
             self.put(f"{ENERGON_DIR}/{fname}", data)
-        return self.written
+        return self.flush()

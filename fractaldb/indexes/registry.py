@@ -18,7 +18,7 @@ import pkgutil
 from ..errors import ConfigError
 
 __all__ = ["Index", "register_index", "indexes", "get_index", "reader_names", "write_at_generate",
-           "check_at_generate"]
+           "write_missing_at_generate", "check_at_generate"]
 
 _REGISTRY: dict = {}
 _LOADED = False
@@ -38,15 +38,32 @@ class Index:
     at_generate: bool = False
     #: Whether it is the dataset card (``generate(card=False)`` skips it).
     is_card: bool = False
+    #: The files it writes whatever the dataset (their absence means it was never written).
+    files: tuple = ()
 
-    def __init__(self, store, manifest: dict, dataset=None):
+    def __init__(self, store, manifest: dict, dataset=None, asked: bool = False):
         self.store, self.manifest, self.dataset = store, manifest, dataset
+        #: Whether a user asked for this index (``fractaldb index``), rather than ``generate``
+        #: writing it by the way.
+        self.asked = asked
         self.written: list = []
+        self.pending: list = []
+
+    def preflight(self) -> None:
+        """Refuse, before anything is written, what this index must not overwrite (nothing by default)."""
 
     def put(self, name: str, data: bytes) -> None:
-        """Write one file of the index (through the store's safe write)."""
-        self.store.write(name, data)
-        self.written.append(name)
+        """One file of the index, written (through the store's safe write) by :meth:`flush` once
+        every shard was read and checked: a damaged shard leaves no index half written."""
+        self.pending.append((name, data))
+
+    def flush(self) -> list:
+        """Write the files :meth:`put` gave; every name written so far."""
+        for name, data in self.pending:
+            self.store.write(name, data)
+            self.written.append(name)
+        self.pending = []
+        return self.written
 
     def add_shard(self, tar_id: int, name: str, data: bytes) -> None:
         """One shard's bytes (checked against the manifest), in order (``reads_shards``)."""
@@ -57,18 +74,22 @@ class Index:
     def finish(self) -> list:
         """Everything written, after :meth:`write` and every :meth:`add_shard`."""
         self.write()
-        return self.written
+        return self.flush()
 
     def check(self) -> list:
         """Problems of its files against the manifest (their meaning, not their bytes: older
         versions wrote fewer fields), for ``verify``; none by default (not checked)."""
         return []
 
+    def rebuild_command(self) -> str:
+        """The command that writes this index's files again."""
+        return f"fractaldb index {self.store.url} --for {self.name}"
+
     def missing(self, name: str) -> str:
-        return f"{name}: missing (fractaldb index DIR --for {self.name} writes it)"
+        return f"{name}: missing (a derived file: '{self.rebuild_command()}' writes it)"
 
     def mismatch(self, name: str) -> str:
-        return f"{name}: does not match the manifest (fractaldb index DIR --for {self.name} writes it again)"
+        return f"{name}: does not match the manifest (a derived file: '{self.rebuild_command()}' writes it again)"
 
 
 def register_index(cls):
@@ -115,6 +136,16 @@ def write_at_generate(store, manifest: dict, dataset, card: bool = True) -> list
     written = []
     for cls in indexes().values():
         if cls.at_generate and (card or not cls.is_card):
+            written += cls(store, manifest, dataset).finish()
+    return written
+
+
+def write_missing_at_generate(store, manifest: dict, dataset) -> list:
+    """The indexes ``generate`` writes of which a file is missing (``regenerate`` in a folder
+    rebuilt shard by shard from its manifest); those present are left as they are."""
+    written = []
+    for cls in indexes().values():
+        if cls.at_generate and any(not store.exists(name) for name in cls.files):
             written += cls(store, manifest, dataset).finish()
     return written
 

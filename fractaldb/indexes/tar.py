@@ -1,4 +1,7 @@
-"""Reading a shard's tar layout: what the byte-offset indexes (Energon, DALI) are made of."""
+"""Reading a shard's tar layout: what the byte-offset indexes (Energon, DALI) are made of.
+
+Member names are quoted by those indexes (DALI's ``.idx`` lines are space separated), so
+every one must be a plain ``<key>.<ext>`` (:func:`fractaldb.manifest.member_name_ok`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import io
 import tarfile
 
 from ..errors import InputError
+from ..manifest import member_name_ok
 
 __all__ = ["tar_members", "split_name", "samples_of", "image_ext"]
 
@@ -18,6 +22,9 @@ def tar_members(data: bytes) -> tuple:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for m in tar:
                 if m.isreg():
+                    if not member_name_ok(m.name):
+                        raise InputError(f"a shard holds a member named {m.name[:60]!r}, not a fractaldb sample "
+                                         "member; regenerate the dataset from a manifest you trust")
                     out.append((m.name, m.offset, m.offset_data, m.size))
             end = tar.offset
     except tarfile.TarError as exc:

@@ -13,6 +13,7 @@ from .registry import Index, register_index
 class TimmIndex(Index):
     name = "timm"
     help = f"timm's wds/ reader ({TIMM_INFO})"
+    files = (TIMM_INFO,)
     at_generate = True
 
     def write(self):

@@ -19,6 +19,7 @@ def wids_doc(manifest: dict) -> dict:
 class WidsIndex(Index):
     name = "wids"
     help = f"wids ({WIDS_INDEX})"
+    files = (WIDS_INDEX,)
     at_generate = True
 
     def write(self):

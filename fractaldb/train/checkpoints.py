@@ -1,6 +1,7 @@
 """The files of a run: checkpoints (``last.pt``, ``best.pt``) and text files written whole.
 
-Every write goes under a temporary name and is then renamed, so a reader (or a
+Every write goes through :func:`fractaldb.storage.write_file` (an exclusive,
+unpredictable temporary, then a rename; never through a link), so a reader (or a
 resumed run) never sees half a file.  A checkpoint is a dict whose ``format``
 is :data:`CHECKPOINT_FORMAT`; :func:`load_checkpoint` also reads a plain
 ``state_dict`` (e.g. published weights).
@@ -8,24 +9,19 @@ is :data:`CHECKPOINT_FORMAT`; :func:`load_checkpoint` also reads a plain
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
+from ..storage import write_file
 
 CHECKPOINT_FORMAT = "fractaldb-checkpoint-v1"
 
 
 def _save(obj, path: Path) -> None:
-    """``torch.save`` under a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --out") from None
+    """``torch.save`` through :func:`fractaldb.storage.write_file`: a reader never sees half a file."""
+    write_file(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path) -> dict:
@@ -63,7 +59,5 @@ def _last_checkpoint(run_dir, kind: str) -> dict:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` whole (:func:`fractaldb.storage.write_file`): a reader never sees half a file."""
+    write_file(path, text.encode())

@@ -119,14 +119,10 @@ def tensor_source(images: "torch.Tensor", labels: "torch.Tensor", cfg: dict, rt:
 def load_image(path: str):
     """An ImageFolder file as an RGB PIL image, or one :class:`InputError` naming it
     (corrupt, truncated, or over PIL's decompression-bomb limit)."""
-    from PIL import Image
+    from ..inputs import open_image
 
-    try:
-        with open(path, "rb") as f:
-            img = Image.open(f)
-            return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path} is not a readable image ({type(exc).__name__}); replace or remove it") from None
+    # the one validated reader path: a regular file (never a FIFO), bounded before it is decoded
+    return open_image(path, str(path), "RGB")
 
 
 def _imagefolder_source(path: Path, cfg: dict, rt: Runtime, train: bool) -> Source:

@@ -157,10 +157,17 @@ def render(params, out, image_format, overwrite, resume, workers, **options):
 
 def params_sheet(params, per_category: int, limit: int, **options) -> list:
     """``fractaldb preview --params``: contact-sheet images of a category folder or CSV
-    (the identity weight, then more weights), drawn with the render options."""
+    (the identity weight, then more weights), drawn with the render options: a flat list
+    (``per_category`` 1) or one row per category (never wrapped across rows when the
+    weight table has fewer variants than asked)."""
     from ...ifs.system import Categories, load_categories
     from ...ifs.render import render_previews
 
     cfg = dataclasses.replace(render_config(**options), patches=1, flips=1)
     ids, systems = load_categories(params)
-    return render_previews(cfg, Categories(ids, systems), per_category, limit)
+    images = render_previews(cfg, Categories(ids, systems), per_category, limit)
+    if per_category == 1:
+        return images
+    shown = min(limit, len(ids))
+    per = len(images) // shown
+    return [images[i:i + per] for i in range(0, len(images), per)]

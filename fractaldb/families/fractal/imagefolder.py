@@ -7,6 +7,13 @@ end, so an interrupted run never leaves a half-written dataset at ``OUT``; the
 hidden folder records the finished blocks, and ``--resume`` continues it.  A
 ``render.json`` beside the class folders records the settings and any
 degenerate weight variants (ImageFolder ignores plain files at the top).
+
+The hidden folder is written through the safe-write layer (:mod:`fractaldb.storage`):
+every image and record file whole, under a random temporary name, never through a
+link (a class folder that is a link is refused), the log of finished blocks appended
+without following links; its records are read bounded.  It is fractaldb's only when it
+holds its run record (``.render-run.json``): ``--resume`` and ``--overwrite`` refuse (and
+never delete) a folder of that name that a user made.
 """
 
 from __future__ import annotations
@@ -14,18 +21,17 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
 from ...encode import DEFLATE, encode_image
 from ...keys import RENDER_SUMMARY
-from ...errors import ConfigError, OutputError
+from ...errors import ConfigError, InputError, OutputError
 from ...gpu import check_device
-from ...safety import TEMP_PREFIX
+from ...inputs import parse_json, read_file
 from ...signals import worker_pool
-from ...storage import check_output_dir
+from ...storage import Store, append_line, check_output_dir, replace_dir
 from ...ifs.render import CPURenderer, RenderConfig
 
 __all__ = ["write_imagefolder", "render_blocks", "create_renderer"]
@@ -36,6 +42,10 @@ __all__ = ["write_imagefolder", "render_blocks", "create_renderer"]
 #: JSON line per finished (category, weight) block).
 PARTIAL = ".{name}.partial"
 RUN, DONE = ".render-run.json", ".render-done.jsonl"
+#: The run record's format: what marks a hidden folder as a partial render fractaldb made.
+RUN_FORMAT = "fractaldb-imagefolder-v1"
+#: Largest run record or log of finished blocks read (21k categories x 25 weights is ~50 MB).
+MAX_RECORD_BYTES = 1 << 30
 
 
 def partial_dir(out) -> Path:
@@ -69,30 +79,28 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
     out = Path(out)
     check_output_dir(out, overwrite)
     part = partial_dir(out)
-    run = {"format": "fractaldb-imagefolder-v1", "render": asdict(cfg), "image_format": image_format,
+    run = {"format": RUN_FORMAT, "render": asdict(cfg), "image_format": image_format,
            "ids": list(map(int, ids)), "systems": [ifs.rows().tolist() for ifs in systems]}
     done = _open_partial(part, out, run, resume, overwrite)
-    _start_partial(part, run, ids)
+    store = _start_partial(part, run, ids)
 
     def consume(block):
-        folder = part / f"{block.category:05d}"
+        folder = f"{block.category:05d}"
         for name, img in zip(block.names(cfg.flips), block.images):
-            (folder / f"{name}.{image_format}").write_bytes(encode_image(img, image_format))
+            store.write(f"{folder}/{name}.{image_format}", encode_image(img, image_format))
         return block.category, block.weight, block.images.shape[0], block.record
 
     kept = sum(rec["images"] for rec in done.values())
     if on_start is not None:
         on_start(kept)
     total = kept
-    with open(part / DONE, "a") as log:
-        for cid, w, n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume,
-                                               device=device, skip=set(done)):
-            done[(cid, w)] = {"category": cid, "weight": w, "images": n, "record": record}
-            log.write(json.dumps(done[(cid, w)]) + "\n")
-            log.flush()
-            total += n
-            if progress is not None:
-                progress(n)
+    for cid, w, n, record in render_blocks(systems, cfg, workers=workers, category_ids=ids, consume=consume,
+                                           device=device, skip=set(done)):
+        done[(cid, w)] = {"category": cid, "weight": w, "images": n, "record": record}
+        append_line(part / DONE, json.dumps(done[(cid, w)]))
+        total += n
+        if progress is not None:
+            progress(n)
     records = [done[k]["record"] for k in sorted(done) if done[k]["record"] is not None]
     summary = {
         "format": "fractaldb-imagefolder-v1",
@@ -103,70 +111,97 @@ def write_imagefolder(ids, systems, cfg: RenderConfig, out, workers: int = 1, ov
         "images": total,
         "degenerate_variants": records,
     }
-    _finish_partial(part, out, summary)
+    _finish_partial(store, part, out, summary)
     return summary
+
+
+def _ours(part: Path) -> dict | None:
+    """The run record of the partial render in ``part`` ({} for an empty folder), or None when
+    the folder is not one fractaldb made (no readable run record of ours)."""
+    if not any(part.iterdir()):
+        return {}
+    record = part / RUN
+    if record.is_symlink() or not record.is_file():
+        return None
+    try:
+        run = parse_json(read_file(record, str(record), MAX_RECORD_BYTES), str(record), dict,
+                         max_bytes=MAX_RECORD_BYTES)
+    except InputError:
+        return None
+    return run if run.get("format") == RUN_FORMAT else None
 
 
 def _open_partial(part: Path, out: Path, run: dict, resume: bool, overwrite: bool) -> dict:
     """The blocks an interrupted render in ``part`` finished (``resume``), or {} after clearing
-    it (``overwrite``); refuses a link, a file, or a partial render of other settings."""
-    import shutil
+    it (``overwrite``); refuses a link, a file, a folder fractaldb did not make, or a partial
+    render of other settings."""
+    from ...storage import remove_tree
 
     done: dict = {}
-    if part.is_symlink() or (part.exists() and not part.is_dir()):
+    if part.is_symlink() or (os.path.lexists(part) and not part.is_dir()):
         raise OutputError(f"{part} is not a folder fractaldb made (a link or a file); remove it or choose "
                           "another --out")
     if not part.exists():
         return done
+    before = _ours(part)
+    if before is None:
+        raise OutputError(f"{part} is not a partial render fractaldb made (it has no {RUN} of ours); fractaldb "
+                          "will neither resume nor delete it: move it away, or choose another --out")
     if resume:
-        try:
-            before = json.loads((part / RUN).read_text())
-        except (OSError, ValueError):
-            before = None
-        if before != run:
+        if before and before != run:
             raise ConfigError(f"{part} holds an interrupted render of other categories or settings; run the "
                               f"same command as before with --resume, or pass --overwrite to start over")
-        if (part / DONE).exists():
-            for line in (part / DONE).read_text().splitlines():
+        log = part / DONE
+        if log.is_symlink() or (os.path.lexists(log) and not log.is_file()):
+            raise OutputError(f"{log} is a symbolic link or not a file: not a record fractaldb made; remove it, or "
+                              "pass --overwrite to start over")
+        if os.path.lexists(log):
+            text = read_file(log, str(log), MAX_RECORD_BYTES).decode("utf-8", "replace")
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
-                    done[(rec["category"], rec["weight"])] = rec
-                except (ValueError, KeyError, TypeError):
+                    key = (rec["category"], rec["weight"])
+                    if all(isinstance(k, int) and not isinstance(k, bool) for k in key) and \
+                            isinstance(rec.get("images"), int):
+                        done[key] = rec
+                except (ValueError, KeyError, TypeError, RecursionError):
                     continue  # a line cut by the interrupt: that block is made again
     elif overwrite:
-        shutil.rmtree(part)
+        remove_tree(part, "discarding the interrupted render")
     else:
         raise OutputError(f"{part} holds an interrupted render of {out}; add --resume to continue it, or "
                           "--overwrite to start over")
     return done
 
 
-def _start_partial(part: Path, run: dict, ids) -> None:
-    """``part`` with its run record and one folder per category."""
+def _start_partial(part: Path, run: dict, ids) -> Store:
+    """``part`` with its run record and one real folder per category (a link or a file at a
+    category's name is refused); the store every file of the render is written through."""
     try:
         part.mkdir(parents=True, exist_ok=True)
-        (part / RUN).write_text(json.dumps(run) + "\n")
-        for cid in ids:
-            (part / f"{cid:05d}").mkdir(exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write {part}: {exc.strerror or exc}; choose a writable --out") from None
+    store = Store(str(part))
+    store.write(RUN, (json.dumps(run) + "\n").encode())
+    for cid in ids:
+        folder = part / f"{cid:05d}"
+        if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+            raise OutputError(f"{folder} is a symbolic link or a file, not a folder fractaldb made; fractaldb "
+                              f"writes only inside {part}: remove it")
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot write {part}: {exc.strerror or exc}; choose a writable --out") from None
+    return store
 
 
-def _finish_partial(part: Path, out: Path, summary: dict) -> None:
+def _finish_partial(store: Store, part: Path, out: Path, summary: dict) -> None:
     """The summary written, the progress records removed, ``part`` renamed to ``out`` (replacing it)."""
-    import shutil
-
-    (part / RENDER_SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
-    (part / RUN).unlink()
-    (part / DONE).unlink()
+    store.write(RENDER_SUMMARY, (json.dumps(summary, indent=1) + "\n").encode())
+    store.remove(RUN)
+    store.remove(DONE)
     try:
-        old = None
-        if out.exists():
-            old = out.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-old-{out.name}")  # unpredictable
-            os.replace(out, old)
-        os.replace(part, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(part, out)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None
 

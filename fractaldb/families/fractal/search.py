@@ -35,7 +35,7 @@ from ...keys import CATEGORIES_SUMMARY
 from ...kernels import mt19937 as mt
 from ...parallel import default_workers
 from ...seeds import declare_purposes, generator, stream_key
-from ...storage import check_output_dir, staged_dir
+from ...storage import check_output_dir, staged_dir, write_file
 from . import kernels_search as ks
 from ...ifs.system import IFS, write_csv
 from ...ifs.render import PointScratch
@@ -321,5 +321,5 @@ def write_categories(result: SearchResult, out_dir, overwrite: bool = False) -> 
     with staged_dir(out, overwrite) as tmp:
         for i, ifs in enumerate(result.categories):
             write_csv(ifs, tmp / f"{i:05d}.csv")
-        (tmp / CATEGORIES_SUMMARY).write_text(json.dumps(result.summary(), indent=1) + "\n")
+        write_file(tmp / CATEGORIES_SUMMARY, (json.dumps(result.summary(), indent=1) + "\n").encode())
     return out

@@ -108,7 +108,8 @@ def preview(folder, params, preset, out, limit, per_category, **options):
               help="Keep only the first K classes (in label order) of the preset: try it small first.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep shards that match, make the rest.")
 @click.option("--executor", default="local", show_default=True,
-              help="local (this machine's cores) or dask (a local cluster, or --scheduler).")
+              help="local (this machine: worker processes, or threads for a small job), processes, threads, "
+                   "or dask (a local cluster, or --scheduler).")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--device", default=DEVICES[0], show_default=True,
               help=f"Render on {' or '.join(DEVICES)} (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
@@ -147,13 +148,18 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
         bars[name].update(accepted - bars[name].n)
 
     kept = {"samples": 0, "shards": 0}
+    how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
+
+    def on_workers(label):
+        how["label"] = label
 
     def on_plan(total, kept_samples, kept_shards):
         for bar in bars.values():
             bar.close()
         kept.update(samples=kept_samples, shards=kept_shards)
         # total, rate and ETA over this run's work; a resumed run starts at what it kept
-        bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc="generate", unit_scale=True)
+        desc = f"generate ({how['label']})" if how["label"] else "generate"
+        bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc=desc, unit_scale=True)
 
     def on_dataset(ds):
         for bar in bars.values():
@@ -163,12 +169,12 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
 
         est = estimate_dataset(ds, workers or default_workers(), device)
         if worth_telling(est):
-            click.echo(est.line(), err=True)
+            click.echo(f"{est.line()}; shards on {how['label']}" if how["label"] else est.line(), err=True)
 
     try:
         manifest = run_generate(out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
                                 search_progress=search_progress, executor=executor, scheduler=scheduler,
-                                device=device, on_plan=on_plan, on_dataset=on_dataset)
+                                device=device, on_plan=on_plan, on_dataset=on_dataset, on_workers=on_workers)
     finally:
         for bar in bars.values():
             bar.close()

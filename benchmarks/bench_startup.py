@@ -5,7 +5,8 @@ installations given by ``--a`` and ``--b`` (each a ``fractaldb`` executable, e.g
 two virtual environments: an older release's and this checkout's) in every
 round, A first on even rounds and B first on odd ones.  Before the rounds, each
 command runs once per side (numba's on-disk cache warm, files in the page
-cache).  Reported per command: median CPU-seconds of the process and its
+cache, bytecode written: ``PYTHONDONTWRITEBYTECODE`` is removed from the
+commands' environment).  Reported per command: median CPU-seconds of the process and its
 children (``getrusage(RUSAGE_CHILDREN)``) and median wall seconds, per side,
 and the ratio A/B; the load average before and after.
 
@@ -29,10 +30,15 @@ import tempfile
 import time
 
 
+#: Bytecode caching as a user has it: a shell with PYTHONDONTWRITEBYTECODE set (as this
+#: project's VM has) makes every start compile every module again, ~0.3 CPU-s of noise.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _run(argv: list) -> tuple:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=_ENV)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

@@ -422,10 +422,13 @@ class _Job:
                                       functools.partial(pack_task, ds, store), todo)
             else:
                 results = ex.run(functools.partial(shard_task, ds, store, device=self.device), todo)
-            for entry, recs in results:
-                self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
-                if self.progress is not None:
-                    self.progress(entry["samples"])
+            try:
+                for entry, recs in results:
+                    self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
+                    if self.progress is not None:
+                        self.progress(entry["samples"])
+            finally:  # stop the workers now, not when the interrupt's traceback is freed
+                getattr(results, "close", lambda: None)()
         return ds
 
     def _finish(self, ds: "Dataset") -> dict:

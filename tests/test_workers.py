@@ -224,3 +224,33 @@ def test_a_worker_killed_mid_run_is_one_line_and_resume_completes(tmp_path):
 @pytest.mark.slow
 def test_gpu_pipeline_cases_in_the_simulator():
     run_simulator_cases("pipeline_cases.py", at_least=3)
+
+
+# -- object storage: every worker process opens its own connection ----------------------------------
+
+@pytest.mark.slow
+def test_processes_write_to_s3_the_bytes_of_a_local_run(tmp_path):
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+               "FSSPEC_S3_ENDPOINT_URL": endpoint, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.create_bucket(Bucket="workers")
+        argv = ["generate", "--preset", "tiny", *(x for kv in SMALL for x in ("--set", kv)), "--workers", "3",
+                "--executor", "processes"]
+        run = run_process([*argv, "--out", "s3://workers/data"], env=env)
+        assert run.returncode == 0, run.stderr
+        generate(config.resolve("tiny", SMALL), str(tmp_path / "local"), workers=1)
+        got = {o["Key"].split("/", 1)[1]: client.get_object(Bucket="workers", Key=o["Key"])["Body"].read()
+               for o in client.list_objects_v2(Bucket="workers", Prefix="data/")["Contents"]}
+        assert {k: hashlib.sha256(v).hexdigest() for k, v in got.items()} == _files(tmp_path / "local")
+    finally:
+        server.stop()

@@ -187,11 +187,20 @@ def _run_threads(fn, items, workers: int):
 
 
 def _run_processes(fn, items, workers: int):
+    import pickle
+
     from .errors import OutputError
     from .parallel import ProcessPool, WorkerDied
 
     try:
-        with ProcessPool(fn, min(workers, len(items)), in_flight=IN_FLIGHT) as pool:
+        pool = ProcessPool(fn, min(workers, len(items)), in_flight=IN_FLIGHT)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a plug-in's classes, say
+        log.warning("the shard task cannot be sent to worker processes (%s); running on %d threads",
+                    str(exc).split("\n")[0][:200], workers)
+        yield from _run_threads(fn, items, workers)
+        return
+    try:
+        with pool:
             yield from pool.map(items)
     except WorkerDied as exc:
         raise OutputError(f"{exc}; nothing half-written is kept: run the same command with --resume "

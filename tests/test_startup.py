@@ -62,6 +62,7 @@ def test_verify_imports_nothing_heavy(tiny):
     assert got["code"] in (0, None) and got["heavy"] == [], got
 
 
+@pytest.mark.slow
 def test_generate_imports_numba_but_not_scipy(tmp_path):
     got = _command(["generate", "--preset", "tiny", "--out", tmp_path / "g"])
     assert got["code"] in (0, None)

@@ -43,7 +43,8 @@ def reference(tmp_path_factory):
     return _files(out)
 
 
-@pytest.mark.parametrize("executor,workers", [("processes", 2), ("processes", 3), ("processes", 16),
+@pytest.mark.parametrize("executor,workers", [("processes", 2), ("processes", 3),
+                                              pytest.param("processes", 16, marks=pytest.mark.slow),
                                               ("threads", 2), ("local", 2)])
 def test_same_bytes_as_one_worker(tmp_path, reference, executor, workers):
     labels = []
@@ -254,3 +255,23 @@ def test_processes_write_to_s3_the_bytes_of_a_local_run(tmp_path):
         assert {k: hashlib.sha256(v).hexdigest() for k, v in got.items()} == _files(tmp_path / "local")
     finally:
         server.stop()
+
+
+def test_a_task_that_cannot_be_pickled_runs_on_threads_with_a_note():
+    import logging
+    import threading
+
+    notes = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notes.append(record.getMessage())
+    log = logging.getLogger("fractaldb")
+    log.addHandler(handler)
+    lock = threading.Lock()  # not picklable: the closure cannot go to another process
+    try:
+        with executors.executor("processes", 2) as ex:
+            ex.decide(4, 10**6)
+            got = sorted(ex.run(lambda i: (lock, i)[1] * 2, range(4)))
+    finally:
+        log.removeHandler(handler)
+    assert got == [0, 2, 4, 6]
+    assert any("cannot be sent to worker processes" in n for n in notes), notes

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -68,8 +69,8 @@ def choose(kind: str, workers: int, shards: int, samples: int, device: str = "cp
         return "dask"
     if workers <= 1 or shards <= 1:
         return "inline"
-    if kind == "threads" or not fork_available():
-        return "threads"
+    if kind == "threads" or not fork_available() or (device == "cuda" and not hasattr(os, "memfd_create")):
+        return "threads"  # the GPU pipeline shares memory through Linux memfds
     if kind == "processes":
         return "processes"
     return "threads" if samples < SMALL_JOB_SAMPLES else "processes"
@@ -152,6 +153,8 @@ class Executor:
         def rendered():
             todo = deque(items)
             while todo:
+                if not free:  # pragma: no cover - the count above leaves ``group`` free
+                    raise RuntimeError("the GPU pipeline ran out of shared slots")
                 take = [todo.popleft() for _ in range(min(group, len(todo), len(free)))]
                 yield from render(take, slots, {i: free.popleft() for i in take})
 
@@ -203,8 +206,8 @@ def _run_processes(fn, items, workers: int):
         with pool:
             yield from pool.map(items)
     except WorkerDied as exc:
-        raise OutputError(f"{exc}; nothing half-written is kept: run the same command with --resume "
-                          "(with fewer --workers if memory is short)") from None
+        raise OutputError(f"a worker process {exc.how} while making shard {exc.item}; nothing half-written is "
+                          "kept: run the same command with --resume (with fewer --workers if memory is short)") from None
 
 
 @contextlib.contextmanager

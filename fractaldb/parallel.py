@@ -49,10 +49,11 @@ class WorkerDied(RuntimeError):
 
     def __init__(self, item, exitcode):
         self.item, self.exitcode = item, exitcode
-        how = (f"was killed by {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0
-               and -exitcode in signal.valid_signals() else f"exited with code {exitcode}")
-        super().__init__(f"a worker process {how} while working on {item!r}"
-                         + (" (out of memory?)" if exitcode == -signal.SIGKILL else ""))
+        killed = exitcode is not None and exitcode < 0 and -exitcode in signal.valid_signals()
+        #: ``was killed by SIGKILL (out of memory?)``, ``exited with code 1``
+        self.how = (f"was killed by {signal.Signals(-exitcode).name}" if killed else f"exited with code {exitcode}") \
+            + (" (out of memory?)" if exitcode == -signal.SIGKILL else "")
+        super().__init__(f"a worker process {self.how} while working on {item!r}")
 
 
 _STOP = None

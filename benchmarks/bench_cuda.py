@@ -10,9 +10,12 @@ JIT compilation and a warm-up are excluded; every figure is the median of
    device array (the images stay in GPU memory), timed to ``cuda.synchronize()``.
 2. CPU render only: ``render_blocks`` on ``--workers`` threads into host memory.
 3. End to end into shards, GPU: ``fractaldb generate --device cuda`` on a
-   ``fractaldb-1k`` slice of ``--categories`` categories (GPU renders each
-   shard's blocks in one launch, PNG encoding and writing on ``--workers``
-   CPU threads), to a temporary folder.
+   ``fractaldb-1k`` slice of ``--categories`` categories, to a temporary
+   folder, once per ``--executors`` entry: ``local`` (the default: this process
+   renders groups of ``--group`` shards per launch into shared memory while
+   ``--workers`` worker processes encode and pack, fractaldb.executors) and
+   ``threads`` (each of ``--workers`` threads renders its shard's blocks and
+   encodes them: the path before issue 24).
 4. The same ``generate`` with ``--device cpu``; both runs must write the
    same manifest (same bytes).
 5. On-the-fly into PyTorch: :class:`fractaldb.data.GPUFractalStream` batches
@@ -71,17 +74,23 @@ def same_block(a, b) -> bool:
             and a.record == b.record and list(a.draws) == list(b.draws))
 
 
-def timed_generate(cfg: dict, tmp: str, label: str, workers: int, device: str, repeat: int) -> tuple:
-    """Median wall time of ``generate(cfg)`` on ``device`` and its manifest."""
+def timed_generate(cfg: dict, tmp: str, label: str, workers: int, device: str, repeat: int,
+                   executor: str = "local") -> tuple:
+    """Median wall time of ``generate(cfg)`` on ``device``, its manifest and what ran it."""
+    import shutil
+
     from fractaldb.dataset import generate
 
-    runs = iter(range(10**6))
-    result = {}
-
-    def once():
-        result["m"] = generate(cfg, os.path.join(tmp, f"{label}{next(runs)}"), workers=workers, device=device)
-
-    return median_time(once, repeat), result["m"]
+    times, result = [], {}
+    for r in range(repeat):
+        out = os.path.join(tmp, f"{label}{r}")
+        labels = []
+        t0 = time.perf_counter()
+        result["m"] = generate(cfg, out, workers=workers, device=device, executor=executor, on_workers=labels.append)
+        times.append(time.perf_counter() - t0)
+        result["how"] = labels[0]
+        shutil.rmtree(out)  # not timed; the next run writes as much again
+    return statistics.median(times), result["m"], result["how"]
 
 
 def main() -> None:
@@ -97,6 +106,10 @@ def main() -> None:
     ap.add_argument("--color", default="gray", choices=["gray", "color"])
     ap.add_argument("--window", type=int, default=4096, help="images per launch of the GPU stream (5)")
     ap.add_argument("--skip-cpu", action="store_true", help="skip the CPU measurements (2 and 4)")
+    ap.add_argument("--executors", default="local,threads",
+                    help="comma-separated executors of measurement 3 (local: the GPU pipeline; threads)")
+    ap.add_argument("--group", type=int, default=None, help="shards per GPU launch of the pipeline")
+    ap.add_argument("--skip-stream", action="store_true", help="skip the GPU stream (5)")
     args = ap.parse_args()
     require_gpu()
 
@@ -177,21 +190,33 @@ def main() -> None:
         slice_ds = Dataset.from_config(slice_cfg)  # for the stream (5), loaded while the folder exists
         for device in ("cuda", "cpu"):
             generate(warm_cfg, os.path.join(tmp, f"warm-{device}"), workers=args.workers, device=device)
-        t, gm = timed_generate(slice_cfg, tmp, "gpu", args.workers, "cuda", args.repeat)
-        n = gm["plan"]["samples"]
-        gpu_e2e_rate = n / t
-        size = sum(e["bytes"] for e in gm["shards"])
-        print(f"3. generate --device cuda ({args.workers} CPU threads encode): median {t:.3f} s -> "
-              f"{gpu_e2e_rate:.0f} images/s, {size / 1e6:.1f} MB of shards")
+        if args.group is not None:
+            from fractaldb import executors
+
+            executors.GPU_GROUP = args.group
+        gpu_e2e_rate, gm = None, None
+        for ex in [e.strip() for e in args.executors.split(",") if e.strip()]:
+            t, m, how = timed_generate(slice_cfg, tmp, f"gpu-{ex}", args.workers, "cuda", args.repeat, ex)
+            n = m["plan"]["samples"]
+            size = sum(e["bytes"] for e in m["shards"])
+            print(f"3. generate --device cuda --executor {ex} ({how}): median {t:.3f} s -> "
+                  f"{n / t:.0f} images/s, {size / 1e6:.1f} MB of shards; same manifest as before: "
+                  f"{gm is None or m == gm}")
+            if gm is not None and m != gm:
+                sys.exit(1)
+            gpu_e2e_rate = gpu_e2e_rate or n / t
+            gm = m
         if not args.skip_cpu:
-            t, cm = timed_generate(slice_cfg, tmp, "cpu", args.workers, "cpu", args.repeat)
+            t, cm, how = timed_generate(slice_cfg, tmp, "cpu", args.workers, "cpu", args.repeat)
             cpu_e2e_rate = n / t
-            print(f"4. generate --device cpu ({args.workers} threads): median {t:.3f} s -> {cpu_e2e_rate:.0f} images/s; "
+            print(f"4. generate --device cpu ({how}): median {t:.3f} s -> {cpu_e2e_rate:.0f} images/s; "
                   f"same manifest as the GPU run: {cm == gm}")
             if cm != gm:
                 sys.exit(1)
             print(f"ratio GPU/CPU: render only {gpu_rate / cpu_rate:.1f}x, end to end {gpu_e2e_rate / cpu_e2e_rate:.1f}x")
 
+    if args.skip_stream:
+        return
     try:
         import torch
     except ImportError:

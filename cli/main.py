@@ -18,18 +18,86 @@ from fractaldb.errors import FractalDBError
 
 from fractaldb.console import progress_bar as _tqdm
 from fractaldb.console import workers_option as _workers_option
-from fractaldb.families import get_family, list_families
 from fractaldb.gpu import DEVICES
-from fractaldb.indexes.registry import indexes as _indexes
 
-# The index formats (fractaldb.indexes): index --for takes any, generate --index those it does not write anyway.
-_INDEXES = _indexes()
-_EXTRA_INDEXES = tuple(n for n, c in _INDEXES.items() if not c.at_generate)
-# The family that reads class-parameter files offers ``preview --params`` and its options.
-_PARAMS = next((get_family(f).params_preview() for f in list_families() if get_family(f).params_preview()), None)
+# Start-up is kept small (tests/test_startup.py): what a command needs is imported when it runs,
+# and what only some commands show -- the index formats, the families' own commands and
+# options, the training commands -- when first asked for, not when this module is imported.
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _indexes() -> dict:
+    """The index formats (fractaldb.indexes; importing them imports the dataset card)."""
+    from fractaldb.indexes.registry import indexes
+
+    return indexes()
+
+
+def _extra_indexes() -> tuple:
+    """The indexes generate --index offers: those it does not write anyway."""
+    return tuple(n for n, c in _indexes().items() if not c.at_generate)
+
+
+class _LazyChoice(click.Choice):
+    """A choice whose values come from ``values()``, called when first needed."""
+
+    def __init__(self, values):
+        self._values = values
+        super().__init__(())
+
+    @property
+    def choices(self):
+        return tuple(self._values())
+
+    @choices.setter
+    def choices(self, _):
+        pass
+
+
+class _LazyHelpOption(click.Option):
+    """An option whose help text is made (by ``help_text()``) when help is shown."""
+
+    def __init__(self, *args, help_text, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx):
+        if self.help is None:
+            self.help = self._help_text()
+        return super().get_help_record(ctx)
+
+
+class _Commands(click.Group):
+    """``fractaldb``: the generic commands of this module, plus commands loaded when first
+    listed or asked for -- ``preview`` (its options come from a family), each family's own
+    (the fractal family's ``search`` and ``render``) and the training commands (cli/train.py)."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        from fractaldb.families import get_family, list_families
+
+        self.add_command(_preview_command())
+        for family in list_families():
+            for command in get_family(family).commands():
+                self.add_command(command)
+        from fractaldb.cli import train  # imports torch only when a training command runs
+
+        train.register(self)
+
+    def list_commands(self, ctx):
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        if name not in self.commands:
+            self._load()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="fractaldb")
 def cli():
     """Formula-driven pretraining data: FractalDB categories and instances."""
@@ -40,22 +108,42 @@ def _n(k: int, word: str) -> str:
     return f"{k} {word}" if k == 1 else f"{k} {word}{'es' if word.endswith('s') else 's'}"
 
 
-def _params_options(f):
+def _params_options(f, params):
     opts = [click.option("--params", type=click.Path(), help="Category folder or CSV to render.")]
-    f = _PARAMS.render_options(f) if _PARAMS is not None else f
+    f = params.render_options(f) if params is not None else f
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-@cli.command()
-@click.argument("folder", required=False, type=click.Path())
-@click.option("--preset", help="A preset name or YAML file: search its first categories and render them.")
-@click.option("--out", required=True, type=click.Path(), help="Contact sheet file (.png).")
-@click.option("--limit", type=int, default=36, show_default=True, help="Categories to show.")
-@click.option("--per-category", type=int, default=1, show_default=True, help="Weight variants per category (a row each).")
-@_params_options
-def preview(folder, params, preset, out, limit, per_category, **options):
+def _preview_command():
+    """``preview``, with the render options of the family that reads class-parameter
+    files (``preview --params``), made when first asked for."""
+    from fractaldb.families import get_family, list_families
+
+    family = next((get_family(f).params_preview() for f in list_families() if get_family(f).params_preview()), None)
+
+    def preview(**kwargs):
+        return _preview(family, **kwargs)
+
+    preview.__doc__ = _preview.__doc__
+    f = _params_options(preview, family)
+    for opt in reversed(_PREVIEW_OPTIONS):
+        f = opt(f)
+    return click.command("preview")(f)
+
+
+_PREVIEW_OPTIONS = [
+    click.argument("folder", required=False, type=click.Path()),
+    click.option("--preset", help="A preset name or YAML file: search its first categories and render them."),
+    click.option("--out", required=True, type=click.Path(), help="Contact sheet file (.png)."),
+    click.option("--limit", type=int, default=36, show_default=True, help="Categories to show."),
+    click.option("--per-category", type=int, default=1, show_default=True,
+                 help="Weight variants per category (a row each)."),
+]
+
+
+def _preview(_params_family, folder, params, preset, out, limit, per_category, **options):
     """Write a contact sheet (from --params, --preset, a shard dataset or an ImageFolder).
 
     Render options apply to --params; a preset or a dataset brings its own settings.
@@ -84,7 +172,7 @@ def preview(folder, params, preset, out, limit, per_category, **options):
         else:
             sheet = preview_folder(folder, limit=limit)
     elif params:
-        images = _PARAMS.params_sheet(params, per_category, limit, **options)
+        images = _params_family.params_sheet(params, per_category, limit, **options)
         sheet = contact_sheet(images, columns=per_category if per_category > 1 else None)
     else:
         from fractaldb import config as fconf
@@ -109,11 +197,12 @@ def preview(folder, params, preset, out, limit, per_category, **options):
               help="Keep only the first K classes (in label order) of the preset: try it small first.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep shards that match, make the rest.")
 @click.option("--executor", default="local", show_default=True,
-              help="local (this machine's cores) or dask (a local cluster, or --scheduler).")
+              help="local (this machine: worker processes, or threads for a small job), processes, threads, "
+                   "or dask (a local cluster, or --scheduler).")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--device", default=DEVICES[0], show_default=True,
               help=f"Render on {' or '.join(DEVICES)} (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
-@click.option("--index", "readers", multiple=True, type=click.Choice(_EXTRA_INDEXES),
+@click.option("--index", "readers", multiple=True, type=_LazyChoice(_extra_indexes),
               help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
 @_workers_option
 def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, workers):
@@ -148,13 +237,18 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
         bars[name].update(accepted - bars[name].n)
 
     kept = {"samples": 0, "shards": 0}
+    how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
+
+    def on_workers(label):
+        how["label"] = label
 
     def on_plan(total, kept_samples, kept_shards):
         for bar in bars.values():
             bar.close()
         kept.update(samples=kept_samples, shards=kept_shards)
         # total, rate and ETA over this run's work; a resumed run starts at what it kept
-        bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc="generate", unit_scale=True)
+        desc = f"generate ({how['label']})" if how["label"] else "generate"
+        bars["gen"] = _tqdm(total=total, initial=kept_samples, unit="img", desc=desc, unit_scale=True)
 
     def on_dataset(ds):
         for bar in bars.values():
@@ -164,12 +258,12 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
 
         est = estimate_dataset(ds, workers or default_workers(), device)
         if worth_telling(est):
-            click.echo(est.line(), err=True)
+            click.echo(f"{est.line()}; shards on {how['label']}" if how["label"] else est.line(), err=True)
 
     try:
         manifest = run_generate(out, workers=workers, resume=resume, progress=lambda n: bars["gen"].update(n),
                                 search_progress=search_progress, executor=executor, scheduler=scheduler,
-                                device=device, on_plan=on_plan, on_dataset=on_dataset)
+                                device=device, on_plan=on_plan, on_dataset=on_dataset, on_workers=on_workers)
     finally:
         for bar in bars.values():
             bar.close()
@@ -252,9 +346,9 @@ def export(dataset, out, overwrite):
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--for", "readers", multiple=True, required=True, type=click.Choice(tuple(_INDEXES)),
-              help="Reader to index for (repeatable): " + "; ".join(f"{n}: {c.help}" for n, c in _INDEXES.items())
-                   + ".")
+@click.option("--for", "readers", multiple=True, required=True, type=_LazyChoice(lambda: tuple(_indexes())),
+              cls=_LazyHelpOption, help_text=lambda: "Reader to index for (repeatable): " + "; ".join(
+                  f"{n}: {c.help}" for n, c in _indexes().items()) + ".")
 def index(dataset, readers):
     """Write the index files other readers need beside DATASET's shards."""
     from fractaldb.dataset import load_manifest
@@ -265,7 +359,7 @@ def index(dataset, readers):
     total = load_manifest(store)["plan"]["samples"] if store.exists() else None
     # only indexes of the shards' bytes read them; the others are written from the manifest
     with _tqdm(total=total, unit="img", desc="index", unit_scale=True,
-               disable=not any(_INDEXES[r].reads_shards for r in readers) or None) as bar:
+               disable=not any(_indexes()[r].reads_shards for r in readers) or None) as bar:
         written = write_indexes(dataset, readers, progress=bar.update)
     click.echo(f"{len(written)} index files for {', '.join(dict.fromkeys(readers))} -> {dataset}")
 
@@ -300,22 +394,14 @@ def presets_show(name):
     click.echo(yaml.dump(resolve(name), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000).rstrip())
 
 
-# Each family's own commands (e.g. the fractal family's search and render).
-for _family in list_families():
-    for _command in get_family(_family).commands():
-        cli.add_command(_command)
-
-# Training commands live in cli/train.py; they import torch only when they run.
-from fractaldb.cli import train as _train  # noqa: E402
-
-_train.register(cli)
-
 
 def main(argv=None) -> int:
     """Entry point: one-line errors, exit code 2 for bad input."""
+    from fractaldb._jit import skip_blas_probe
     from fractaldb.signals import install
 
     install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+    skip_blas_probe()  # this process compiles no kernel that needs SciPy's BLAS
     _notes()
     try:
         with _warnings_as_notes():

@@ -39,7 +39,7 @@ from .keys import MANIFEST, PROGRESS_DIR, SHARD_SUFFIX, shard_name
 from .parallel import default_workers
 from .plan import Plan
 from .safety import check_workers
-from .shards import build_shard
+from .shards import build_shard, pack_rendered, render_shards
 from .storage import Store
 
 __all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest", "ShardMismatch",
@@ -189,7 +189,10 @@ def _renderer(part: Part, device: str):
 
 def _make_shard(ds: Dataset, index: int, device: str = "cpu") -> tuple:
     """Render and pack shard ``index`` (on ``device``: the same bytes)."""
-    data, n, records = build_shard(ds, index, ds.renderers(device))
+    return _entry(ds, index, *build_shard(ds, index, ds.renderers(device)))
+
+
+def _entry(ds: Dataset, index: int, data: bytes, n: int, records: list) -> tuple:
     entry = {"name": ds.shard_name(index), "samples": n, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest()}
     return data, entry, records
@@ -207,6 +210,16 @@ class ShardMismatch(InputError):
         return str(self.args[0])
 
 
+def _keep(store: Store, data: bytes, entry: dict, records: list, expect: dict | None = None) -> tuple:
+    """Write a finished shard atomically and record it as finished; with ``expect`` (shard
+    name -> sha256), a shard that hashes otherwise raises :class:`ShardMismatch` first."""
+    if expect is not None and expect.get(entry["name"]) != entry["sha256"]:
+        raise ShardMismatch(f"{entry['name']} does not hash to the expected sha256", entry["name"])
+    store.write(entry["name"], data)
+    store.write(f"{PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
+    return entry, records
+
+
 def shard_task(ds: Dataset, store: Store, index: int, device: str = "cpu", expect: dict | None = None) -> tuple:
     """Make shard ``index``, write it atomically, record it as finished.
 
@@ -215,12 +228,22 @@ def shard_task(ds: Dataset, store: Store, index: int, device: str = "cpu", expec
     (also on either ``device``).  With ``expect`` (shard name -> sha256), a shard
     that hashes otherwise raises :class:`ShardMismatch` before anything is written.
     """
-    data, entry, records = _make_shard(ds, index, device)
-    if expect is not None and expect.get(entry["name"]) != entry["sha256"]:
-        raise ShardMismatch(f"{entry['name']} does not hash to the expected sha256", entry["name"])
-    store.write(entry["name"], data)
-    store.write(f"{PROGRESS_DIR}/{entry['name']}.json", _dumps({"entry": entry, "records": records}))
-    return entry, records
+    return _keep(store, *_make_shard(ds, index, device), expect=expect)
+
+
+def render_task(ds: Dataset, device: str, indices: list, slots, slot_of: dict) -> list:
+    """The GPU pipeline's first half (the process that owns the GPU): render shards
+    ``indices`` together into their shared slots (:func:`fractaldb.shards.render_shards`)."""
+    return render_shards(ds, indices, ds.renderers(device), slots, slot_of)
+
+
+def pack_task(ds: Dataset, store: Store, shard, expect: dict | None = None) -> tuple:
+    """The GPU pipeline's second half (a worker process): encode and pack a rendered
+    shard from its shared slot, write it and record it, as :func:`shard_task` does."""
+    from .parallel import slot_view
+
+    data, n, records = pack_rendered(ds, shard, slot_view(shard.slot, shard.size))
+    return _keep(store, *_entry(ds, shard.index, data, n, records), expect=expect)
 
 
 def check_device(device: str, locally: bool = True) -> None:
@@ -302,26 +325,30 @@ def _difference(there: dict, here: dict, there_classes=None, here_classes=None) 
 def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = False,
              progress=None, search_progress=None, executor: str = "local", scheduler: str | None = None,
              device: str = "cpu", on_plan=None, card: bool = True, dataset: "Dataset | None" = None,
-             on_dataset=None, expect: dict | None = None) -> dict:
+             on_dataset=None, on_workers=None, expect: dict | None = None) -> dict:
     """Generate the dataset described by the resolved ``cfg`` into ``out``.
 
     Args:
         cfg: a resolved configuration (:func:`fractaldb.config.resolve`).
         out: a folder or fsspec URL.
-        workers: threads (default: all cores); the output does not depend on it.
+        workers: worker processes or threads (default: all cores); the output does not depend on it.
         resume: skip shards an interrupted or finished run already wrote correctly.
         progress: optional ``progress(n_samples)`` callback per shard made in this run.
         on_plan: optional ``on_plan(total_samples, kept_samples, kept_shards)``, called once
             the plan is known and (``resume``) the intact shards of an earlier run are counted.
         search_progress: optional callback of the category search.
-        executor: ``local`` (threads on this machine) or ``dask`` (see
-            :mod:`fractaldb.executors`); the output does not depend on it.
+        executor: ``local`` (this machine: worker processes, or threads for a small job),
+            ``processes``, ``threads`` or ``dask`` (see :mod:`fractaldb.executors`); the
+            output does not depend on it.
         scheduler: address of an existing Dask scheduler (``dask`` only).
         device: where images are rendered: ``cpu``, or ``cuda`` (an NVIDIA
-            GPU on every machine that runs tasks; encoding stays on the CPU
-            threads); the output does not depend on it.
+            GPU on every machine that runs tasks; encoding stays on the CPU: with
+            processes, this process renders on the GPU while the workers encode and
+            pack); the output does not depend on it.
         on_dataset: optional ``on_dataset(ds)``, called with the :class:`Dataset` once its
             classes are known, before any shard (the CLI prints an estimate there).
+        on_workers: optional ``on_workers(label)``, called before ``on_dataset`` with what
+            will run the shards (``"2 processes"``, ``"2 threads"``, ``"GPU + 16 processes"``).
         card: write the dataset card (``README.md`` and its contact sheet, :mod:`fractaldb.card`).
         dataset: the :class:`Dataset` to write (``--from-manifest``: no search); ``cfg`` is then
             ignored.
@@ -341,7 +368,7 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
             if get_family(name).cuda_renderer is None:
                 raise cpu_only(name)
     job = _Job(cfg, Store(out), out, workers or default_workers(), resume, executor, scheduler, device, card,
-               dataset, progress, search_progress, on_plan, on_dataset, expect)
+               dataset, progress, search_progress, on_plan, on_dataset, on_workers, expect)
     job.store.check_writable()
     with job.store.lock():  # one writer per folder
         return job.run()
@@ -365,6 +392,7 @@ class _Job:
     search_progress: object = None
     on_plan: object = None
     on_dataset: object = None
+    on_workers: object = None
     expect: dict | None = None
     #: Whether the folder held a progress record before this run (an earlier run's: always kept).
     had_progress: bool = False
@@ -401,9 +429,12 @@ class _Job:
         store = self.store
         # Start (or reach) the executor first: a wrong scheduler address fails
         # before the search runs and before anything is written.
-        with executors.executor(self.executor, self.workers, self.scheduler) as run:
+        with executors.executor(self.executor, self.workers, self.scheduler) as ex:
             ds = self.dataset if self.dataset is not None else Dataset.from_config(
                 self.cfg, self.workers, progress=self.search_progress)
+            how = ex.decide(ds.plan.n_shards, ds.plan.n_samples, self.device)
+            if self.on_workers is not None:
+                self.on_workers(how)
             if self.on_dataset is not None:
                 self.on_dataset(ds)
             store.makedirs()
@@ -416,11 +447,19 @@ class _Job:
                 self.on_plan(ds.plan.n_samples, sum(e["samples"] for e in self.entries.values()), len(self.entries))
             todo = [i for i in range(ds.plan.n_shards) if ds.shard_name(i) not in done]
             self.launched = True
-            for entry, recs in run(functools.partial(shard_task, ds, store, device=self.device, expect=self.expect),
-                                   todo):
-                self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
-                if self.progress is not None:
-                    self.progress(entry["samples"])
+            if ex.mode == "processes" and self.device == "cuda":  # render here, encode and pack there
+                results = ex.pipeline(functools.partial(render_task, ds, self.device),
+                                      functools.partial(pack_task, ds, store, expect=self.expect), todo)
+            else:
+                results = ex.run(functools.partial(shard_task, ds, store, device=self.device, expect=self.expect),
+                                 todo)
+            try:
+                for entry, recs in results:
+                    self.entries[entry["name"]], self.records[entry["name"]] = entry, recs
+                    if self.progress is not None:
+                        self.progress(entry["samples"])
+            finally:  # stop the workers now, not when the interrupt's traceback is freed
+                getattr(results, "close", lambda: None)()
         return ds
 
     def _finish(self, ds: "Dataset") -> dict:

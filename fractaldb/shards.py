@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
 
 from .encode import encode_image
 from .keys import LABEL_EXT, META_EXT
 from .labels import LABELS_EXT
 
-__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes", "LABELS_EXT"]
+__all__ = ["build_shard", "tar_bytes", "TAR_OWNER", "meta_bytes", "LABELS_EXT", "RenderedShard", "render_shards",
+           "pack_rendered"]
 
 TAR_OWNER = "fractaldb"
 
@@ -98,39 +102,44 @@ def meta_bytes(meta: dict) -> bytes:
     return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build_shard(ds, index: int, renderers: dict):
-    """Render and pack shard ``index`` of dataset ``ds`` (a :class:`fractaldb.dataset.Dataset`).
-
-    Args:
-        ds: the dataset (plan, bound families, label kind).
-        index: shard number.
-        renderers: family name -> a renderer owned by the calling thread
-            (CPU or GPU: the same bytes).
-
-    Returns:
-        ``(tar bytes, number of samples, block records)``.
-    """
-    samples = ds.plan.shard_samples(index)
-    # Each family renders the blocks this shard needs, only the offsets it needs.
+def _jobs(ds, samples) -> dict:
+    """Family -> the ``(class, block, offsets)`` jobs of ``samples``: each family renders
+    the blocks a shard needs, only the offsets it needs."""
     wanted = defaultdict(lambda: defaultdict(set))
     for s in samples:
         wanted[s.family][(s.klass, s.block)].add(s.offset)
-    kind = ds.label_kind
-    encoder = ds.config["encoder"]
-    encoded, block_meta, masks, records = {}, {}, {}, []
-    for name, blocks in wanted.items():
+    return {name: [(k, b, sorted(offsets)) for (k, b), offsets in sorted(blocks.items())]
+            for name, blocks in wanted.items()}
+
+
+def _render(ds, samples, renderers: dict, take) -> tuple:
+    """Render the images of ``samples``; ``take(sample id, format, image, mask)`` gets each
+    while it is valid (until the next block).  Returns ``(block meta, block records)``,
+    both keyed by block ``(family, class, block)``."""
+    block_meta, records = {}, {}
+    for name, jobs in _jobs(ds, samples).items():
         part = ds.part(name)
-        jobs = [(k, b, sorted(offsets)) for (k, b), offsets in sorted(blocks.items())]
         fmt = part.image_format
-        # Images are valid only until the next block: encode them right away.
         for rb in part.render_blocks(renderers[name], jobs):
             block_meta[(name, rb.klass, rb.block)] = rb.meta
             if rb.record is not None:
-                records.append(rb.record)
+                records[(name, rb.klass, rb.block)] = rb.record
             for i, (offset, img) in enumerate(zip(rb.offsets, rb.images)):
-                encoded[(name, rb.klass, rb.block, offset)] = (fmt, encode_image(img, fmt, encoder=encoder))
-                if rb.masks is not None:
-                    masks[(name, rb.klass, rb.block, offset)] = rb.masks[i].copy()
+                take((name, rb.klass, rb.block, offset), fmt, img, None if rb.masks is None else rb.masks[i])
+    return block_meta, records
+
+
+def _shard_records(ds, samples, records: dict) -> list:
+    """The records of the blocks ``samples`` need, in the order one shard renders them
+    (its families in order of first sample, then by class and block)."""
+    return [records[(name, k, b)] for name, jobs in _jobs(ds, samples).items() for k, b, _ in jobs
+            if (name, k, b) in records]
+
+
+def _pack(ds, samples, block_meta: dict, encoded: dict, masks: dict) -> bytes:
+    """The shard's tar: per sample, in plan order, ``.cls``, ``.json``, the label kind's
+    member and the image (``encoded``: sample id -> (extension, bytes))."""
+    kind = ds.label_kind
     members = []
     first = {seg.family: seg.label_offset for seg in ds.plan.segments}
     for s in samples:
@@ -150,4 +159,98 @@ def build_shard(ds, index: int, renderers: dict):
                 mask[mask > 0] += first[s.family]  # the family's labels + 1 -> the dataset's
             members += kind.members(key, label, labels, mask)
         members.append((f"{key}.{ext}", data))
-    return tar_bytes(members), len(samples), records
+    return tar_bytes(members)
+
+
+def build_shard(ds, index: int, renderers: dict):
+    """Render and pack shard ``index`` of dataset ``ds`` (a :class:`fractaldb.dataset.Dataset`).
+
+    Args:
+        ds: the dataset (plan, bound families, label kind).
+        index: shard number.
+        renderers: family name -> a renderer owned by the calling thread
+            (CPU or GPU: the same bytes).
+
+    Returns:
+        ``(tar bytes, number of samples, block records)``.
+    """
+    samples = ds.plan.shard_samples(index)
+    encoder = ds.config["encoder"]
+    encoded, masks = {}, {}
+
+    def take(sid, fmt, img, mask):  # images are valid only until the next block: encode them now
+        encoded[sid] = (fmt, encode_image(img, fmt, encoder=encoder))
+        if mask is not None:
+            masks[sid] = mask.copy()
+
+    block_meta, records = _render(ds, samples, renderers, take)
+    return _pack(ds, samples, block_meta, encoded, masks), len(samples), _shard_records(ds, samples, records)
+
+
+@dataclass
+class RenderedShard:
+    """A shard's images in shared memory (:class:`fractaldb.parallel.Slots`), rendered
+    by one process (on the GPU) and packed by another: where each image lies in
+    slot ``slot`` (``(offset, shape)`` per sample id, masks apart), the blocks'
+    meta and records.  Small and picklable: the pixels stay in the slot."""
+
+    index: int
+    slot: int
+    size: int
+    images: dict
+    masks: dict
+    block_meta: dict
+    records: list
+
+
+def render_shards(ds, indices, renderers: dict, slots, slot_of: dict) -> list:
+    """Render shards ``indices`` together (one GPU launch for all their blocks, up to the
+    renderer's batch) into shared slots (shard ``i`` into ``slot_of[i]`` of ``slots``):
+    the parent's half of the GPU pipeline; :func:`pack_rendered` is the workers'.
+    Returns a :class:`RenderedShard` per index, in order."""
+    samples = {i: ds.plan.shard_samples(i) for i in indices}
+    owner = {(s.family, s.klass, s.block, s.offset): i for i, ss in samples.items() for s in ss}
+    made = {i: {"images": {}, "masks": {}, "end": 0} for i in indices}
+
+    def put(arr, i, table, sid):
+        arr = np.asarray(arr)
+        where = made[i]
+        start = where["end"]
+        end = start + arr.nbytes
+        view = slots.reserve(slot_of[i], end)
+        view[start:end].reshape(arr.shape)[...] = arr
+        where[table][sid] = (start, arr.shape)
+        where["end"] = end
+
+    def take(sid, fmt, img, mask):
+        i = owner[sid]
+        put(img, i, "images", sid)
+        if mask is not None:
+            put(mask, i, "masks", sid)
+
+    block_meta, records = _render(ds, [s for i in indices for s in samples[i]], renderers, take)
+    out = []
+    for i in indices:
+        blocks = {(s.family, s.klass, s.block) for s in samples[i]}
+        out.append(RenderedShard(i, slot_of[i], made[i]["end"], made[i]["images"], made[i]["masks"],
+                                 {b: m for b, m in block_meta.items() if b in blocks},
+                                 _shard_records(ds, samples[i], records)))
+    return out
+
+
+def pack_rendered(ds, shard: RenderedShard, view) -> tuple:
+    """Encode and pack a :class:`RenderedShard` from ``view`` (its slot's bytes, as a uint8
+    array): ``(tar bytes, number of samples, block records)``, the bytes :func:`build_shard`
+    makes."""
+    samples = ds.plan.shard_samples(shard.index)
+    encoder = ds.config["encoder"]
+    fmts = {name: ds.part(name).image_format for name in ds.parts}
+
+    def at(entry):
+        start, shape = entry
+        return view[start:start + int(np.prod(shape))].reshape(shape)
+
+    encoded = {sid: (fmts[sid[0]], encode_image(at(e), fmts[sid[0]], encoder=encoder))
+               for sid, e in shard.images.items()}
+    masks = {sid: at(e).copy() for sid, e in shard.masks.items()}
+    return _pack(ds, samples, shard.block_meta, encoded, masks), len(samples), shard.records

@@ -116,7 +116,7 @@ def test_unreachable_scheduler_is_one_line_error(tmp_path):
 
 
 def test_unknown_executor_and_scheduler_without_dask(tmp_path):
-    for extra, msg in ((["--executor", "spark"], "error: unknown executor 'spark'; choose local or dask"),
+    for extra, msg in ((["--executor", "spark"], "error: unknown executor 'spark'; choose local, processes, threads or dask"),
                        (["--scheduler", "tcp://127.0.0.1:9"], "error: --scheduler needs --executor dask")):
         run = subprocess.run([sys.executable, "-m", "fractaldb.cli.main", "generate", "--preset", "tiny",
                               "--out", str(tmp_path / "x"), *extra], capture_output=True, text=True)
@@ -140,3 +140,43 @@ def test_dask_missing_says_how_to_install(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == ["error: --executor dask needs Dask: pip install 'fractaldb[dask]'"]
     assert not (tmp_path / "x").exists()
+
+
+def test_embedded_cluster_is_one_thread_per_process_and_says_so(tmp_path, reference):
+    from distributed import Client
+
+    labels, threads = [], []
+    real = Client.__init__
+
+    def spy(self, *args, **kwargs):  # the embedded cluster's client: record its workers' threads
+        real(self, *args, **kwargs)
+        threads.extend(w["nthreads"] for w in self.scheduler_info()["workers"].values())
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(Client, "__init__", spy):
+        generate(config.resolve("tiny", OVERRIDES), str(tmp_path / "data"), workers=2, executor="dask",
+                 on_workers=labels.append)
+    assert threads == [1, 1]
+    assert labels == ["dask, 2 workers"]
+    assert _files(tmp_path / "data") == reference
+
+
+def test_a_cluster_of_multithreaded_workers_gets_a_note(tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    notes = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notes.append(record.getMessage())
+    log = logging.getLogger("fractaldb")  # the command line's notes come from here (no propagation)
+    log.addHandler(handler)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=50) as cl:
+            generate(config.resolve("tiny", ["categories=2", "image_size=32", "points=600"]), str(tmp_path / "d"),
+                     executor="dask", scheduler=cl.scheduler_address)
+    finally:
+        log.removeHandler(handler)
+    assert any("--nthreads 1" in n for n in notes), notes

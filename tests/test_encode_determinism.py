@@ -11,7 +11,8 @@ What is checked:
   the per-thread row buffer held a bigger image, and after ISA-L compressed
   other data (malloc'd level buffer and stack reused);
 * the stress test: the same dataset generated many times with 1, 2 and 4
-  workers, and once on Dask, is byte-identical, file by file.
+  workers, on threads and on worker processes, and once on Dask, is
+  byte-identical, file by file.
 """
 
 from __future__ import annotations
@@ -126,20 +127,24 @@ def _files(folder) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+#: (workers, executor) of the stress runs: one worker, threads and forked processes.
+RUNS = [(1, "local"), (2, "threads"), (2, "processes"), (4, "threads"), (4, "processes")] * 3
+
+
 @pytest.mark.slow
 def test_stress_same_dataset_any_worker_count(tmp_path):
     cfg = resolve("tiny", STRESS)
     ref = None
-    for run, workers in enumerate([1, 2, 4] * 5):
+    for run, (workers, executor) in enumerate(RUNS):
         out = tmp_path / f"run{run}"
-        generate(cfg, str(out), workers=workers)
+        generate(cfg, str(out), workers=workers, executor=executor)
         files = _files(out)
         if ref is None:
             ref = files
             assert sum(name.endswith(".tar") for name in ref) == 12
             continue
         assert sorted(files) == sorted(ref)
-        assert [name for name in ref if files[name] != ref[name]] == [], f"run {run}, {workers} workers"
+        assert [name for name in ref if files[name] != ref[name]] == [], f"run {run}, {workers} {executor}"
 
 
 @pytest.mark.slow

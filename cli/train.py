@@ -107,6 +107,7 @@ def register(cli) -> None:
               help="Override a key of --preset (repeatable).")
 @_key("arch")
 @_key("render_device")
+@_key("view_sampling")
 @_common_options
 def pretrain(data, on_the_fly, preset, preset_set, arch, recipe, out, resume, **kw):
     """Pretrain a timm model on FractalDB shards, an ImageFolder, or on-the-fly renders.

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from . import config as fconfig
-from .encode import encode_image
+from .encode import FORMAT_NOTES, encode_image
 from .errors import InputError
 from .families import get_family, legacy_default_family
 from .keys import CARD, CARD_SHEET, LABEL_EXT
@@ -229,6 +229,7 @@ class _Facts:
 
 def _intro(f: _Facts) -> str:
     size_mb = sum(e["bytes"] for e in f.manifest["shards"]) / 1e6
+    formats = "; ".join(FORMAT_NOTES.get(e, e) for e in _image_exts(f.manifest))
     what = "\n".join(f"- **{n}**: {get_family(n).description or get_family(n).summary}." for n in f.families)
     plan = f.plan
     return f"""
@@ -237,7 +238,7 @@ def _intro(f: _Facts) -> str:
 Formula-driven pretraining images made by fractaldb: no
 photographs, no people, no licences of third-party images, every image a function of a formula and a
 seed. {plan['samples']:,} images of {plan['classes']:,} classes in {f.n_shards} WebDataset shards
-({size_mb:,.1f} MB).
+({size_mb:,.1f} MB; images as {formats}).
 
 {what}
 

@@ -42,7 +42,7 @@ from .safety import check_workers
 from .shards import build_shard, pack_rendered, render_shards
 from .storage import Store
 
-__all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest", "ShardMismatch",
+__all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest", "ShardMismatch", "manifest_config",
            "MANIFEST_FORMAT", "MANIFEST_FORMATS", "DEVICES", "check_device"]
 
 #: Format of the manifests this version writes: v2 has sectioned configs
@@ -139,11 +139,11 @@ class Dataset:
         """The dataset a manifest describes (v1 or v2), with no search.
 
         A config that names no ``encoder`` was written before there was a choice:
-        its PNGs are ``png1``'s (:data:`fractaldb.encode.LEGACY_ENCODER`)."""
-        raw = manifest["config"]
-        if isinstance(raw, dict) and "encoder" not in raw:
-            raw = {**raw, "encoder": LEGACY_ENCODER}
-        cfg = fconfig.resolve(raw)
+        its PNGs are ``png1``'s (:data:`fractaldb.encode.LEGACY_ENCODER`).  Likewise a
+        family section that lacks a key the family added later gets the value that
+        meant (:attr:`Family.absent_means <fractaldb.families.base.Family.absent_means>`),
+        not today's default."""
+        cfg = fconfig.resolve(manifest_config(manifest["config"]))
         docs: dict = {}
         default = None
         for c in manifest["categories"]:
@@ -152,6 +152,21 @@ class Dataset:
             docs.setdefault(c.get("family", default), []).append(c)
         classes = {name: get_family(name).classes_from_docs(docs.get(name, [])) for name in fconfig.families(cfg)}
         return cls(cfg, classes)
+
+
+def manifest_config(raw):
+    """A manifest's config as it was meant when written: ``encoder`` absent means ``png1``,
+    and each family section gets its family's :attr:`~fractaldb.families.base.Family.absent_means`
+    for the keys it lacks.  Anything that is not a mapping is returned as it is (the
+    config's own checks report it)."""
+    if not isinstance(raw, dict):
+        return raw
+    cfg = fconfig.normalise(raw, "the config")
+    if "encoder" not in raw:
+        cfg["encoder"] = LEGACY_ENCODER
+    for name in cfg["families"]:
+        cfg[name] = {**get_family(name).absent_means, **cfg[name]}
+    return cfg
 
 
 def load_manifest(store: Store, name: str = MANIFEST) -> dict:

@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
     _deflate = zlib
     _LIBRARY = "zlib"
 
-__all__ = ["encode_png", "encode_png2", "encode_image", "FORMATS", "DEFLATE", "deflate_id", "ENCODERS",
+__all__ = ["encode_png", "encode_png2", "encode_image", "FORMATS", "FORMAT_NOTES", "DEFLATE", "deflate_id", "ENCODERS",
            "DEFAULT_ENCODER", "LEGACY_ENCODER", "check_encoder"]
 
 #: sha256 of ISA-L's level-1 stream of :func:`_probe_rows`, as its x86 assembly
@@ -64,6 +64,8 @@ __all__ = ["encode_png", "encode_png2", "encode_image", "FORMATS", "DEFLATE", "d
 CANONICAL_PROBE_SHA256 = "aeabe138234da4daf3a48e88c7c25b38998588f47614127f9be68a70a8db6660"
 
 FORMATS = ("png", "jpg", "webp")
+#: What each stored format keeps, in words (the dataset card and the size estimate say it).
+FORMAT_NOTES = {"png": "PNG, lossless", "jpg": "JPEG quality 90, lossy", "webp": "WebP quality 90, lossy"}
 #: The PNG writers (see the module's text); a dataset names one (its ``encoder`` key).
 ENCODERS = ("png1", "png2")
 #: What new datasets use.

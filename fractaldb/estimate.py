@@ -2,7 +2,7 @@
 
 ``generate`` and ``render`` print one line before a long job::
 
-    estimate: 1,000,000 images, about 14.1 GB, about 11 min with 2 workers (measured on 16 images here)
+    estimate: 1,000,000 images, about 14.1 GB (PNG, lossless), about 11 min with 2 workers (measured on 16 images here)
 
 The numbers come from rendering and encoding a few of the job's own images on
 this machine (the first block of each family's first class, after a warm-up
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .encode import encode_image
+from .encode import FORMAT_NOTES, encode_image
 
 __all__ = ["Estimate", "estimate_dataset", "estimate_blocks", "worth_telling", "LONG_S", "LARGE_BYTES"]
 
@@ -36,9 +36,12 @@ class Estimate:
     seconds: float | None  #: None where not measured (e.g. a GPU render)
     probed: int
     workers: int
+    formats: tuple = ()  #: the stored image formats (``png``, ``jpg``, ...), said beside the size
 
     def line(self) -> str:
         size = f"about {self.bytes / 1e9:.1f} GB" if self.bytes >= 1e8 else f"about {self.bytes / 1e6:.0f} MB"
+        if self.formats:
+            size += f" ({'; '.join(FORMAT_NOTES.get(f, f) for f in self.formats)})"
         text = f"estimate: {self.images:,} images, {size}"
         if self.seconds is not None:
             text += f", about {_duration(self.seconds)} with {self.workers} worker{'s' if self.workers != 1 else ''}"
@@ -71,9 +74,11 @@ def _probe(render, fmt: str, extra_bytes: int) -> tuple:
 
 def estimate_dataset(ds, workers: int, device: str = "cpu") -> Estimate:
     """Size and time of generating :class:`~fractaldb.dataset.Dataset` ``ds``."""
-    total_s, total_b, images, probed = 0.0, 0.0, 0, 0
+    total_s, total_b, images, probed, formats = 0.0, 0.0, 0, 0, []
     for seg in ds.plan.segments:
         p = ds.part(seg.family)
+        if p.image_format not in formats:
+            formats.append(p.image_format)
         per_block = p.images_per_block
         n = seg.classes * p.blocks_per_class * per_block
         jobs, need, b = [], PROBE, 0
@@ -93,11 +98,11 @@ def estimate_dataset(ds, workers: int, device: str = "cpu") -> Estimate:
         images += n
         probed += k
     seconds = None if device != "cpu" else total_s / max(workers, 1)
-    return Estimate(images, total_b, seconds, probed, workers)
+    return Estimate(images, total_b, seconds, probed, workers, tuple(formats))
 
 
 def estimate_blocks(render_block, n_images: int, fmt: str, workers: int) -> Estimate:
     """Size and time of an ImageFolder render: ``render_block()`` renders one block (a list
     of images) of the job; each image is one file."""
     per_s, per_b, k = _probe(render_block, fmt, 0)
-    return Estimate(n_images, per_b * n_images, per_s * n_images / max(workers, 1), k, workers)
+    return Estimate(n_images, per_b * n_images, per_s * n_images / max(workers, 1), k, workers, (fmt,))

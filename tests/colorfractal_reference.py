@@ -32,20 +32,40 @@ def chaos_game(maps, cum, key, n):
     return out
 
 
-def render_graded(pts, region, cells, s):
+def render_graded(pts, region, cells, s, rule="cells"):
+    """The graded patch raster, point by point, as the original's ``_render_graded_patch``
+    (catalys1/fractal-pretraining, ``fractal_learning/fractals/ifs.py``) behaves:
+
+    * ``xscale = (s - 1) / xspan`` with ``xspan = x1 - x0``, or 1 when that is not
+      positive (``yscale`` likewise);
+    * each point's pixel is ``rr = int((x - x0) * xscale)``, ``cc = int((y - y0) * yscale)``:
+      Python's ``int``, truncation toward zero, so -0.7 gives 0 and -1.3 gives -1;
+    * the point itself is **not** checked: for each on cell ``(dr, dc)`` of the patch the
+      pixel ``(rr + dr - 1, cc + dc - 1)`` gets one more count when it lies in the image
+      -- so a point one pixel outside the window still paints the border cells its
+      patch reaches;
+    * the counts are divided by their maximum (when it is positive).
+
+    ``rule="centre"`` is what fractaldb did before 0.3: a point counts only when its own
+    pixel ``(rr, cc)`` lies in the image.  A point whose coordinates are not finite
+    reaches no pixel (the original's ``int`` of them is far outside).
+    """
     x0, y0, x1, y1 = region
     xspan = x1 - x0 if x1 - x0 > 0 else 1.0
     yspan = y1 - y0 if y1 - y0 > 0 else 1.0
+    xscale, yscale = (s - 1) / xspan, (s - 1) / yspan
     img = np.zeros((s, s))
-    xv = (pts[:, 0] - x0) * ((s - 1) / xspan)
-    yv = (pts[:, 1] - y0) * ((s - 1) / yspan)
-    ok = (xv > -1) & (xv < s) & (yv > -1) & (yv < s)
-    rr = np.trunc(xv[ok]).astype(np.int64)
-    cc = np.trunc(yv[ok]).astype(np.int64)
-    for dr, dc in cells:
-        r, c = rr + dr - 1, cc + dc - 1
-        inside = (r >= 0) & (r < s) & (c >= 0) & (c < s)
-        np.add.at(img, (r[inside], c[inside]), 1.0)
+    for x, y in pts:
+        xv, yv = (x - x0) * xscale, (y - y0) * yscale
+        if not (math.isfinite(xv) and math.isfinite(yv)):
+            continue
+        rr, cc = int(xv), int(yv)
+        if rule == "centre" and not (0 <= rr < s and 0 <= cc < s):
+            continue
+        for dr, dc in cells:
+            r, c = rr + dr - 1, cc + dc - 1
+            if 0 <= r < s and 0 <= c < s:
+                img[r, c] += 1.0
     if img.max() > 0:
         img /= img.max()
     return img

@@ -91,9 +91,11 @@ def perspective(fovy_deg, aspect, near, far):
     return m
 
 
-def render(points, eye, up, size, fovy=45.0, near=1.0, far=100.0):
-    """GL_POINTS of size 1 into a ``size`` x ``size`` framebuffer, read back bottom-up
-    and saved as is: ``(size, size)`` uint8, 255 where a point lands."""
+def render(points, eye, up, size, fovy=45.0, near=1.0, far=100.0, point_size=1):
+    """GL_POINTS of ``point_size`` into a ``size`` x ``size`` framebuffer, read back bottom-up
+    and saved as is: ``(size, size)`` uint8, 255 where a point lands.  A point is clipped by
+    its vertex; an odd size's square (GL's non-antialiased point) is centred on the pixel
+    ``(floor(xw), floor(yw))`` and cut at the framebuffer's edges."""
     pts = np.asarray(points, dtype=np.float32).astype(np.float64)  # the float32 vertex buffer
     homog = np.vstack([pts, np.ones(pts.shape[1])])
     clip = perspective(fovy, 1.0, near, far) @ look_at(eye, (0.0, 0.0, 0.0), up) @ homog
@@ -106,6 +108,9 @@ def render(points, eye, up, size, fovy=45.0, near=1.0, far=100.0):
         xw = (xd + 1.0) * (size / 2.0)  # glViewport(0, 0, size, size)
         yw = (yd + 1.0) * (size / 2.0)
         col, row = math.floor(xw), math.floor(yw)  # the pixel whose centre the size-1 square covers
-        if 0 <= col < size and 0 <= row < size:
-            img[row, col] = 255  # glReadPixels row 0 = the bottom row, saved as image row 0
+        h = (point_size - 1) // 2
+        for r in range(row - h, row + h + 1):
+            for c in range(col - h, col + h + 1):
+                if 0 <= c < size and 0 <= r < size:
+                    img[r, c] = 255  # glReadPixels row 0 = the bottom row, saved as image row 0
     return img

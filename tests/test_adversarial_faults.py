@@ -326,13 +326,14 @@ def _moto_process():
 
 
 @pytest.mark.slow
-def test_a_server_frozen_mid_run_is_one_line_within_a_bounded_time():
+def test_a_server_frozen_mid_run_is_one_line_within_a_bounded_time(tmp_path):
     server, endpoint = _moto_process()
+    release = tmp_path / "release"  # shards 2.. are made once the server is frozen
     try:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         client.create_bucket(Bucket="fractaldb-frozen")
-        proc = _start(["generate", *SLOW, "--out", "s3://fractaldb-frozen/x"], env=_env(endpoint))
+        proc = _start(["generate", *RUN, "--out", "s3://fractaldb-frozen/x"], env=_env(endpoint), release=release)
 
         def some_shards():
             page = client.list_objects_v2(Bucket="fractaldb-frozen", Prefix="x/")
@@ -340,6 +341,7 @@ def test_a_server_frozen_mid_run_is_one_line_within_a_bounded_time():
 
         _wait_for(some_shards, proc)
         server.send_signal(signal.SIGSTOP)  # the process keeps its sockets open and answers nothing
+        release.touch()
         start = time.monotonic()
         out, err = proc.communicate(timeout=120)
         assert_one_line_error(proc.returncode, err, "timed out")

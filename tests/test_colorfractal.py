@@ -43,19 +43,49 @@ def test_chaos_game_and_graded_render_match_reference(j):
     maps = np.ascontiguousarray(ifs.maps)
     cum = np.cumsum(ifs.probs)
     n = 300 if NO_JIT else 3000
-    xs, ys = np.empty(n), np.empty(n)
-    K.chaos_game(maps, cum, KEY, xs, ys)
+    xs, ys, region = np.empty(n), np.empty(n), np.empty(4)
+    K.chaos_game(maps, cum, KEY, xs, ys, region)
     want = ref.chaos_game(maps, cum, KEY, n)
     np.testing.assert_allclose(np.stack([xs, ys], 1), want, rtol=0, atol=1e-9)
-    region = np.empty(4)
-    K.bounds(xs, ys, region)
     assert np.array_equal(region, [xs.min(), ys.min(), xs.max(), ys.max()])
-    # a shifted, scaled window (points fall outside) and a patch
+    # a shifted, scaled window (points fall outside) and patches, under both bounds rules
     region = region + np.array([0.1, -0.05, -0.2, 0.1])
-    for cells in (np.array([[1, 1]]), patch_cells(0b101100111)):
-        img = np.empty((40, 40))
-        K.render_graded(xs, ys, region, cells, img)
-        assert np.array_equal(img, ref.render_graded(np.stack([xs, ys], 1), region, cells, 40))
+    hits = np.empty(42 * 42 + 1, dtype=np.int32)
+    for cells in (np.array([[1, 1]]), patch_cells(0b101100111), patch_cells(511), patch_cells(0b100000001)):
+        for rule, name in ((K.CELLS, "cells"), (K.CENTRE, "centre")):
+            img = np.empty((40, 40))
+            K.render_graded(xs, ys, region, cells, rule, hits, img)
+            assert np.array_equal(img, ref.render_graded(np.stack([xs, ys], 1), region, cells, 40, name))
+
+
+def test_bounds_rules_at_the_border():
+    """The original's rule (cells) paints the border cells that the patch of a point one
+    pixel outside the window reaches; the old rule (centre) drops such points.  Window
+    [0, 9] on a 10-pixel side: a coordinate is its pixel, truncated toward zero."""
+    s = 10
+    region = np.array([0.0, 0.0, 9.0, 9.0])
+    pts = np.array([[-1.5, 4.2],   # pixel (-1, 4): cells paints row 0, columns 3..5
+                    [4.2, -1.5],   # pixel (4, -1): rows 3..5, column 0
+                    [10.5, 4.2],   # pixel (10, 4): row 9, columns 3..5
+                    [4.2, 10.7],   # pixel (4, 10): rows 3..5, column 9
+                    [4.2, 4.2],    # inside: rows 3..5, columns 3..5 under both rules
+                    [-0.5, 5.0],   # truncates to pixel (0, 5): rows 0..1, columns 4..6 under both
+                    [-2.5, 4.0],   # pixel (-2, 4): its patch reaches nothing
+                    [np.nan, 3.0]])
+    both = np.zeros((s, s))
+    both[3:6, 3:6] += 1
+    both[0:2, 4:7] += 1
+    outside = np.zeros((s, s))
+    outside[0, 3:6] += 1
+    outside[3:6, 0] += 1
+    outside[9, 3:6] += 1
+    outside[3:6, 9] += 1
+    hits = np.empty((s + 2) ** 2 + 1, dtype=np.int32)
+    for rule, name, want in ((K.CELLS, "cells", both + outside), (K.CENTRE, "centre", both)):
+        img = np.empty((s, s))
+        K.render_graded(pts[:, 0].copy(), pts[:, 1].copy(), region, patch_cells(511), rule, hits, img)
+        assert np.array_equal(img, want / want.max()), name
+        assert np.array_equal(img, ref.render_graded(pts, region, patch_cells(511), s, name)), name
 
 
 def test_colour_and_background_kernels_match_reference():
@@ -64,6 +94,16 @@ def test_colour_and_background_kernels_match_reference():
     hsv = np.empty((23, 19, 3), dtype=np.uint8)
     K.colorize_density(d, 200.7, np.uint8(150), np.uint8(222), hsv)
     assert np.array_equal(hsv, ref.colorize_density(d, 200.7, 150, 222))
+    # the fused colouring (a hue table) and pasting give the same bytes as HSV then RGB
+    lut = np.empty((256, 3), dtype=np.uint8)
+    K.hue_lut(np.uint8(150), np.uint8(222), lut)
+    rgb = np.empty_like(hsv)
+    K.colorize_rgb(d, 200.7, lut, rgb)
+    assert np.array_equal(rgb, ref.hsv_to_rgb(ref.colorize_density(d, 200.7, 150, 222)))
+    under = rng.integers(0, 256, hsv.shape, dtype=np.uint8)
+    pasted = under.copy()
+    K.paste_density(d, 200.7, lut, pasted)
+    assert np.array_equal(pasted, ref.paste(rgb, under, 0, 0))
     # every HSV byte triple in a sample, plus the corners of the cube
     trip = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     trip[0, :8] = [[h, s, v] for h in (0, 179, 180, 255) for s, v in ((0, 255), (255, 255))]
@@ -81,6 +121,8 @@ def test_colour_and_background_kernels_match_reference():
     x = grid * 3 - 1  # reach both clamps and the hue wrap
     K.colorize_background(x[: side - 3, : side - 5], params, out)
     assert np.array_equal(out, ref.colorize_background(x[: side - 3, : side - 5], params))
+    K.background_rgb(x[: side - 3, : side - 5], params, out)
+    assert np.array_equal(out, ref.hsv_to_rgb(ref.colorize_background(x[: side - 3, : side - 5], params)))
 
 
 def test_paste_blur_resize_match_reference():

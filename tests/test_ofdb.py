@@ -4,6 +4,7 @@ against the published FractalDB-1k category files."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fractaldb.config import family_settings, resolve
@@ -21,8 +23,10 @@ from fractaldb.ifs.render import CPURenderer
 from tinyset import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Published category CSVs (outside the repository; tests skip without them).
-PUBLISHED = ROOT.parent / "shared" / "fixtures" / "fractaldb-1k-published"
+#: Where the project's machines and CI keep the published FractalDB-1k category files
+#: 00000..00024 (beside the checkout; a clone has none).  The exactness tests compare with
+#: their sha256, pinned in tests/test_search.py, so they run everywhere instead of skipping.
+SHARED = ROOT.parent / "shared" / "fixtures" / "fractaldb-1k-published"
 
 
 def _samples(ds: Path) -> dict:
@@ -68,12 +72,25 @@ def test_ofdb_1k_is_fractaldb_1k_row_0_draw_0_flip_0(tmp_path):
     files = sorted(p.relative_to(tmp_path / "folder").as_posix() for p in (tmp_path / "folder").rglob("*.png"))
     assert files == [f"{c:05d}/{c:05d}_00_count_0_flip0.png" for c in range(3)]
 
-    # the class parameters are the published FractalDB-1k categories, byte for byte
-    if not PUBLISHED.is_dir():
-        pytest.skip(f"published category files not found at {PUBLISHED}")
+    # the class parameters are the published FractalDB-1k categories, byte for byte (their digests)
+    from test_search import PUBLISHED_SHA256
+
     for doc in manifest["categories"]:
-        published = (PUBLISHED / f"{doc['id']:05d}.csv").read_bytes()
-        assert to_csv_bytes(IFS.from_rows(doc["rows"])) == published
+        written = to_csv_bytes(IFS.from_rows(doc["rows"]))
+        assert hashlib.sha256(written).hexdigest() == PUBLISHED_SHA256[doc["id"]]
+
+
+def test_the_pinned_digests_are_the_published_files():
+    """The sha256 every exactness test compares with are those of the published files, where
+    the files lie beside the checkout (the project's machines and CI; a clone has none)."""
+    from test_search import PUBLISHED_SHA256
+
+    if not SHARED.is_dir():
+        pytest.skip(f"the published files are not beside this checkout ({SHARED}); the digests are "
+                    "checked where they are (CI)")
+    files = sorted(SHARED.glob("*.csv"))
+    assert [f.name for f in files] == [f"{i:05d}.csv" for i in range(25)]
+    assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == PUBLISHED_SHA256
 
 
 def test_ofdb_and_21k_presets_continue_the_official_search():
@@ -130,3 +147,129 @@ def test_weight_rows_follow_the_table_size():
     assert family_settings(resolve("tiny", ["fractal.weight_rows=0"]), "fractal").weight_row_ids() == (0,)
     with pytest.raises(ConfigError, match=r"0\.\.0"):
         family_settings(resolve("tiny", ["fractal.weight_rows=1"]), "fractal")
+
+
+# --------------------------------------------------------------------------------------------
+# 3-D OFDB trains on one random view of each category per epoch (the view sampler)
+# --------------------------------------------------------------------------------------------
+
+#: A 3-D cut with several instances and views: 3 categories x 2 instances x 4 views at 24 px.
+VIEWS_3D = ["fractal3d.categories=3", "fractal3d.points=1500", "fractal3d.instances=2", "fractal3d.n_views=4",
+            "fractal3d.image_size=24", "shard_size=7", "name=mv"]
+
+
+@pytest.fixture(scope="module")
+def multiview(tmp_path_factory):
+    from fractaldb.dataset import generate
+
+    out = tmp_path_factory.mktemp("mv") / "mv"
+    generate(resolve("fractal3d-tiny", VIEWS_3D), str(out), workers=2)
+    return out
+
+
+def _meta_of(sample):
+    meta = json.loads(sample["json"])
+    return meta["category"], meta["instance"], meta["view"]
+
+
+@pytest.mark.parametrize("per", ["class", "instance"])
+def test_view_sampler_on_shards_keeps_one_view_per_group_and_epoch(multiview, per):
+    """Every epoch keeps exactly one sample per class (per (class, instance)), the one the
+    sampler drew -- a pure function of (seed, epoch, group), so every rank and worker agrees;
+    over epochs every view is drawn."""
+    import webdataset as wds
+
+    from fractaldb.data import open_shards, shard_dataset
+    from fractaldb.data.views import ViewSampler
+
+    shards = open_shards(str(multiview))
+    sampler = ViewSampler(shards.dataset, per, seed=5)
+    stream = shard_dataset(shards, resampled=False, shuffle=0, seed=5, views=per)
+    seen = set()
+    for epoch in range(12):
+        stream.set_epoch(epoch)
+        raw = list(sampled_raw(stream))
+        kept = [_meta_of(s) for s in raw]
+        groups = [(k,) if per == "class" else (k, i) for k, i, _ in kept]
+        assert sorted(groups) == sorted({g for g in groups}) and len(groups) == (3 if per == "class" else 6)
+        for k, i, v in kept:
+            assert sampler.offsets("fractal3d", k, i, epoch) == [v]
+        assert len(list(stream)) == len(kept) == sampler.epoch_samples(shards.dataset.plan)
+        seen |= set(kept)
+    assert len({(k, v) for k, _, v in seen}) == 3 * 4  # every view of every class comes up
+    every = list(wds.WebDataset(shards.urls, shardshuffle=False))
+    assert len(every) == 3 * 2 * 4  # the shards hold all of them
+
+
+def sampled_raw(stream):
+    """The raw samples the view stage keeps in one pass (before decoding)."""
+    from fractaldb.data.views import sampled
+
+    return sampled(stream.source(), stream.views, stream.epoch.value, stream.on_error)
+
+
+def test_view_sampler_on_the_fly_renders_the_same_view_as_the_shards_keep(multiview):
+    """FractalStream renders only the drawn view; with the same seed it is the shard's image."""
+    from fractaldb.data import FractalStream, open_shards, shard_dataset
+
+    shards = open_shards(str(multiview))
+    seed = shards.dataset.config["seed"]
+    stream = FractalStream(dataset=shards.dataset, shuffle=1, views="class")
+    reader = shard_dataset(shards, resampled=False, shuffle=0, seed=seed, views="class")
+    for epoch in (0, 3):
+        stream.set_epoch(epoch)
+        reader.set_epoch(epoch)
+        fly = {int(y): x for x, y in stream}
+        stored = {int(y): x for x, y in reader}
+        assert sorted(fly) == sorted(stored) == [0, 1, 2] and len(stream) == 3
+        assert all(torch.equal(fly[k], stored[k]) for k in fly)
+
+
+def test_view_sampler_errors_are_one_line(multiview, tmp_path):
+    from fractaldb.data import FractalStream, open_shards, shard_dataset
+    from fractaldb.errors import InputError
+
+    shards = open_shards(str(multiview))
+    with pytest.raises(ConfigError, match="needs the dataset's manifest"):
+        shard_dataset(shards.urls, views="class")
+    with pytest.raises(ConfigError, match="must be one of all, class, instance"):
+        shard_dataset(shards, views="every")
+    with pytest.raises(ConfigError, match="views of one object"):
+        FractalStream("tiny", views="class")
+    # a sample whose metadata names no sample of this dataset, or is not JSON: InputError naming it
+    stream = shard_dataset(shards, resampled=False, shuffle=0, views="instance")
+    for bad in (b"{not json", json.dumps({"family": "fractal3d", "category": 7, "instance": 0, "view": 0}).encode(),
+                json.dumps({"family": "fractal3d", "category": 0, "instance": True, "view": 0}).encode(),
+                json.dumps(["fractal3d"]).encode(), b"x" * 70000):
+        with pytest.raises(InputError, match="sample k.*regenerate"):
+            stream.views.keep({"__key__": "k", "__url__": "u.tar", "json": bad, "png": b""}, 0)
+    # training on an ImageFolder cannot sample views: one line, exit 2
+    folder = tmp_path / "folder"
+    code, _, err = run_cli(["export", str(multiview), "--out", folder])
+    assert code == 0, err
+    code, _, err = run_cli(["pretrain", "--data", folder, "--view-sampling", "class", "--out", tmp_path / "run",
+                            "--arch", "test_resnet", "--recipe", "cpu-sanity", "--epochs", "1", "--device", "cpu"])
+    assert_one_line_error(code, err, "--view-sampling class needs", "use --view-sampling all")
+
+
+def test_3d_ofdb_recipe_samples_one_view_per_category():
+    from fractaldb.train.config import RECIPES, resolve_config
+
+    cfg = resolve_config("pretrain", "3d-ofdb", {"data": "x"})
+    assert cfg["view_sampling"] == "class" and RECIPES["3d-ofdb"]["pretrain"]["epochs"] == 80000
+    assert resolve_config("pretrain", "3d-ofdb", {"data": "x", "view_sampling": "all"})["view_sampling"] == "all"
+    assert resolve_config("pretrain", "deit-tiny", {"data": "x"})["view_sampling"] == "all"
+    ofdb3d = resolve("3d-ofdb-1k")["fractal3d"]
+    assert (ofdb3d["instances"], ofdb3d["n_views"], ofdb3d["views"]) == (1, 12, "mv")
+
+
+@pytest.mark.slow
+def test_pretrain_with_one_view_per_class(multiview, tmp_path):
+    """A short run on 3-D shards with --view-sampling class: an epoch is one image per class."""
+    code, out, err = run_cli(["pretrain", "--data", multiview, "--view-sampling", "class", "--out", tmp_path / "run",
+                              "--arch", "test_resnet", "--recipe", "cpu-sanity", "--batch-size", "3",
+                              "--image-size", "32", "--epochs", "2", "--device", "cpu"])
+    assert code == 0, err
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["samples"] for r in log] == [3, 3]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["view_sampling"] == "class"

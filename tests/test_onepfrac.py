@@ -195,3 +195,17 @@ def test_cuda_path_matches_cpu_in_the_simulator():
     from tinyset import run_simulator_cases
 
     run_simulator_cases("onepfrac_cuda_cases.py", at_least=2)
+
+
+def test_lpce_is_the_1p_frac_recipe_on_perturbation_labels():
+    """The paper's LPCE is softmax cross-entropy over the perturbations (soft Mixup/CutMix
+    targets, label smoothing 0.1): the 1p-frac recipe, on one label per perturbation."""
+    from fractaldb.config import family_settings, resolve
+    from fractaldb.families import get_family
+    from fractaldb.train.config import resolve_config
+
+    cfg = resolve_config("pretrain", "1p-frac", {"data": "x"})
+    assert (cfg["loss"], cfg["mixup"], cfg["cutmix"], cfg["label_smoothing"]) == ("ce", 0.8, 1.0, 0.1)
+    settings = family_settings(resolve("1p-frac"), "onepfrac")
+    bound = get_family("onepfrac").bind(settings, list(range(settings.classes)))
+    assert (bound.n_classes, bound.blocks_per_class, bound.images_per_block) == (1000, 1, 1)

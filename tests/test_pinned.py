@@ -14,6 +14,9 @@ alone and export.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from fractaldb.config import resolve
@@ -91,3 +94,110 @@ def test_pinned_shards_default_encoder(case, tmp_path):
     manifest = generate(resolve(preset, sets), str(tmp_path / case), workers=2)
     assert manifest["config"]["encoder"] == "png2"
     assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_PNG2[case]
+
+
+# --------------------------------------------------------------------------------------------
+# Datasets written before the fidelity change (issue 26) regenerate byte for byte.
+# --------------------------------------------------------------------------------------------
+
+#: Manifests written at commit 3c6e248 (fractaldb 0.2.0.dev0), before the colour patch raster
+#: took the original's bounds rule and modern 3-D mode replaced diverging instances: a
+#: colour-fractal cut (its sections lack ``bounds``), a multi-fractal cut (unchanged bytes: the
+#: speed-ups of its kernels keep every bit) and a 3-D cut holding two diverging instances
+#: (it lacks ``degenerate``).  The shards are not stored: their sha256 in the manifest is the pin.
+BEFORE_FIDELITY = Path(__file__).parent / "data" / "before-fidelity"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["colorfractal", "multifractal", "fractal3d"])
+def test_datasets_written_before_the_fidelity_change_rebuild_byte_for_byte(family, tmp_path):
+    from fractaldb.dataset import Dataset
+    from fractaldb.families import get_family
+    from fractaldb.rebuild import rebuild
+
+    source = BEFORE_FIDELITY / family / "manifest.json"
+    old = json.loads(source.read_text())
+    assert set(get_family(family).absent_means) - set(old["config"][family]) == set(get_family(family).absent_means)
+    new = rebuild(str(source), str(tmp_path / family), workers=2)  # raises unless every shard hashes the same
+    assert [e["sha256"] for e in new["shards"]] == [e["sha256"] for e in old["shards"]]
+    # the rebuilt manifest names what the absent keys meant, so it no longer depends on them
+    assert {k: new["config"][family][k] for k in get_family(family).absent_means} == get_family(family).absent_means
+    # and today's defaults make other bytes where the family changed them
+    today = generate(resolve(Dataset.from_manifest(old).config, [f"{family}.{k}={_default(family, k)}"
+                                                              for k in get_family(family).absent_means]),
+                     str(tmp_path / "today"), workers=2)
+    changed = [a["sha256"] != b["sha256"] for a, b in zip(today["shards"], old["shards"])]
+    assert any(changed) == bool(get_family(family).absent_means)
+
+
+def _default(family: str, key: str):
+    from fractaldb.config import section_keys
+
+    return section_keys(family)[key].default
+
+
+def test_absent_means_fills_only_the_keys_a_manifest_lacks():
+    """The generic mechanism (``Family.absent_means``, applied by ``Dataset.from_manifest``): a
+    section without the key gets what that meant; a key that is there is kept; an old config
+    without ``encoder`` still means png1; a family cannot declare a key it does not have."""
+    from fractaldb.dataset import Dataset, manifest_config
+    from fractaldb.errors import ConfigError
+    from fractaldb.families import get_family, register_family
+
+    old = json.loads((BEFORE_FIDELITY / "colorfractal" / "manifest.json").read_text())
+    assert manifest_config(old["config"])["colorfractal"]["bounds"] == "centre"
+    assert Dataset.from_manifest(old).part("colorfractal").settings.bounds == "centre"
+    given = {**old["config"], "colorfractal": {**old["config"]["colorfractal"], "bounds": "cells"}}
+    assert manifest_config(given)["colorfractal"]["bounds"] == "cells"
+    assert manifest_config({k: v for k, v in old["config"].items() if k != "encoder"})["encoder"] == "png1"
+    assert manifest_config(old["config"])["encoder"] == old["config"]["encoder"]
+    assert resolve(dict(old["config"]))["colorfractal"]["bounds"] == "cells"  # a preset gets today's default
+
+    class Careless(type(get_family("colorfractal"))):
+        name = "careless_colour"
+        purposes = {}
+        absent_means = {"no_such_key": 1}
+
+    with pytest.raises(ConfigError, match="absent_means names keys that are not its settings"):
+        register_family(Careless())
+
+
+#: sha256 of every shard of the variants' presets as the fidelity change (issue 26) made them:
+#: the colour patch raster with the original's bounds rule and PNG storage, 3-D instances that
+#: diverge replaced, ExFractalDB at 125 instances x 8 views, the earlier MV renderer.
+FIDELITY_CASES = {
+    "color-fractal-tiny": ("color-fractal-tiny", []),
+    "multi-fractal-tiny": ("multi-fractal-tiny", []),
+    "fractal3d-tiny": ("fractal3d-tiny", []),
+    "exfractaldb-1k-1": ("exfractaldb-1k", ["fractal3d.categories=1"]),
+    "mv-512-1": ("mv-fractaldb-1k-512", ["fractal3d.categories=1", "fractal3d.instances=2"]),
+}
+PINNED_FIDELITY = {
+    "color-fractal-tiny": {
+        "color-fractal-tiny-000000.tar": "aa25511ec5146cb26b41df459e006c222b7b29ffa9774ee2c9db9f2d7fea46f9",
+        "color-fractal-tiny-000001.tar": "57fd33d5282b5b694b56484c7fa0965a4ebb32cc060088d9ad9605f048bca0c3",
+    },
+    "multi-fractal-tiny": {
+        "multi-fractal-tiny-000000.tar": "5d79dc50d31f2678ab24df7a12f53d213a4db7b8fee31cbbd8c2020d94cf497a",
+        "multi-fractal-tiny-000001.tar": "119755ba4821704130dc55325de32c1e6aac8d6a092ad832f0ebe8c9d260542b",
+    },
+    "fractal3d-tiny": {
+        "fractal3d-tiny-000000.tar": "7ab91407d8afb343f4fd699abbe3dad0f38dce651ec5086c8434da846b7656c0",
+        "fractal3d-tiny-000001.tar": "d5b9422670a7c69b725f91d615497e3278243dbcad51fe7a6732b63d2ae97f6c",
+        "fractal3d-tiny-000002.tar": "fb0bdc932f97c7ace5cb73c4ee56670c6d10c5c237318b9673a755191df9b71f",
+    },
+    "exfractaldb-1k-1": {
+        "exfractaldb-1k-000000.tar": "b9d6e0677b558aaa87d77582ee2cca90dea7d73cdc6e7ae1bf88375f802d1396",
+    },
+    "mv-512-1": {
+        "mv-fractaldb-1k-512-000000.tar": "2da39fb0f60339af53d266fd8ff5fe81a709625f256f056030fd54232c009dfb",
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(FIDELITY_CASES))
+def test_pinned_variant_shards(case, tmp_path):
+    preset, sets = FIDELITY_CASES[case]
+    manifest = generate(resolve(preset, sets), str(tmp_path / case), workers=2)
+    assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_FIDELITY[case]

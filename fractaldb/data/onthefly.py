@@ -24,6 +24,7 @@ from ..seeds import generator, int_seed
 from .shards import target, to_tensor
 from . import stages
 from .stages import capped, consumer_rng, shuffled
+from .views import view_sampler
 
 __all__ = ["FractalStream", "GPUFractalStream", "stream", "render_device", "NO_RENDER_GPU"]
 
@@ -33,6 +34,7 @@ class _Stream:
 
     dataset: Dataset
     epoch: int = 0
+    views = None  #: the :class:`~fractaldb.data.views.ViewSampler`, or None: every view
 
     def _dataset(self, dataset, preset, overrides) -> Dataset:
         if dataset is not None:
@@ -45,7 +47,9 @@ class _Stream:
         return self.dataset.n_classes
 
     def __len__(self) -> int:
-        return self.dataset.plan.n_samples
+        """Samples of one pass (with a view sampler: the views it keeps)."""
+        plan = self.dataset.plan
+        return plan.n_samples if self.views is None else self.views.epoch_samples(plan)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -55,6 +59,14 @@ class _Stream:
         order = generator(self.dataset.config["seed"], "stream-epoch", self.epoch).permutation(
             self.dataset.plan.n_blocks)
         return [int(b) for b in order[part::parts]]
+
+    def _offsets(self, seg, klass: int, block: int) -> list:
+        """The offsets of a block this epoch renders: all, or the view sampler's."""
+        if self.views is not None:
+            kept = self.views.offsets(seg.family, klass, block, self.epoch)
+            if kept is not None:
+                return kept
+        return list(range(seg.images_per_block))
 
 
 class FractalStream(_Stream, IterableDataset):
@@ -67,15 +79,18 @@ class FractalStream(_Stream, IterableDataset):
         shuffle: per-worker sample shuffle buffer (blocks hold one class).
         epoch_size: cap on samples per (rank, worker) per epoch (default: its full share).
         dataset: an already resolved :class:`fractaldb.dataset.Dataset` (skips the search).
+        views: ``all``, or for multi-view families one random view per ``class`` or per
+            ``instance`` each epoch (:mod:`fractaldb.data.views`): only that view is rendered.
 
     Yields ``(image, target)``, targets by the dataset's label kind (:mod:`fractaldb.labels`).
     Call :meth:`set_epoch` each epoch (as with ``DistributedSampler``).
     """
 
     def __init__(self, preset="tiny", overrides=(), transform=None, shuffle: int = 256,
-                 epoch_size: int | None = None, dataset: Dataset | None = None):
+                 epoch_size: int | None = None, dataset: Dataset | None = None, views: str = "all"):
         super().__init__()
         self.dataset = self._dataset(dataset, preset, overrides)
+        self.views = view_sampler(self.dataset, views, self.dataset.config["seed"])
         self.transform = transform
         self.shuffle = shuffle
         self.epoch_size = epoch_size
@@ -98,9 +113,12 @@ class FractalStream(_Stream, IterableDataset):
         for b in self.blocks():
             seg, klass, block = ds.plan.block(b)
             p = ds.part(seg.family)
+            offsets = self._offsets(seg, klass, block)
+            if not offsets:
+                continue
             if seg.family not in renderers:
                 renderers[seg.family] = p.renderer()
-            job = [(klass, block, list(range(seg.images_per_block)))]
+            job = [(klass, block, offsets)]
             for rb in p.render_blocks(renderers[seg.family], job):
                 for i, (offset, img) in enumerate(zip(rb.offsets, rb.images)):
                     label = seg.label_offset + p.primary(klass, block, offset)
@@ -159,6 +177,7 @@ class GPUFractalStream(_Stream):
         drop_last: drop a trailing partial batch.
         dataset: an already resolved :class:`fractaldb.dataset.Dataset`.
         max_batch: most fractal blocks per kernel launch.
+        views: as :class:`FractalStream`'s (whole blocks are rendered, the other views dropped).
 
     Iterating yields ``(images, labels)``: ``uint8 (B, 3, H, W)`` (a view of
     the window's ``(B, H, W, C)`` memory; gray is repeated without a copy) or
@@ -170,7 +189,7 @@ class GPUFractalStream(_Stream):
 
     def __init__(self, preset="tiny", overrides=(), batch_size: int = 256, transform=None, window: int = 4096,
                  epoch_size: int | None = None, drop_last: bool = True, dataset: Dataset | None = None,
-                 max_batch: int = 256):
+                 max_batch: int = 256, views: str = "all"):
         for name, v in (("batch_size", batch_size), ("window", window), ("max_batch", max_batch)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -178,6 +197,7 @@ class GPUFractalStream(_Stream):
         if self.dataset.label_kind.name != "class":
             raise ConfigError(f"the GPU stream yields class labels only; this dataset's samples carry "
                               f"{self.dataset.label_kind.name} targets: use --render-device cpu")
+        self.views = view_sampler(self.dataset, views, self.dataset.config["seed"])
         self.batch_size = batch_size
         self.window = max(window, batch_size)
         self.transform = transform
@@ -204,16 +224,27 @@ class GPUFractalStream(_Stream):
         by_family: dict = {}
         for b in blocks:
             seg, klass, block = plan.block(b)
-            by_family.setdefault(seg.family, (seg, []))[1].append((klass, block))
+            offsets = self._offsets(seg, klass, block)
+            if offsets:
+                by_family.setdefault(seg.family, (seg, [], []))[1].append((klass, block))
+                by_family[seg.family][2].append(offsets)
         parts, labels = [], []
         for name in ds.parts:  # family order: the same windows on every run
             if name not in by_family:
                 continue
-            seg, pairs = by_family[name]
+            seg, pairs, keep = by_family[name]
             for positions, images in ds.part(name).render_device(self.renderers[name], pairs):
-                parts.append(as_torch(images))
-                labels.append(torch.tensor([seg.label_offset + pairs[i][0] for i in positions],
-                                           dtype=torch.int64).repeat_interleave(seg.images_per_block))
+                x = as_torch(images)
+                y = torch.tensor([seg.label_offset + pairs[i][0] for i in positions],
+                                 dtype=torch.int64).repeat_interleave(seg.images_per_block)
+                if any(len(keep[i]) < seg.images_per_block for i in positions):  # the view sampler's views
+                    idx = torch.tensor([j * seg.images_per_block + o for j, i in enumerate(positions)
+                                        for o in keep[i]], dtype=torch.int64)
+                    x, y = x.index_select(0, idx.to(x.device)), y.index_select(0, idx)
+                parts.append(x)
+                labels.append(y)
+        if not parts:  # every block of the window left out by the view sampler
+            return None
         # One channel count for the whole stream (windows are concatenated): gray
         # becomes 3 channels when any class of the dataset is in colour.
         parts = [x if x.shape[3] == self.channels else x.expand(-1, -1, -1, self.channels) for x in parts]
@@ -226,7 +257,8 @@ class GPUFractalStream(_Stream):
         per_block = max(max(s.images_per_block for s in self.dataset.plan.segments), 1)
         step = max(1, self.window // per_block)
         for start in range(0, len(blocks), step):
-            yield self._render(blocks[start:start + step])
+            if (window := self._render(blocks[start:start + step])) is not None:
+                yield window
 
     def _shuffled(self, windows):
         """Each window in a random order, on the device (seeded per epoch, rank and window)."""

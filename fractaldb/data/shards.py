@@ -23,6 +23,7 @@ from ..keys import LABEL_EXT, SHARD_SUFFIX
 from ..labels import CLASS, MULTI_HOT
 from ..storage import Store
 from .stages import Epoch, batched, capped, consumer_rng, handled, shuffled
+from .views import sampled, view_sampler
 
 __all__ = ["Shards", "open_shards", "shard_urls", "multi_label_classes", "shard_dataset", "shard_loader",
            "ShardStream", "to_tensor", "multi_hot"]
@@ -165,7 +166,7 @@ class ShardStream(IterableDataset):
     :func:`shard_dataset`; call :meth:`set_epoch` each epoch."""
 
     def __init__(self, shards: Shards, *, resampled, epoch_size, shuffle, seed, transform, batch_size,
-                 num_classes, handler):
+                 num_classes, handler, views="all"):
         super().__init__()
         self.shards = shards
         self.resampled, self.shuffle, self.seed = resampled, shuffle, seed
@@ -175,6 +176,7 @@ class ShardStream(IterableDataset):
             self.kind = MULTI_HOT
         self.num_classes = shards.num_classes if num_classes is None else num_classes
         self.on_error = _handler(handler)
+        self.views = view_sampler(shards.dataset, views, seed)  # None: every view
         # epoch_size counts the items that leave the stream: batches when batching here
         self.cap = None if not epoch_size else (math.ceil(epoch_size / batch_size) if batch_size else epoch_size)
         self.epoch = Epoch()
@@ -206,6 +208,8 @@ class ShardStream(IterableDataset):
 
     def _one_pass(self):
         items = self.source()
+        if self.views is not None:  # this epoch's views only, dropped before decoding
+            items = sampled(items, self.views, self.epoch.value, self.on_error)
         if self.shuffle:
             items = shuffled(items, self.shuffle, consumer_rng(self.seed, "loader-shuffle", self.epoch.value))
         items = handled(items, lambda s: _decode(s, self.transform, self.kind, self.num_classes), self.on_error)
@@ -217,7 +221,7 @@ class ShardStream(IterableDataset):
 
 def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
                   seed: int = 0, transform=None, batch_size: int | None = None, num_classes: int | None = None,
-                  handler="raise") -> ShardStream:
+                  handler="raise", views: str = "all") -> ShardStream:
     """A stream of ``(image, target)`` over the shards of ``source``.
 
     Args:
@@ -238,6 +242,9 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
             :class:`~fractaldb.errors.InputError` naming it), ``"warn"`` (a warning,
             then it is skipped) or a webdataset handler such as
             ``webdataset.ignore_and_continue``.
+        views: ``all`` (every stored view), or for a dataset of multi-view images (3-D
+            fractals) one random view per ``class`` or per ``instance`` each epoch
+            (:mod:`fractaldb.data.views`; needs the dataset folder or URL).
 
     Returns:
         A :class:`ShardStream` (an ``IterableDataset`` with ``set_epoch``).  Targets follow
@@ -245,7 +252,8 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         ``float32`` vectors, or ``uint8 (H, W)`` segmentation masks.
     """
     return ShardStream(open_shards(source), resampled=resampled, epoch_size=epoch_size, shuffle=shuffle, seed=seed,
-                       transform=transform, batch_size=batch_size, num_classes=num_classes, handler=handler)
+                       transform=transform, batch_size=batch_size, num_classes=num_classes, handler=handler,
+                       views=views)
 
 
 def shard_loader(source, batch_size: int, num_workers: int = 2, **kwargs):

@@ -109,6 +109,9 @@ def _check(family: Family, where: str) -> Family:
     unknown = set(family.small) - set(fields)
     if unknown:
         raise bad(f"small settings name unknown keys {sorted(unknown)}")
+    unknown = set(family.absent_means) - set(fields) | ({"seed"} & set(family.absent_means))
+    if unknown:
+        raise bad(f"absent_means names keys that are not its settings {sorted(unknown)}")
     if not all(isinstance(a, StudyArm) for a in family.study_arms.values()):
         raise bad("study_arms must map names to StudyArm")
     try:

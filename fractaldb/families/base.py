@@ -43,7 +43,13 @@ from ..errors import ConfigError
 from ..schema import Setting, coerce, setting, settings_of  # noqa: F401 - re-exported: families build with them
 
 __all__ = ["Family", "BoundFamily", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of",
-           "build_settings", "one_image_blocks", "HostRenderer", "CUDARendererBase", "StudyArm", "cpu_only"]
+           "build_settings", "one_image_blocks", "HostRenderer", "CUDARendererBase", "StudyArm", "cpu_only",
+           "VIEW_SAMPLING"]
+
+#: How training samples a family whose blocks are views of one object
+#: (:attr:`BoundFamily.block_views`; :mod:`fractaldb.data.views`): every stored view
+#: (``all``), or one random view per ``class`` or per ``instance`` (block) each epoch.
+VIEW_SAMPLING = ("all", "class", "instance")
 
 
 def build_settings(cls, section: dict, seed: int, where: str):
@@ -222,6 +228,12 @@ class Family(ABC):
     #: The types of settings and render configs this family's renderers accept
     #: (``fractaldb.create_renderer(cfg)`` finds the family by them).
     config_types: ClassVar[tuple] = ()
+    #: Section keys added after datasets were made with the family, each with the value
+    #: a manifest written before the key existed meant (``{key: value}``).  A new key's
+    #: default may be a new behaviour (new bytes); :meth:`fractaldb.dataset.Dataset.from_manifest`
+    #: fills these into a section that lacks them, so an old dataset still regenerates
+    #: byte for byte (as a config without ``encoder`` means ``png1``).
+    absent_means: ClassVar[dict] = {}
 
     # -- rendering -----------------------------------------------------------------
     #: The CPU renderer class (built from the render config).
@@ -351,6 +363,18 @@ class BoundFamily(ABC):
     def image_format(self) -> str:
         """The stored image format (``png``, ``jpg``, ``webp``)."""
         return self.settings.image_format
+
+    #: True when a block's images are views of one object (one instance seen from
+    #: ``images_per_block`` cameras, as 3-D fractals): a training-time view sampler
+    #: (:mod:`fractaldb.data.views`) may then take one of them per epoch.  The family
+    #: also says where a sample sits (:meth:`sample_position`).
+    block_views: ClassVar[bool] = False
+
+    def sample_position(self, meta: dict):
+        """``(class, block, offset)`` of a sample from its ``.json`` metadata (the inverse of
+        :meth:`sample_meta`; ``meta`` is read from a shard and checked by the caller), for a
+        family with :attr:`block_views`; None where the family cannot tell."""
+        return None
 
     @abstractmethod
     def class_docs(self) -> list:

@@ -128,6 +128,11 @@ def load_image(path: str):
 def _imagefolder_source(path: Path, cfg: dict, rt: Runtime, train: bool) -> Source:
     from torchvision.datasets import ImageFolder
 
+    if train and cfg.get("view_sampling", "all") != "all":
+        raise ConfigError(f"--view-sampling {cfg['view_sampling']} needs a 'fractaldb generate' output or --preset "
+                          f"(their samples say which views belong together); {path} is an ImageFolder: use "
+                          "--view-sampling all")
+
     try:
         ds = ImageFolder(str(path), transform=SquareUint8(load_size(cfg)), loader=load_image)
     except (FileNotFoundError, OSError):
@@ -140,10 +145,16 @@ def _shard_source(url: str, shards, cfg: dict, rt: Runtime, train: bool) -> Sour
     """The source of a shard dataset (``shards``: :func:`fractaldb.data.open_shards`'s, read once)."""
     from ..data import shard_dataset
 
+    from ..data.views import view_sampler
+
     manifest = shards.manifest
     samples, classes = int(manifest["plan"]["samples"]), int(manifest["plan"]["classes"])
     if samples == 0:
         raise InputError(f"{url} holds no samples; generate it again with more categories")
+    views = cfg.get("view_sampling", "all") if train else "all"  # evaluation sees every view
+    sampler = view_sampler(shards.dataset, views, cfg["seed"])
+    if sampler is not None:  # an epoch is one view per class (or instance)
+        samples = sampler.epoch_samples(shards.dataset.plan)
     workers, batch = cfg["workers"], cfg["batch_size"] // rt.world
     loader_kw = dict(num_workers=workers, pin_memory=rt.device.type == "cuda")
     if not train:  # every sample once: split by node, then by worker
@@ -160,7 +171,7 @@ def _shard_source(url: str, shards, cfg: dict, rt: Runtime, train: bool) -> Sour
                           f"loader worker reads per epoch from {url}; use a smaller batch, fewer --workers "
                           "or a larger --epoch-size")
     ds = shard_dataset(shards, resampled=True, epoch_size=per_worker, shuffle=min(cfg["shuffle"], samples),
-                       seed=cfg["seed"], transform=SquareUint8(load_size(cfg)))
+                       seed=cfg["seed"], transform=SquareUint8(load_size(cfg)), views=views)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, drop_last=True, **loader_kw)
 
     def batches(epoch):
@@ -189,6 +200,7 @@ def _stream_source(cfg: dict, rt: Runtime) -> Source:
     where = decide(cfg["render_device"], rt.device.type)
     options = (dict(batch_size=batch, transform=SquareUint8(load_size(cfg)), window=max(4 * batch, cfg["shuffle"]))
                if where == "cuda" else dict(transform=SquareUint8(load_size(cfg)), shuffle=min(cfg["shuffle"], 256)))
+    options["views"] = cfg.get("view_sampling", "all")
     stream, where = open_stream(None, where, preset=cfg["preset"], overrides=cfg["preset_set"], **options)
     loader = stream
     batch = cfg["batch_size"] // rt.world

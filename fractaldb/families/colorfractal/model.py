@@ -204,23 +204,41 @@ def _grid_side(size: int) -> int:
 class _Scratch:
     """Buffers of one renderer (one per thread)."""
 
-    def __init__(self, points: int, size: int):
+    def __init__(self, points: int, size: int, render_size: int):
         self.xs = np.empty(points)
         self.ys = np.empty(points)
         self.region = np.empty(4)
+        self.hits = np.empty((render_size + 2) ** 2 + 1, dtype=np.int32)
         self.grid = np.empty((_grid_side(size),) * 2)
         self.tmp = np.empty((size, size, 3))
+        self.lut = np.empty((256, 3), dtype=np.uint8)
+
+    def points(self, maps, key):
+        """The chaos game of ``maps`` (probabilities from their determinants) into
+        ``xs, ys``, its bounds into ``region``."""
+        K.chaos_game(maps, _cumulative(maps), key, self.xs, self.ys, self.region)
+
+    def coloured(self, dens, colour, out, paste: bool = False):
+        """``dens`` coloured by ``colour = (hue shift, S, V)`` into ``out`` (RGB, black where 0),
+        or with ``paste`` its non-black pixels pasted on ``out``."""
+        hue, sat, val = colour
+        K.hue_lut(sat, val, self.lut)
+        (K.paste_density if paste else K.colorize_rgb)(dens, hue, self.lut, out)
 
     def background(self, key, decay, params, out):
         K.diamond_square(decay, key, self.grid)
         h, w = out.shape[:2]
-        K.colorize_background(self.grid[:h, :w], params, out)
-        K.hsv_to_rgb(out, out)
+        K.background_rgb(self.grid[:h, :w], params, out)
 
 
 # --------------------------------------------------------------------------
 # Single-label renderer
 # --------------------------------------------------------------------------
+
+#: The patch raster's bounds rules (:func:`kernels.render_graded`): ``cells`` is the
+#: original's, ``centre`` what fractaldb drew before 0.3 (``bounds`` absent in a manifest).
+BOUNDS = {"cells": K.CELLS, "centre": K.CENTRE}
+
 
 @dataclass(frozen=True)
 class ColorRenderConfig:
@@ -236,6 +254,7 @@ class ColorRenderConfig:
     flips: bool = True
     blur_p: float = 0.5
     sigma: tuple = (0.5, 1.0)
+    bounds: str = "cells"
 
 
 class _ItemRenderer(HostRenderer):
@@ -263,8 +282,9 @@ class ColorFractalRenderer(_ItemRenderer):
     def __init__(self, cfg: ColorRenderConfig, seed: int):
         self.cfg = cfg
         self.seed = seed
-        self.s = _Scratch(cfg.points, cfg.size)
+        self.s = _Scratch(cfg.points, cfg.size, cfg.size)
         self.dens = np.empty((cfg.size, cfg.size))
+        self.rule = BOUNDS[cfg.bounds]
 
     def render(self, ifs: IFS, klass: int, instance: int, out: np.ndarray | None = None) -> np.ndarray:
         """Instance ``instance`` of class ``klass`` (system ``ifs``): ``(size, size, 3)`` uint8."""
@@ -274,9 +294,7 @@ class ColorFractalRenderer(_ItemRenderer):
         maps = np.ascontiguousarray(ifs.maps)
         if cfg.jitter:
             maps = jitter_system(maps, rng)
-        K.chaos_game(maps, _cumulative(maps), stream_key(self.seed, "colorfractal-points", klass, instance),
-                     s.xs, s.ys)
-        K.bounds(s.xs, s.ys, s.region)
+        s.points(maps, stream_key(self.seed, "colorfractal-points", klass, instance))
         region = s.region
         lo, hi = region[:2].copy(), region[2:].copy()
         extent = hi - lo
@@ -288,19 +306,16 @@ class ColorFractalRenderer(_ItemRenderer):
         region[:2] = centre - extent
         region[2:] = centre + extent
         cells = patch_cells(int(rng.integers(1, 512))) if cfg.patch else POINT_CELLS
-        K.render_graded(s.xs, s.ys, region, cells, self.dens)
+        K.render_graded(s.xs, s.ys, region, cells, self.rule, s.hits, self.dens)
         dens = apply_flips(self.dens, flips(rng)) if cfg.flips else self.dens
         out = np.empty((n, n, 3), dtype=np.uint8) if out is None else out
-        fg = np.empty((n, n, 3), dtype=np.uint8)
-        hue, sat, val = colour_params(rng)
-        K.colorize_density(dens, hue, sat, val, fg)
-        K.hsv_to_rgb(fg, fg)
-        if cfg.background:
+        colour = colour_params(rng)
+        if cfg.background:  # drawn after the colour (the original's order)
             decay, params = background_params(rng)
             s.background(stream_key(self.seed, "colorfractal-background", klass, instance), decay, params, out)
-            K.paste(fg, out, 0, 0)
         else:
-            out[:] = fg
+            out[:] = 0
+        s.coloured(dens, colour, out, paste=True)  # non-black fractal pixels win
         if cfg.blur_p and rng.random() < cfg.blur_p:
             K.blur3(out, blur_weights(rng.uniform(*cfg.sigma)), s.tmp)
         return out
@@ -385,8 +400,9 @@ class MultiFractalRenderer(_ItemRenderer):
     def __init__(self, cfg: MultiRenderConfig, seed: int):
         self.cfg = cfg
         self.seed = seed
-        self.s = _Scratch(cfg.points, cfg.size)
+        self.s = _Scratch(cfg.points, cfg.size, cfg.render_size)
         self.cache: OrderedDict = OrderedDict()
+        self.rgb = np.empty((cfg.render_size, cfg.render_size, 3), dtype=np.uint8)
 
     def class_render(self, ifs: IFS, klass: int, r: int) -> np.ndarray:
         """Render ``r`` of class ``klass``: its graded density at ``render_size`` (read-only, cached)."""
@@ -398,12 +414,12 @@ class MultiFractalRenderer(_ItemRenderer):
         cfg, s = self.cfg, self.s
         rng = generator(self.seed, "multifractal-cache", klass, r)
         maps = np.ascontiguousarray(ifs.maps)
-        K.chaos_game(maps, _cumulative(maps), stream_key(self.seed, "multifractal-cache-points", klass, r),
-                     s.xs, s.ys)
-        K.bounds(s.xs, s.ys, s.region)
+        s.points(maps, stream_key(self.seed, "multifractal-cache-points", klass, r))
         cells = patch_cells(int(rng.integers(1, 512))) if cfg.patch else POINT_CELLS
         dens = np.empty((cfg.render_size, cfg.render_size))
-        K.render_graded(s.xs, s.ys, s.region, cells, dens)
+        # The window is the points' own bounds: every point's pixel is inside, so
+        # both bounds rules draw the same (the cached renders have one rule).
+        K.render_graded(s.xs, s.ys, s.region, cells, K.CELLS, s.hits, dens)
         dens.setflags(write=False)
         self.cache[key] = dens
         if len(self.cache) > self.CACHE:
@@ -418,14 +434,11 @@ class MultiFractalRenderer(_ItemRenderer):
         out = np.empty((n, n, 3), dtype=np.uint8) if out is None else out
         s.background(stream_key(self.seed, "multifractal-background", klass, instance), lay.decay, lay.background,
                      out)
-        rs = cfg.render_size
-        hsv = np.empty((rs, rs, 3), dtype=np.uint8)
-        for c, r, f, (hue, sat, val), side, y, x in lay.objects:
+        for c, r, f, colour, side, y, x in lay.objects:
             dens = apply_flips(self.class_render(classes[c], c, r), f)
-            K.colorize_density(dens, hue, sat, val, hsv)
-            K.hsv_to_rgb(hsv, hsv)
+            s.coloured(dens, colour, self.rgb)
             obj = np.empty((side, side, 3), dtype=np.uint8)
-            K.resize_bilinear(hsv, obj)
+            K.resize_bilinear(self.rgb, obj)
             K.paste(obj, out, y, x)
         if lay.blur_sigma > 0.0:
             K.blur3(out, blur_weights(lay.blur_sigma), s.tmp)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from ...encode import FORMATS
 from ...citations import FRACTALDB, Paper
 from ..base import BoundFamily, Family, RenderedBlock, setting
-from .model import (COMPATS, PURPOSES, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer, Fractal3DSearchConfig,
-                    search_classes)
+from .model import (COMPATS, DEGENERATE, NEAR, PURPOSES, VIEWS, Fractal3DClass, Fractal3DRenderConfig, Fractal3DRenderer,
+                    Fractal3DSearchConfig, degenerate_record, search_classes)
 from . import study
 
 __all__ = ["Fractal3DFamily", "Fractal3DSettings", "Fractal3DBound", "sample_key", "image_name"]
@@ -55,6 +55,14 @@ class Fractal3DSettings:
     compat: str = setting("modern", "official keeps the original's traps (NaN checked on y only, centroid over "
                           "points, the typo row of the weight table); modern fixes them.",
                           " | ".join(COMPATS), lambda v: v in COMPATS)
+    degenerate: str = setting("replace", "A diverging instance (its cloud turns NaN), modern mode: replace it (the "
+                              "weight factor pulled towards 1, as 2-D degenerate variants, until the cloud passes "
+                              "the variance gate) or record it and keep its blank images (official mode always "
+                              "does).", choices=DEGENERATE)
+    near: float = setting(NEAR, "Near clipping plane of the camera (distance 4): 1 (the published renderer) or 0.1 "
+                          "(the earlier one).", "a number in (0, 4)", lambda v: 0 < v < 4)
+    point_size: int = setting(1, "GL point size in pixels: 1 (the published renderer) or 3 (the earlier one).",
+                              "an odd integer in 1..9", lambda v: v % 2 == 1 and 1 <= v <= 9)
     image_format: str = setting("png", "Stored image format.", " | ".join(FORMATS), lambda v: v in FORMATS)
     seed: int
 
@@ -65,7 +73,8 @@ class Fractal3DSettings:
     def render_config(self) -> Fractal3DRenderConfig:
         return Fractal3DRenderConfig(size=self.image_size, points=self.points, compat=self.compat, views=self.views,
                                      n_views=self.n_views, jitter=self.jitter, instances=self.instances,
-                                     seed=self.seed)
+                                     seed=self.seed, degenerate=self.degenerate, near=float(self.near),
+                                     point_size=self.point_size, variance=float(self.variance))
 
 
 MV_FRACTALDB = Paper("mv-fractaldb", "inproceedings", (
@@ -91,6 +100,10 @@ class Fractal3DBound(BoundFamily):
     ``n_views`` views (offset = view)."""
 
     settings: Fractal3DSettings
+    block_views = True  # a block is one instance's cloud seen from n_views cameras
+
+    def sample_position(self, meta):
+        return meta.get("category"), meta.get("instance"), meta.get("view")
 
     @property
     def blocks_per_class(self) -> int:
@@ -122,13 +135,12 @@ class Fractal3DBound(BoundFamily):
         cloud_keys, view_keys = renderer.keys([(k, i) for k, i, _ in jobs])  # one derivation for all
         for j, (k, i, offsets) in enumerate(jobs):
             offsets = list(offsets)
-            images, nan = renderer.render(self.classes[k], k, i, views=offsets, keys=(cloud_keys[j], view_keys[j]))
-            record = None
-            if nan:
-                # The original drops a cloud with a NaN in y (and keeps NaN in x or z);
-                # we keep every block (NaN points are not drawn) and record it.
-                record = {"family": self.name, "category": k, "instance": i, "nan_axes": nan,
-                          "original_drops": "y" in nan}
+            images, nan, replaced = renderer.render(self.classes[k], k, i, views=offsets,
+                                                    keys=(cloud_keys[j], view_keys[j]))
+            # The original drops a cloud with a NaN in y (and keeps NaN in x or z); we keep
+            # every block -- replaced in modern mode, else blank (NaN points are not drawn) --
+            # and record it.
+            record = degenerate_record(self.name, k, i, nan, replaced) if nan else None
             yield RenderedBlock(k, i, offsets, list(images), {}, record)
 
     def render_device(self, renderer, blocks):
@@ -140,8 +152,7 @@ class Fractal3DBound(BoundFamily):
         out = []
         for k, c in enumerate(self.classes[:limit]):
             views = list(range(min(per_class, self.settings.n_views)))
-            images, _ = renderer.render(c, k, 0, views=views)
-            out += [img.copy() for img in images]
+            out += [img.copy() for img in renderer.render(c, k, 0, views=views)[0]]
         return out
 
 
@@ -160,6 +171,8 @@ class Fractal3DFamily(Family):
     cpu_renderer = Fractal3DRenderer
     cuda_renderer = ".render_cuda.Fractal3DCUDARenderer"
     bound = Fractal3DBound
+    # fractaldb before 0.3 kept a diverging instance's blank images (and recorded them)
+    absent_means = {"degenerate": "record"}
 
     def find_classes(self, settings: Fractal3DSettings, workers: int, progress=None) -> list:
         return search_classes(settings.search_config(workers), progress=progress)

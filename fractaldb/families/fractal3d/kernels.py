@@ -144,9 +144,9 @@ def search_batch(maps, cum, n_maps, keys, divisor, nan_all, threshold, scratch, 
 
 
 @kernel
-def project_points(pts, cam, out):
+def project_points(pts, cam, half, out):
     """Splat float32 points into ``out`` (``(S, S)`` uint8, cleared by the caller) as
-    white (255) single pixels, seen by the camera ``cam`` (float64[13]).
+    white (255) squares of side ``2 half + 1``, seen by the camera ``cam`` (float64[13]).
 
     ``cam`` = (s, u, f, dist, cot(fovy / 2), near, far): the camera's right, up
     and forward unit vectors (gluLookAt's), the camera at ``-dist * f`` looking
@@ -154,13 +154,16 @@ def project_points(pts, cam, out):
     coordinates ``x_e = s . p``, ``y_e = u . p`` and the depth
     ``d = -z_e = f . p + dist``.  gluPerspective with aspect 1 and the viewport
     of side S give ``x_w = S/2 (1 + cot x_e / d)``, ``y_w = S/2 (1 + cot y_e / d)``;
-    a point is kept when ``near <= d <= far`` and both NDC lie in [-1, 1]; it
-    lights pixel ``(row floor(y_w), column floor(x_w))`` (GL's bottom-up rows
-    saved as they are: world +y points down in the image).  Depth order does
-    not matter: every point has the one colour.
+    a point is kept when ``near <= d <= far`` and both NDC lie in [-1, 1] (GL
+    clips a point by its vertex); it lights pixel ``(row floor(y_w), column
+    floor(x_w))`` (GL's bottom-up rows saved as they are: world +y points down in
+    the image) and, for ``half > 0`` (GL point size ``2 half + 1``: an odd size's
+    square is centred on that pixel), the pixels within ``half`` of it in both
+    directions that lie in the image.  Depth order does not matter: every point
+    has the one colour.
     """
     size = out.shape[0]
-    half = size * 0.5
+    hs = size * 0.5
     s0, s1, s2 = cam[0], cam[1], cam[2]
     u0, u1, u2 = cam[3], cam[4], cam[5]
     f0, f1, f2 = cam[6], cam[7], cam[8]
@@ -178,7 +181,12 @@ def project_points(pts, cam, out):
         if not (nx >= -1.0 and nx <= 1.0 and ny >= -1.0 and ny <= 1.0):
             continue
         # x_w, y_w in [0, size]: truncation is floor here
-        col = np.int64(half * (1.0 + nx))
-        row = np.int64(half * (1.0 + ny))
-        if col < size and row < size:  # NDC exactly 1 falls on the far edge
-            out[row, col] = 255
+        col = np.int64(hs * (1.0 + nx))
+        row = np.int64(hs * (1.0 + ny))
+        if half == 0:
+            if col < size and row < size:  # NDC exactly 1 falls on the far edge
+                out[row, col] = 255
+            continue
+        for r in range(max(row - half, 0), min(row + half + 1, size)):
+            for c in range(max(col - half, 0), min(col + half + 1, size)):
+                out[r, c] = 255

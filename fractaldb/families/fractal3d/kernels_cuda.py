@@ -77,13 +77,14 @@ def zero_kernel(flat):
 
 
 @cuda.jit
-def project_kernel(clouds, image_cloud, cams, out):
+def project_kernel(clouds, image_cloud, cams, half, out):
     """:func:`.kernels.project_points` of image ``j``'s cloud with camera ``cams[j]``
-    into ``out[j, :, :, 0]``; one thread per (image, point), grid-stride."""
+    (squares of side ``2 half + 1``) into ``out[j, :, :, 0]``; one thread per (image,
+    point), grid-stride.  Threads write only 255, so overlapping squares race harmlessly."""
     n = clouds.shape[2]
     total = out.shape[0] * n
     size = out.shape[1]
-    half = size * 0.5
+    hs = size * 0.5
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for t in range(start, total, stride):
@@ -102,7 +103,12 @@ def project_kernel(clouds, image_cloud, cams, out):
         ny = _mul(_add(_add(_mul(cam[3], x), _mul(cam[4], y)), _mul(cam[5], z)), k)
         if not (nx >= -1.0 and nx <= 1.0 and ny >= -1.0 and ny <= 1.0):
             continue
-        col = int64(_mul(half, _add(1.0, nx)))
-        row = int64(_mul(half, _add(1.0, ny)))
-        if col < size and row < size:
-            out[j, row, col, 0] = 255
+        col = int64(_mul(hs, _add(1.0, nx)))
+        row = int64(_mul(hs, _add(1.0, ny)))
+        if half == 0:
+            if col < size and row < size:
+                out[j, row, col, 0] = 255
+            continue
+        for r in range(max(row - half, 0), min(row + half + 1, size)):
+            for c in range(max(col - half, 0), min(col + half + 1, size)):
+                out[j, r, c, 0] = 255

@@ -24,6 +24,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..base import HostRenderer
+from ...ifs.policy import RETRIES, SHRINK
 from ...seeds import declare_purposes, generator, stream_keys
 from . import kernels as K
 
@@ -35,9 +36,9 @@ PURPOSES = declare_purposes("fractal3d", {
     "fractal3d-views": 21,          # the camera of one view (category, instance, view)
 })
 
-__all__ = ["Fractal3DClass", "weight_table", "TYPO_ROW", "COMPATS", "VIEWS", "Fractal3DSearchConfig",
+__all__ = ["Fractal3DClass", "weight_table", "TYPO_ROW", "COMPATS", "VIEWS", "DEGENERATE", "Fractal3DSearchConfig",
            "search_classes", "Fractal3DRenderConfig", "Fractal3DRenderer", "view_eyes", "camera", "cameras",
-           "cloud", "MAX_MAPS", "FOVY", "CAM_DIST", "NEAR", "FAR"]
+           "cloud", "replacement_factors", "replacement_accepted", "degenerate_record", "MAX_MAPS", "FOVY", "CAM_DIST", "NEAR", "FAR"]
 
 #: Maps per category: the original's ``np.random.randint(2, 8)``.
 MIN_MAPS, MAX_MAPS = 2, 7
@@ -50,6 +51,10 @@ BASE_AZIMUTH_DEG = 30.0
 COMPATS = ("official", "modern")
 #: View distributions: ``mv`` (MV-FractalDB's 12 azimuths) or ``random`` (ExFractalDB, ours).
 VIEWS = ("mv", "random")
+#: What modern mode does with a diverging instance (a cloud with NaN coordinates):
+#: ``replace`` it (the weight factor pulled towards 1, as the 2-D degenerate variants),
+#: or ``record`` it and keep its blank images (fractaldb before 0.3; official mode always).
+DEGENERATE = ("replace", "record")
 #: The scale factors of the weight table (parsed as the CSV's strings are).
 FACTORS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
 #: The shipped table's typo: this row should scale parameter i by 1.6 and says 0.6.
@@ -315,10 +320,46 @@ def camera(eye, up, fovy: float = FOVY, near: float = NEAR, far: float = FAR) ->
     return cameras(np.array([[eye, up]], dtype=np.float64), fovy, near, far)[0]
 
 
+def replacement_factors(row: np.ndarray, attempt: int) -> np.ndarray:
+    """The weight factors of attempt ``attempt`` (0-based) at replacing a diverging
+    instance of weight row ``row``: the row's factors pulled towards 1 by
+    ``SHRINK ** (attempt + 1)`` (the 2-D degenerate variants' rule,
+    :mod:`fractaldb.ifs.policy`), and all ones (the category itself) after ``RETRIES``."""
+    if attempt < RETRIES:
+        return 1.0 + (np.asarray(row, dtype=np.float64) - 1.0) * (SHRINK ** (attempt + 1))
+    return np.ones(12)
+
+
+def replacement_accepted(pts, attempt: int, threshold: float, flags, var) -> bool:
+    """Whether attempt ``attempt``'s normalised cloud replaces a diverging instance: it passes
+    the category search's own gate (no NaN in any row, every axis's variance above
+    ``threshold``), so a replacement is neither blank nor collapsed to a few pixels; the
+    last attempt (the category's own factors) needs only to be finite.  ``flags`` and
+    ``var`` are (3,) scratch.  Both renderers decide with this function on host clouds."""
+    if K.passes(pts, 1, threshold, flags, var):
+        return True
+    if attempt < RETRIES:
+        return False
+    K.nan_rows(pts, flags)
+    return not flags.any()
+
+
+def degenerate_record(family: str, category: int, instance: int, nan: str, replaced) -> dict:
+    """What the manifest records of a diverging instance: its NaN axes, whether the
+    original would drop it (a NaN in y), and -- replaced -- the factors drawn instead
+    (``None`` when even the category's own factors diverge: then it stays blank)."""
+    record = {"family": family, "category": category, "instance": instance, "nan_axes": nan,
+              "original_drops": "y" in nan}
+    if replaced is not False:
+        record.update(action="replace", replaced_by=None if replaced is None else [float(v) for v in replaced])
+    return record
+
+
 @dataclass(frozen=True)
 class Fractal3DRenderConfig:
     """What a render needs: image side, chaos-game length, compat, views, weight
-    rows (the first ``instances`` rows of the table) and the dataset seed."""
+    rows (the first ``instances`` rows of the table), the dataset seed, what modern
+    mode does with a diverging instance, and the camera's near plane and point size."""
 
     size: int = 224
     points: int = 10000
@@ -328,6 +369,15 @@ class Fractal3DRenderConfig:
     jitter: float = math.pi
     instances: int = 145
     seed: int = 1
+    degenerate: str = "replace"
+    near: float = NEAR
+    point_size: int = 1
+    variance: float = 0.05  #: the category gate a replacement must pass
+
+    @property
+    def replaces(self) -> bool:
+        """A diverging instance is replaced (modern mode, ``degenerate: replace``)."""
+        return self.compat == "modern" and self.degenerate == "replace"
 
 
 class Fractal3DRenderer(HostRenderer):
@@ -342,6 +392,7 @@ class Fractal3DRenderer(HostRenderer):
         self.table = weight_table(cfg.compat)
         self.pts = np.empty((3, cfg.points - 1))
         self.flags = np.zeros(3, dtype=np.int64)
+        self.var = np.zeros(3)
 
     def keys(self, pairs):
         """Cloud keys ``(n,)`` and view keys ``(n, n_views)`` of ``(category, instance)``
@@ -366,19 +417,43 @@ class Fractal3DRenderer(HostRenderer):
         views = list(range(c.n_views)) if views is None else list(views)
         if keys is None:
             keys = self.keys([(category, instance)])[1][0]
-        return cameras(view_eyes(c.views, c.n_views, c.jitter, keys))[views]
+        return cameras(view_eyes(c.views, c.n_views, c.jitter, keys), near=c.near)[views]
+
+    def _nan(self, pts) -> str:
+        K.nan_rows(pts, self.flags)
+        return "".join(a for a, f in zip("xyz", self.flags) if f)
+
+    def finite_cloud(self, cls, category: int, instance: int, key) -> tuple:
+        """The instance's cloud after the diverging-instance policy: ``(cloud, nan,
+        replaced)``.  ``nan``: the NaN axes of the instance's own cloud ('' when finite);
+        ``replaced``: False (nothing replaced), the factors that replaced it (the first
+        attempt that :func:`replacement_accepted`), or None (replacing failed: the last
+        attempt's cloud, still diverging)."""
+        c = self.cfg
+        pts = self.cloud(cls, category, instance, key)
+        nan = self._nan(pts)
+        replaced = False
+        if nan and c.replaces:
+            replaced = None
+            for attempt in range(RETRIES + 1):
+                factors = replacement_factors(self.table[instance], attempt)
+                pts = cloud(cls, factors, key, c.points, c.compat, self.pts)
+                if replacement_accepted(pts, attempt, c.variance, self.flags, self.var):
+                    replaced = factors
+                    break
+        return pts, nan, replaced
 
     def render(self, cls, category: int, instance: int, views=None, out=None, keys=None):
-        """The views' images ``(len(views), S, S, 1)`` and the NaN rows of the cloud
-        (a string of ``x``, ``y``, ``z``; empty when the cloud is finite).  ``keys``:
-        this block's ``(cloud key, view keys)`` from :meth:`keys` (derived when None)."""
+        """The views' images ``(len(views), S, S, 1)``, the NaN rows of the instance's
+        cloud (a string of ``x``, ``y``, ``z``; empty when the cloud is finite) and what
+        replaced a diverging cloud (:meth:`finite_cloud`).  ``keys``: this block's
+        ``(cloud key, view keys)`` from :meth:`keys` (derived when None)."""
         c = self.cfg
         if keys is None:
             ck, vk = self.keys([(category, instance)])
             keys = (ck[0], vk[0])
         cams = self.cameras(category, instance, views, keys[1])
-        pts = self.cloud(cls, category, instance, keys[0])
-        K.nan_rows(pts, self.flags)
+        pts, nan, replaced = self.finite_cloud(cls, category, instance, keys[0])
         pts32 = pts.astype(np.float32)  # the original's float32 vertex buffer
         shape = (len(cams), c.size, c.size, 1)
         if out is None:
@@ -387,9 +462,10 @@ class Fractal3DRenderer(HostRenderer):
             raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {out.shape}")
         else:
             out[...] = 0
+        half = (c.point_size - 1) // 2
         for v, cam in enumerate(cams):
-            K.project_points(pts32, cam, out[v, :, :, 0])
-        return out, "".join(a for a, f in zip("xyz", self.flags) if f)
+            K.project_points(pts32, cam, half, out[v, :, :, 0])
+        return out, nan, replaced
 
     def render_many(self, items):
         """Each ``(cls, category, instance)`` item's block of all views (a new array)."""

@@ -2,9 +2,10 @@
 
 Same interface, same images bit for bit (:mod:`.kernels_cuda` repeats the CPU
 kernels' arithmetic without fused multiply-adds).  The host derives the keys
-and cameras (the CPU renderer's own code) and the scaled maps; the device runs
-the chaos games (one thread per cloud), the NaN check and the projection (one
-thread per image and point).  Built only for ``device="cuda"``; the
+and cameras (the CPU renderer's own code), the scaled maps and the factors that
+replace a diverging instance (the CPU's policy); the device runs the chaos games
+(one thread per cloud), the NaN check and the projection (one thread per image
+and point).  Built only for ``device="cuda"``; the
 constructor checks for a GPU (:func:`fractaldb.gpu.gpu_start`).
 """
 
@@ -15,7 +16,8 @@ import numpy as np
 from ...errors import ConfigError
 from ...gpu import launch_lock
 from ..base import CUDARendererBase
-from .model import Fractal3DRenderConfig, Fractal3DRenderer, _padded
+from ...ifs.policy import RETRIES
+from .model import Fractal3DRenderConfig, Fractal3DRenderer, _padded, replacement_accepted, replacement_factors
 
 __all__ = ["Fractal3DCUDARenderer"]
 
@@ -42,32 +44,67 @@ class Fractal3DCUDARenderer(CUDARendererBase):
     def keys(self, pairs):
         return self._host.keys(pairs)
 
-    def _launch(self, items, keys, views, out):
-        """Clouds of ``items`` and the ``views`` (a list per item) into ``out``; returns NaN flags."""
+    def _clouds(self, items, factors, keys):
+        """Chaos games and normalisation of ``items`` scaled by ``factors`` (one row each) on
+        the device: ``(device clouds (n, 3, points - 1), host NaN flags (n, 3))``."""
         cuda, KC, c = self._cuda, self._k, self.cfg
         n = len(items)
-        maps, cum, counts = _padded([cls for cls, _, _ in items],
-                                    np.stack([self._host.table[i] for _, _, i in items]))
+        maps, cum, counts = _padded([cls for cls, _, _ in items], np.asarray(factors, dtype=np.float64))
+        divisor = float(c.points) if c.compat == "official" else float(c.points - 1)
+        d_clouds = cuda.device_array((n, 3, c.points - 1), dtype=np.float64)
+        grid = max(1, min(-(-n // self._tpb), self._grid))
+        KC.cloud_kernel[grid, self._tpb](cuda.to_device(maps), cuda.to_device(cum), cuda.to_device(counts),
+                                        cuda.to_device(np.asarray(keys, dtype=np.uint64)), divisor, d_clouds)
+        flags = cuda.device_array((n, 3), dtype=np.int64)
+        KC.nan_kernel[max(1, min(-(-3 * n // self._tpb), self._grid)), self._tpb](d_clouds, flags)
+        return d_clouds, flags.copy_to_host()
+
+    def _replace(self, items, keys, d_clouds, nan) -> list:
+        """The CPU renderer's diverging-instance policy (:meth:`~.model.Fractal3DRenderer.finite_cloud`):
+        each attempt of every item still diverging in one launch, judged on the host by the
+        same :func:`~.model.replacement_accepted`; ``replaced`` per item."""
+        replaced = [False] * len(items)
+        bad = [j for j, axes in enumerate(nan) if axes] if self.cfg.replaces else []
+        for j in bad:
+            replaced[j] = None
+        flags, var = np.zeros(3, dtype=np.int64), np.zeros(3)
+        for attempt in range(RETRIES + 1):
+            if not bad:
+                break
+            factors = [replacement_factors(self._host.table[items[j][2]], attempt) for j in bad]
+            d_try, _ = self._clouds([items[j] for j in bad], factors, [keys[j] for j in bad])
+            host = d_try.copy_to_host()
+            still = []
+            for t, j in enumerate(bad):
+                d_clouds[j].copy_to_device(d_try[t])  # the last attempt stays, as on the CPU
+                if replacement_accepted(host[t], attempt, self.cfg.variance, flags, var):
+                    replaced[j] = factors[t]
+                else:
+                    still.append(j)
+            bad = still
+        return replaced
+
+    def _launch(self, items, keys, views, out):
+        """Clouds of ``items`` and the ``views`` (a list per item) into ``out``; returns the
+        NaN axes of each item's own cloud and what replaced it (as the CPU renderer)."""
+        cuda, KC, c = self._cuda, self._k, self.cfg
         cams = np.concatenate([self._host.cameras(k, i, v, keys[1][j]) for j, ((_, k, i), v) in
                                enumerate(zip(items, views))])
         image_cloud = np.concatenate([np.full(len(v), j, dtype=np.int64) for j, v in enumerate(views)])
-        divisor = float(c.points) if c.compat == "official" else float(c.points - 1)
         with self._lock:
-            d_clouds = cuda.device_array((n, 3, c.points - 1), dtype=np.float64)
-            grid = max(1, min(-(-n // self._tpb), self._grid))
-            KC.cloud_kernel[grid, self._tpb](cuda.to_device(maps), cuda.to_device(cum), cuda.to_device(counts),
-                                            cuda.to_device(np.asarray(keys[0], dtype=np.uint64)), divisor, d_clouds)
-            flags = cuda.device_array((n, 3), dtype=np.int64)
-            KC.nan_kernel[max(1, min(-(-3 * n // self._tpb), self._grid)), self._tpb](d_clouds, flags)
+            d_clouds, flags = self._clouds(items, [self._host.table[i] for _, _, i in items], keys[0])
+            nan = ["".join(a for a, f in zip("xyz", row) if f) for row in flags]
+            replaced = self._replace(items, list(keys[0]), d_clouds, nan)
             flat = out.reshape(out.size)
             KC.zero_kernel[max(1, min(-(-out.size // self._tpb), self._grid)), self._tpb](flat)
             total = len(cams) * (c.points - 1)
             KC.project_kernel[max(1, min(-(-total // self._tpb), self._grid)), self._tpb](
-                d_clouds, cuda.to_device(image_cloud), cuda.to_device(cams), out)
-            return flags.copy_to_host()
+                d_clouds, cuda.to_device(image_cloud), cuda.to_device(cams), (c.point_size - 1) // 2, out)
+        return nan, replaced
 
     def render(self, cls, category: int, instance: int, views=None, out=None, keys=None):
-        """The CPU renderer's :meth:`~.model.Fractal3DRenderer.render`: host images and NaN axes."""
+        """The CPU renderer's :meth:`~.model.Fractal3DRenderer.render`: host images, NaN axes and
+        what replaced a diverging cloud."""
         c = self.cfg
         views = list(range(c.n_views)) if views is None else list(views)
         if keys is None:
@@ -77,9 +114,9 @@ class Fractal3DCUDARenderer(CUDARendererBase):
         if out is not None and (tuple(out.shape) != shape or out.dtype != np.uint8):
             raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {out.shape}")
         d_out = self._cuda.device_array(shape, dtype=np.uint8)
-        flags = self._launch([(cls, category, instance)], ([keys[0]], [keys[1]]), [views], d_out)
+        nan, replaced = self._launch([(cls, category, instance)], ([keys[0]], [keys[1]]), [views], d_out)
         host = d_out.copy_to_host() if out is None else d_out.copy_to_host(out)
-        return host, "".join(a for a, f in zip("xyz", flags[0]) if f)
+        return host, nan[0], replaced[0]
 
     def render_many_device(self, items, out=None):
         """Every item's views in one ``(n_items * n_views, S, S, 1)`` device array."""

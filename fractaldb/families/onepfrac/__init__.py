@@ -6,6 +6,11 @@ render settings).  Rendering is the shared IFS renderers
 (:mod:`fractaldb.ifs.render`, :mod:`~fractaldb.ifs.render_cuda`)
 in official mode.  This module is the family's face to the rest of fractaldb
 (:class:`OnePFracFamily`); docs/ofdb-1pfrac.md compares it with the original.
+
+Training: the paper's LPCE ("locally perturbed cross-entropy") is, in the authors' code,
+softmax cross-entropy over the ``classes`` perturbations, each its own label -- what the
+``1p-frac`` recipe of :mod:`fractaldb.train.config` trains on these labels (``loss: ce``,
+Mixup/CutMix soft targets, label smoothing 0.1).
 """
 
 from __future__ import annotations

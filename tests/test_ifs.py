@@ -13,18 +13,11 @@ import io
 import numpy as np
 import pytest
 
+import published
+
 from fractaldb.errors import ConfigError, FractalDBError, InputError
 from fractaldb.ifs.system import IFS, load_categories, parse_csv, read_csv, to_csv_bytes, write_csv
 from fractaldb.ifs.weights import parse_weights
-
-# Published FractalDB-1k category 00002 (two maps), as written by the original.
-CAT_00002 = (
-    "5.837848063254049702e-01,5.710404955054340093e-01,7.431312327013381847e-01,"
-    "-5.511572939835394092e-01,-6.844673029160008859e-02,6.882748449569975335e-02,6.392281307787082145e-01\n"
-    "6.977003265133947529e-01,-5.440939903470098926e-02,-2.932283806845803475e-02,"
-    "-6.012640439817884541e-01,3.581232498435951150e-01,-3.860114230278139935e-01,3.607718692212917855e-01\n"
-)
-
 
 def _sierpinski() -> IFS:
     maps = [[0.5, 0, 0, 0.5, 0, 0], [0.5, 0, 0, 0.5, 0.5, 0], [0.5, 0, 0, 0.5, 0.25, 0.5]]
@@ -109,16 +102,16 @@ def test_sum_message_names_the_sum():
 
 
 def test_to_csv_bytes_equals_numpy_savetxt():
-    ifs = parse_csv(CAT_00002)
+    ifs = parse_csv(published.text("00002"))
     buf = io.BytesIO()
     np.savetxt(buf, ifs.rows(), delimiter=",")
     assert to_csv_bytes(ifs) == buf.getvalue()
     # ...and that is the published file, byte for byte.
-    assert to_csv_bytes(ifs) == CAT_00002.encode("ascii")
+    assert to_csv_bytes(ifs) == published.text("00002").encode("ascii")
 
 
 def test_csv_parse_is_bit_exact():
-    ifs = parse_csv(CAT_00002)
+    ifs = parse_csv(published.text("00002"))
     assert ifs.n_maps == 2
     assert ifs.maps[0, 0] == 5.837848063254049702e-01
     assert ifs.probs[1] == 3.607718692212917855e-01
@@ -139,8 +132,8 @@ def test_write_csv_read_csv_round_trip(tmp_path):
 
 
 def test_parse_csv_skips_blank_and_comment_lines():
-    text = "# a comment\n\n" + CAT_00002 + "\n   \n"
-    assert parse_csv(text) == parse_csv(CAT_00002)
+    text = "# a comment\n\n" + published.text("00002") + "\n   \n"
+    assert parse_csv(text) == parse_csv(published.text("00002"))
 
 
 @pytest.mark.parametrize(
@@ -194,7 +187,7 @@ def test_read_csv_missing_file(tmp_path):
 
 
 def test_load_categories_folder_uses_numeric_stems(tmp_path):
-    a, b = _sierpinski(), parse_csv(CAT_00002)
+    a, b = _sierpinski(), parse_csv(published.text("00002"))
     write_csv(a, tmp_path / "00007.csv")
     write_csv(b, tmp_path / "00003.csv")
     (tmp_path / "categories.json").write_text("{}")  # not a category
@@ -207,18 +200,18 @@ def test_load_categories_folder_uses_numeric_stems(tmp_path):
 
 def test_load_categories_non_numeric_names_use_positions(tmp_path):
     write_csv(_sierpinski(), tmp_path / "zeta.csv")
-    write_csv(parse_csv(CAT_00002), tmp_path / "alpha.csv")
+    write_csv(parse_csv(published.text("00002")), tmp_path / "alpha.csv")
     ids, systems = load_categories(tmp_path)
     assert ids == [0, 1]
-    assert systems[0] == parse_csv(CAT_00002)  # sorted by name
+    assert systems[0] == parse_csv(published.text("00002"))  # sorted by name
 
 
 def test_load_categories_single_file(tmp_path):
     path = tmp_path / "00042.csv"
-    write_csv(parse_csv(CAT_00002), path)
+    write_csv(parse_csv(published.text("00002")), path)
     ids, systems = load_categories(path)
     assert ids == [42]
-    assert systems == [parse_csv(CAT_00002)]
+    assert systems == [parse_csv(published.text("00002"))]
 
 
 def test_load_categories_errors(tmp_path):

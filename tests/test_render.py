@@ -16,39 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import published
+
 from fractaldb.encode import encode_png
 from fractaldb.ifs.system import IFS
 from fractaldb.families.fractal.imagefolder import create_renderer, render_blocks
 from fractaldb.ifs.render import CPURenderer, RenderConfig, flip, image_name
 from fractaldb.ifs.weights import parse_weights
 
-# Published FractalDB-1k categories (AIST 2020, MIT), rows a, b, c, d, e, f, p.
-CAT_00000 = [
-    [1.724223243171234543e-01, -7.311756060787280020e-01, -2.966728035091932281e-01,
-     -2.777660563660040438e-01, 6.115739281576646480e-01, -2.019335022650967648e-01, 1.414134307013419356e-01],
-    [-8.583735610481224576e-02, -8.433762024767534893e-01, -1.914439158840750554e-01,
-     6.115559153715470764e-01, 4.009955062511278978e-01, 4.643911401924800675e-01, 1.142538778724129234e-01],
-    [-9.665240573106153033e-01, 8.803925216502284101e-02, 7.654360019967436646e-01,
-     5.156383970885065615e-01, 8.147617620237412872e-02, 7.518914152263203032e-01, 3.021257278333024376e-01],
-    [-6.303750398147720535e-01, 3.247544574309448873e-01, -7.013752411711078327e-01,
-     -8.967908458619968659e-01, -5.346410910546133266e-01, 7.107352504421564632e-01, 4.235195585540745822e-01],
-    [-5.797108324242954414e-01, -2.311754517786339669e-01, 4.521610635677510981e-01,
-     2.406766531975532697e-01, -1.300896372526509914e-01, 8.479989530155638278e-01, 1.868740503886824611e-02],
-]
-CAT_00001 = [
-    [-1.668389423696419183e-01, -6.072550667959302206e-01, 1.728251339013286980e-02,
-     2.048852284657074474e-01, 2.111859836446616789e-01, 5.155499518698667405e-01, 2.522042471796301019e-02],
-    [-4.159289551462135304e-01, 4.190396330592851548e-01, -3.485170920810727324e-01,
-     -2.672146735447999966e-01, 2.877306516523376878e-01, -2.116667333885886570e-01, 2.738232818170721061e-01],
-    [9.038574880708072357e-02, -8.118400125885090191e-01, -7.785972314428670771e-01,
-     -2.906130900075152290e-01, -5.889521589065931373e-01, -2.652835207608081891e-01, 7.009562934649647969e-01],
-]
-CAT_00002 = [
-    [5.837848063254049702e-01, 5.710404955054340093e-01, 7.431312327013381847e-01,
-     -5.511572939835394092e-01, -6.844673029160008859e-02, 6.882748449569975335e-02, 6.392281307787082145e-01],
-    [6.977003265133947529e-01, -5.440939903470098926e-02, -2.932283806845803475e-02,
-     -6.012640439817884541e-01, 3.581232498435951150e-01, -3.860114230278139935e-01, 3.607718692212917855e-01],
-]
 #: Diverges: x and y triple each step, overflow to inf, then ``inf * 0`` is NaN,
 #: so the original's NaN trimming runs (SPEC 1.3).
 DIVERGING = [[3.0, 0.0, 0.0, 3.0, 1.0, 1.0, 0.5], [3.0, 0.0, 0.0, 3.0, -1.0, 0.5, 0.5]]
@@ -120,8 +95,9 @@ def _original_flips(base):
 # --------------------------------------------------------------------------- official point mode
 
 
-@pytest.mark.parametrize("name, rows", [("00000", CAT_00000), ("00001", CAT_00001), ("00002", CAT_00002)])
-def test_official_point_mode_is_the_original_renderer(name, rows):
+@pytest.mark.parametrize("name", ["00000", "00001", "00002"])
+def test_official_point_mode_is_the_original_renderer(name):
+    rows = published.rows(name)
     size, points = 64, 3000
     cfg = RenderConfig(mode="point", compat="official", size=size, points=points, weights="0.4", flips=4)
     renderer = CPURenderer(cfg)
@@ -151,8 +127,8 @@ def test_official_point_mode_full_settings_nan_cast():
     renderer = CPURenderer(cfg)
     table = parse_weights("0.4")
     for w in range(5):
-        block = renderer.render_block(0, IFS.from_rows(CAT_00000), w)
-        expected = _original_point_render(CAT_00000, table[w], size, points)
+        block = renderer.render_block(0, IFS.from_rows(published.rows("00000")), w)
+        expected = _original_point_render(published.rows("00000"), table[w], size, points)
         np.testing.assert_array_equal(block.images[0, :, :, 0], expected, err_msg=f"00000 w{w}")
 
 
@@ -160,8 +136,8 @@ def test_official_point_mode_full_settings_nan_cast():
 def test_official_point_mode_other_weight_tables(weights, w):
     size, points = 48, 2000
     cfg = RenderConfig(mode="point", compat="official", size=size, points=points, weights=weights, flips=4)
-    block = CPURenderer(cfg).render_block(1, IFS.from_rows(CAT_00001), w)
-    base = _original_point_render(CAT_00001, parse_weights(weights)[w], size, points)
+    block = CPURenderer(cfg).render_block(1, IFS.from_rows(published.rows("00001")), w)
+    base = _original_point_render(published.rows("00001"), parse_weights(weights)[w], size, points)
     for t, expected in enumerate(_original_flips(base)):
         np.testing.assert_array_equal(block.images[t, :, :, 0], expected)
 
@@ -180,8 +156,8 @@ def test_official_point_mode_odd_pad_and_size():
     cfg = RenderConfig(mode="point", compat="official", size=size, points=points, pad=pad, weights="0.4", flips=2)
     renderer = CPURenderer(cfg)
     for w in (2, 7, 20):
-        block = renderer.render_block(2, IFS.from_rows(CAT_00002), w)
-        base = _original_point_render(CAT_00002, parse_weights("0.4")[w], size, points, pad=pad)
+        block = renderer.render_block(2, IFS.from_rows(published.rows("00002")), w)
+        base = _original_point_render(published.rows("00002"), parse_weights("0.4")[w], size, points, pad=pad)
         np.testing.assert_array_equal(block.images[0, :, :, 0], base)
         np.testing.assert_array_equal(block.images[1, :, :, 0], np.flipud(base))
 
@@ -200,7 +176,7 @@ _PATCH = dict(mode="patch", size=64, points=2000, patches=3, flips=4)
 
 @pytest.mark.parametrize("compat", ["official", "modern"])
 def test_patch_mode_is_seeded(compat):
-    ifs = IFS.from_rows(CAT_00002)
+    ifs = IFS.from_rows(published.rows("00002"))
     a = CPURenderer(RenderConfig(compat=compat, seed=5, **_PATCH)).render_block(2, ifs, 2)
     b = CPURenderer(RenderConfig(compat=compat, seed=5, **_PATCH)).render_block(2, ifs, 2)
     c = CPURenderer(RenderConfig(compat=compat, seed=6, **_PATCH)).render_block(2, ifs, 2)
@@ -214,7 +190,7 @@ def test_patch_mode_is_seeded(compat):
 
 def test_patch_mode_flips_and_values():
     cfg = RenderConfig(seed=1, **_PATCH)
-    block = CPURenderer(cfg).render_block(1, IFS.from_rows(CAT_00001), 10)
+    block = CPURenderer(cfg).render_block(1, IFS.from_rows(published.rows("00001")), 10)
     assert set(np.unique(block.images).tolist()) == {0, 127}
     for d in range(cfg.patches):
         imgs = block.images[d * 4:(d + 1) * 4, :, :, 0]
@@ -230,7 +206,7 @@ def test_patch_mode_flips_and_values():
 def test_patch_cells_lie_next_to_their_points():
     # Point i pastes a 3x3 block with its top-left cell at (x + 1, y + 1):
     # every patch pixel is 1..3 rows and columns past some point pixel.
-    ifs = IFS.from_rows(CAT_00002)
+    ifs = IFS.from_rows(published.rows("00002"))
     kw = dict(size=64, points=2000, flips=2, seed=9)
     point = CPURenderer(RenderConfig(mode="point", **kw)).render_block(2, ifs, 2)
     patch = CPURenderer(RenderConfig(mode="patch", patches=1, **kw)).render_block(2, ifs, 2)
@@ -248,7 +224,7 @@ def test_patch_cells_lie_next_to_their_points():
 
 
 def test_color_mode_gives_three_channels():
-    ifs = IFS.from_rows(CAT_00001)
+    ifs = IFS.from_rows(published.rows("00001"))
     for mode in ("point", "patch"):
         cfg = RenderConfig(mode=mode, color="color", size=48, points=1500, patches=1, flips=2, seed=3)
         assert cfg.channels == 3
@@ -269,7 +245,7 @@ _DEGEN = dict(mode="point", size=128, points=20_000, flips=1, compat="modern", m
 
 
 def test_degenerate_variant_is_replaced():
-    ifs = IFS.from_rows(CAT_00000)
+    ifs = IFS.from_rows(published.rows("00000"))
     block = CPURenderer(RenderConfig(degenerate="replace", **_DEGEN)).render_block(0, ifs, 4)
     rec = block.record
     assert rec is not None
@@ -285,7 +261,7 @@ def test_degenerate_variant_is_replaced():
 
 
 def test_degenerate_variant_is_recorded_only():
-    ifs = IFS.from_rows(CAT_00000)
+    ifs = IFS.from_rows(published.rows("00000"))
     keep = CPURenderer(RenderConfig(degenerate="keep", **_DEGEN)).render_block(0, ifs, 4)
     rec_block = CPURenderer(RenderConfig(degenerate="record", **_DEGEN)).render_block(0, ifs, 4)
     rec = rec_block.record
@@ -299,7 +275,7 @@ def test_degenerate_variant_is_recorded_only():
 
 
 def test_healthy_variant_and_official_mode_are_not_touched():
-    ifs = IFS.from_rows(CAT_00000)
+    ifs = IFS.from_rows(published.rows("00000"))
     healthy = CPURenderer(RenderConfig(degenerate="replace", **_DEGEN)).render_block(0, ifs, 2)
     assert healthy.record is None and healthy.fill >= 0.01
     official_cfg = RenderConfig(**{**_DEGEN, "compat": "official"}, degenerate="replace")
@@ -359,7 +335,7 @@ def test_image_name():
 
 
 def test_render_blocks_order_and_worker_independence():
-    cats = [IFS.from_rows(CAT_00001), IFS.from_rows(CAT_00002)]
+    cats = [IFS.from_rows(published.rows("00001")), IFS.from_rows(published.rows("00002"))]
     cfg = RenderConfig(mode="patch", size=32, points=800, patches=2, flips=2, seed=4, weights="0.1,1.5")
     one = list(render_blocks(cats, cfg, workers=1, category_ids=[5, 9]))
     two = list(render_blocks(cats, cfg, workers=2, category_ids=[5, 9]))
@@ -372,7 +348,7 @@ def test_render_blocks_order_and_worker_independence():
 
 def test_modern_block_is_reproducible_alone():
     # A block rendered on its own equals the same block inside a full run.
-    cats = [IFS.from_rows(CAT_00001), IFS.from_rows(CAT_00002)]
+    cats = [IFS.from_rows(published.rows("00001")), IFS.from_rows(published.rows("00002"))]
     cfg = RenderConfig(mode="patch", size=32, points=800, patches=2, flips=1, seed=4)
     blocks = list(render_blocks(cats, cfg, workers=1))
     alone = CPURenderer(cfg).render_block(1, cats[1], 17)
@@ -447,7 +423,7 @@ def test_encode_png_rgb_round_trip():
 
 def test_encode_png_of_a_render():
     block = CPURenderer(RenderConfig(size=48, points=1000, patches=1, flips=2, seed=2)).render_block(
-        2, IFS.from_rows(CAT_00002), 2)
+        2, IFS.from_rows(published.rows("00002")), 2)
     for img in block.images:
         mode, back = _decode(encode_png(img))
         np.testing.assert_array_equal(back, img[:, :, 0])
@@ -476,7 +452,7 @@ def test_block_is_the_sequential_overwrite_of_its_points(cfg):
     import reference as ref
     from fractaldb.seeds import stream_key
 
-    ifs = IFS.from_rows(CAT_00001)
+    ifs = IFS.from_rows(published.rows("00001"))
     r = CPURenderer(cfg)
     for weight, draws in ((0, None), (7, [1, 0]) if cfg.draws > 1 else (7, [0])):
         block = r.render_block(4, ifs, weight, draws=draws)

@@ -43,7 +43,7 @@ from ..errors import ConfigError
 from ..schema import Setting, coerce, setting, settings_of  # noqa: F401 - re-exported: families build with them
 
 __all__ = ["Family", "BoundFamily", "Renderer", "RenderedBlock", "setting", "Setting", "settings_of",
-           "build_settings", "one_image_blocks", "HostRenderer", "CUDARendererBase", "StudyArm", "cpu_only",
+           "build_settings", "one_image_blocks", "InstanceImages", "HostRenderer", "CUDARendererBase", "StudyArm", "cpu_only",
            "VIEW_SAMPLING"]
 
 #: How training samples a family whose blocks are views of one object
@@ -106,6 +106,19 @@ def one_image_blocks(jobs, images):
     holds one image per ``(class, block, offsets)`` job, in order."""
     for (k, b, offsets), img in zip(jobs, images):
         yield RenderedBlock(k, b, list(offsets), [img] * len(offsets))
+
+
+class InstanceImages:
+    """A :class:`BoundFamily` mixin for the common layout: a block is one instance
+    (``settings.instances`` blocks per class) and holds one image."""
+
+    @property
+    def blocks_per_class(self) -> int:
+        return self.settings.instances
+
+    @property
+    def images_per_block(self) -> int:
+        return 1
 
 
 def cpu_only(family: str) -> ConfigError:

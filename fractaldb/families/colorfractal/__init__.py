@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ...encode import FORMATS
 from ...citations import FRACTALDB, Paper
-from ..base import BoundFamily, Family, cpu_only, one_image_blocks, setting
+from ..base import BoundFamily, Family, InstanceImages, cpu_only, one_image_blocks, setting
 from ...ifs.system import IFS
 from .model import (BOUNDS, COLOR_PURPOSES, MULTI_PURPOSES, ColorFractalRenderer, ColorRenderConfig, MultiFractalRenderer, MultiRenderConfig, find_systems,
                     multi_layout)
@@ -119,16 +119,8 @@ ANDERSON_FARRELL = Paper("anderson-farrell", "inproceedings", (
     ("booktitle", "IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)"), ("year", "2022")))
 
 
-class SigmaBound(BoundFamily):
+class SigmaBound(InstanceImages, BoundFamily):
     """Either colour family bound to a dataset: a block is one (class, instance), one RGB image."""
-
-    @property
-    def blocks_per_class(self) -> int:
-        return self.settings.instances
-
-    @property
-    def images_per_block(self) -> int:
-        return 1
 
     @property
     def channels(self) -> int:

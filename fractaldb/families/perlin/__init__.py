@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...encode import FORMATS
 from ...citations import FRACTALDB, Paper
-from ..base import BoundFamily, Family, one_image_blocks, setting
+from ..base import BoundFamily, Family, InstanceImages, one_image_blocks, setting
 from .model import PALETTES, PURPOSES, PerlinClass, PerlinRenderConfig, PerlinRenderer, instance_key
 from .search import PerlinSearchConfig, search_classes
 from . import study
@@ -80,18 +80,10 @@ PERLIN_PAPER = Paper("perlin", "inproceedings", (
     ("booktitle", "International Conference on Pattern Recognition (ICPR)"), ("year", "2020")))
 
 
-class PerlinBound(BoundFamily):
+class PerlinBound(InstanceImages, BoundFamily):
     """Perlin noise bound to a dataset: a block is one (class, instance), a single image."""
 
     settings: PerlinSettings
-
-    @property
-    def blocks_per_class(self) -> int:
-        return self.settings.instances
-
-    @property
-    def images_per_block(self) -> int:
-        return 1
 
     @property
     def channels(self) -> int:

@@ -301,6 +301,14 @@ def test_other_bad_input(tiny, pretrained, tmp_path):
     code, _, err = run_cli(["pretrain", "--data", tiny, "--out", pretrained, *FAST])
     assert assert_one_line_error(code, err) == (
         f"error: {pretrained} already holds a run (last.pt); add --resume to continue it, or use a new --out")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("a user's file\n")
+    code, _, err = run_cli(["pretrain", "--data", tiny, "--out", foreign, *FAST])
+    assert assert_one_line_error(code, err) == (
+        f"error: {foreign} holds files but no config.json: it is not a training run folder, so fractaldb "
+        "will not write into it; choose a new --out")
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     code, _, err = run_cli(["pretrain", "--resume", "--out", tmp_path / "none"])
     assert assert_one_line_error(code, err) == (
         f"error: --resume: {tmp_path / 'none' / 'last.pt'} does not exist; run 'fractaldb pretrain' into "

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, OutputError
+from ..outputs import claim_dir
 from .checkpoints import _last_checkpoint, load_checkpoint, write_text
 from .loop import fit
 from .model import _head_classes, check_arch, create_model, freeze_backbone, reset_head
@@ -19,6 +20,9 @@ def _check_fresh_run_dir(out: Path) -> None:
         raise OutputError(f"{out} already holds a run (last.pt); add --resume to continue it, or use a new --out")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and not os.path.islink(out) and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise OutputError(f"{out} holds files but no config.json: it is not a training run folder, so fractaldb "
+                          "will not write into it; choose a new --out")
 
 
 def _prepare_run_dir(out, resume: bool, cfg: dict) -> Path:
@@ -26,7 +30,7 @@ def _prepare_run_dir(out, resume: bool, cfg: dict) -> Path:
     if not resume:
         _check_fresh_run_dir(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_dir(out, "config.json", "a training run folder")
         write_text(out / "config.json", json.dumps(cfg, indent=1) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}; choose a writable --out") from None

@@ -1,0 +1,190 @@
+"""RCDB classes, the official stream walker and the CPU renderer (FDSL.md §3).
+
+A **class** is ``(V, K, c, lambda)``: vertices, orbits, noise coefficient and the per-orbit
+radius increment the script calls "line width".  Start radius, oval factors and centre are
+drawn per instance (§3.2), as the published script does.
+
+* **official** (``compat: official``): the published script replayed.  Worker ``t`` of ``T``
+  (``workers``) owns classes ``[t C/T, (t+1) C/T)`` and one CPython ``random`` stream seeded
+  ``t + 1``; a class's images can only be reached by walking its worker's stream, so the walker
+  (:class:`OfficialStreams`) keeps the state at each class start it has reached and skips the
+  noise words of instances it does not draw.
+* **modern** (default): class ``j`` from the keyed generator ``(seed, rcdb-classes, j)``, instance
+  ``i`` of class ``j`` from the counter stream ``(seed, rcdb-instance, j, i)``: the same bytes for
+  any worker count, any class reachable directly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...contours.pyrandom import seed_state
+from ...seeds import declare_purposes, generator, stream_key
+from ..base import HostRenderer
+from . import kernels as K
+
+PURPOSES = declare_purposes("rcdb", {"rcdb-classes": None, "rcdb-instance": None})
+
+__all__ = ["PURPOSES", "RCDBClass", "OfficialStreams", "RCDBRenderer", "modern_classes", "instance_key"]
+
+
+@dataclass(frozen=True)
+class RCDBClass:
+    vertices: int
+    orbits: int
+    noise: float
+    line_width: float
+
+    def array(self) -> np.ndarray:
+        return np.array([self.vertices, self.orbits, self.noise, self.line_width], dtype=np.float64)
+
+    def to_dict(self) -> dict:
+        return {"vertices": self.vertices, "orbits": self.orbits, "noise": self.noise, "line_width": self.line_width}
+
+    @classmethod
+    def from_array(cls, a) -> "RCDBClass":
+        return cls(int(a[0]), int(a[1]), float(a[2]), float(a[3]))
+
+
+def modern_classes(s) -> list:
+    """Modern mode's classes: the script's distributions, class ``j`` from its own keyed generator."""
+    out = []
+    for j in range(s.classes):
+        rng = generator(s.seed, "rcdb-classes", j)
+        while True:
+            v = int(rng.exponential(100.0))
+            if 2 < v <= s.vertex_num:
+                break
+        k = int(rng.integers(s.line_num_min, s.line_num_min + 200))
+        c = float(rng.uniform(s.perlin_min, s.perlin_min + 4))
+        out.append(RCDBClass(v, k, c, float(rng.uniform(0.0, s.line_width))))
+    return out
+
+
+def instance_key(seed: int, klass: int, instance: int):
+    """The counter-stream key of modern instance ``instance`` of class ``klass``."""
+    return stream_key(seed, "rcdb-instance", klass, instance)
+
+
+class OfficialStreams:
+    """The published script's worker streams for one settings object: class parameters and
+    the stream state at each class start (thread-safe; starts cached once reached)."""
+
+    _cache: dict = {}
+    _lock = threading.Lock()
+
+    def __init__(self, s):
+        self.s = s
+        self.per = s.classes // s.workers
+        self.starts: dict = {}  # class -> (state at instance 0's orbits, class array, placement)
+        self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, s) -> "OfficialStreams":
+        with cls._lock:
+            return cls._cache.setdefault(s, cls(s))
+
+    def _first(self, st, klass):
+        s = self.s
+        c = np.empty(4)
+        p = np.empty(5)
+        K.official_class(st, s.vertex_num, s.line_num_min, s.perlin_min, s.line_width, c)
+        K.official_placement(st, True, s.radius_min, s.oval_rate, s.image_size, s.start_pos, p)
+        with self.lock:
+            self.starts.setdefault(klass, (st.copy(), c, p.copy()))
+        return c, p
+
+    def walk_instances(self, st, c, p, scratch, upto: int, wanted=()):
+        """Advance ``st`` over instances ``0 .. upto - 1`` of a class, drawing those in
+        ``wanted`` (yields ``(instance, image)``), and leave it after their placements."""
+        s = self.s
+        for i in range(upto):
+            draw = i in wanted
+            K.official_instance(st, scratch.img, draw, c, p, s.image_size // 2, *scratch.buffers())
+            if draw:
+                yield i, scratch.img
+            K.official_placement(st, False, s.radius_min, s.oval_rate, s.image_size, s.start_pos, p)
+
+    def class_start(self, klass: int, scratch):
+        """``(state copy, class array, placement copy)`` at the start of class ``klass``."""
+        with self.lock:
+            hit = self.starts.get(klass)
+        if hit is not None:
+            return hit[0].copy(), hit[1], hit[2].copy()
+        worker = klass // self.per
+        first = worker * self.per
+        known = [k for k in range(first, klass) if k in self.starts]
+        if known:
+            k0 = max(known)
+            st, c, p = self.class_start(k0, scratch)
+        else:
+            k0, st = first, seed_state(worker + 1)
+            c, p = self._first(st, k0)
+        for k in range(k0, klass):
+            for _ in self.walk_instances(st, c, p, scratch, self.s.instances):
+                pass
+            c, p = self._first(st, k + 1)
+        return self.class_start(klass, scratch)
+
+    def classes(self, scratch_of) -> list:
+        """Every class's parameters (walks each worker's whole stream, workers in threads)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def last_of(worker):
+            if self.per:
+                self.class_start((worker + 1) * self.per - 1, scratch_of())
+
+        with ThreadPoolExecutor(max_workers=min(self.s.workers, 16)) as pool:
+            list(pool.map(last_of, range(self.s.workers)))
+        return [RCDBClass.from_array(self.starts[k][1]) for k in range(self.per * self.s.workers)]
+
+
+class Scratch:
+    """One thread's buffers: the image and the per-vertex arrays (V <= vertex_num)."""
+
+    def __init__(self, size: int, vertex_num: int):
+        self.img = np.empty((size, size), dtype=np.uint8)
+        self.vec = np.empty((6, vertex_num + 1))
+        self.place = np.empty(5)
+        self.none = np.empty((0, 0), dtype=np.int32)
+
+    def buffers(self):
+        return (*self.vec, self.none)
+
+
+class RCDBRenderer(HostRenderer):
+    """CPU renderer.  Jobs ``(class array, instance key)`` (modern); official blocks go through
+    :meth:`official` (the stream walker).  Images are ``(S, S, 1)`` uint8."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.scratch = Scratch(cfg.image_size, cfg.vertex_num)
+
+    def modern(self, cls: np.ndarray, key) -> np.ndarray:
+        s, sc = self.cfg, self.scratch
+        K.modern_instance(np.uint64(key), sc.img, cls, 0 if s.gray == "uniform" else 1, s.radius_min,
+                          float(s.oval_rate), s.image_size, s.start_pos, sc.place, *sc.buffers())
+        return sc.img[:, :, None]
+
+    def official(self, klass: int, offsets):
+        """The images of class ``klass`` at ``offsets`` (sorted), replayed from its worker's stream."""
+        streams = OfficialStreams.of(self.cfg)
+        st, c, p = streams.class_start(klass, self.scratch)
+        wanted = set(offsets)
+        for _, img in streams.walk_instances(st, c, p, self.scratch, max(offsets) + 1, wanted):
+            yield img[:, :, None]
+
+    def render_many(self, jobs):
+        for cls, key in jobs:
+            yield self.modern(cls, key)
+
+    def render_many_device(self, jobs, out=None):
+        jobs = list(jobs)
+        s = self.cfg.image_size
+        out = np.empty((len(jobs), s, s, 1), dtype=np.uint8) if out is None else out
+        for i, img in enumerate(self.render_many(jobs)):
+            out[i] = img
+        return out

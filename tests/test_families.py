@@ -92,8 +92,11 @@ def test_every_command_on_every_family(families, tmp_path):
     loader = shard_loader(str(ds), batch_size=4, num_workers=0, epoch_size=8, resampled=False)
     images, batch_labels = next(iter(loader))
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
+    masks = Dataset.from_manifest(manifest).label_kind.name == "mask"
     if multi:  # multi-hot vectors
         assert batch_labels.shape == (len(images), n_classes) and batch_labels.sum(1).min() >= 1
+    elif masks:  # (image, mask) batches: label + 1 per pixel, 0 background
+        assert batch_labels.shape == (len(images), 32, 32) and int(batch_labels.max()) <= n_classes
     else:
         assert set(batch_labels.tolist()) <= set(range(n_classes))
     dataset = Dataset.from_manifest(manifest)
@@ -103,7 +106,10 @@ def test_every_command_on_every_family(families, tmp_path):
     seen = [label for _, label in fs]
     assert len(seen) == manifest["plan"]["samples"]
     from collections import Counter
-    if multi:
+    if masks:  # the stream's masks are the stored ones
+        stored = shard_loader(str(ds), batch_size=len(seen), num_workers=0, resampled=False, shuffle=0)
+        assert sorted(int(m.sum()) for m in seen) == sorted(int(m.sum()) for b in stored for m in b[1])
+    elif multi:
         assert Counter(tuple(torch.nonzero(y).flatten().tolist()) for y in seen) == \
             Counter(tuple(v) for v in multi.values())
     else:
@@ -208,6 +214,11 @@ def _check_export(ds, manifest, folder):
     """Every image exported once, into the folder ImageFolder numbers with the sample's label."""
     labels = _labels(ds, manifest)
     assert len(labels) == manifest["plan"]["samples"]
+    if (folder / "masks").is_dir():  # a mask dataset: images/ and masks/ with the same paths, one per sample
+        images = sorted(p.relative_to(folder / "images") for p in (folder / "images").rglob("*.png"))
+        assert len(images) == len(labels)
+        assert images == sorted(p.relative_to(folder / "masks") for p in (folder / "masks").rglob("*.png"))
+        return
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert len(classes) == manifest["plan"]["classes"]
     index = json.loads((folder / "classes.json").read_text())

@@ -142,7 +142,7 @@ class RCDBFamily(Family):
                    "radius step; its images are noisy concentric contours in gray on white")
     papers = (RCDB_PAPER,)
     purposes = PURPOSES
-    small = {"classes": 2, "instances": 2, "image_size": 64, "start_pos": 20, "radius_min": 0, "vertex_num": 40,
+    small = {"classes": 2, "instances": 2, "image_size": 32, "start_pos": 10, "radius_min": 0, "vertex_num": 20,
              "line_num_min": 1}
     study_arms = study.ARMS
     settings = RCDBSettings

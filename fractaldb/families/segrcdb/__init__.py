@@ -263,7 +263,7 @@ class SegRCDBFamily(Family):
                    "its mask labels every line pixel with the class that drew it")
     papers = (SEGRCDB_PAPER,)
     purposes = PURPOSES
-    small = {"classes": 3, "images": 4, "polygons": 3, "image_size": 64, "start_pos": 40, "vertex_num": 60,
+    small = {"classes": 3, "images": 4, "polygons": 3, "image_size": 32, "start_pos": 20, "vertex_num": 40,
              "radius_max": 10, "line_num_max": 8}
     study_arms = {"segrcdb": StudyArm("segrcdb-tiny", ("shard_size=1000",), "SegRCDB masks (segmentation; "
                                       "the classification study skips mask data)")}

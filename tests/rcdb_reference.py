@@ -100,15 +100,15 @@ def _rcdb_next_placement(rng: random.Random, p: dict):
 
 def rcdb_instance(rng: random.Random, v, k, c, lam, r0, ox, oy, cy, cx, size=512, gray=None) -> np.ndarray:
     """FDSL 3.2 steps 1-3: one RCDB image (white, orbits accumulated around the origin, the
-    centre added when drawing); ``gray(rng)`` draws an orbit's gray (the script: randint(0, 256),
-    clipped to 255 by Pillow)."""
+    centre added when drawing); ``gray(rng)`` draws an orbit's gray (the script: randint(0, size / 2),
+    a float bound, so 0..256 at 512 px, clipped to 255 by Pillow)."""
     im = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(im)
     step = (math.pi * 2) / v
     xs = [math.cos(step * j) * r0 * ox for j in range(v)]
     ys = [math.sin(step * j) * r0 * oy for j in range(v)]
     for _ in range(k):
-        g = rng.randint(0, 256) if gray is None else gray(rng)
+        g = rng.randint(0, size // 2) if gray is None else gray(rng)
         g = min(g, 255)
         nx = [pnoise1(rng.uniform(0, 10000)) * c * 2 - c for _ in range(v)]
         ny = [pnoise1(rng.uniform(0, 10000)) * c * 2 - c for _ in range(v)]

@@ -1,0 +1,78 @@
+"""Contour GPU rasteriser cases: ``fractaldb.contours.kernels_cuda.trace_batch`` must give
+``fractaldb.contours.orbits.trace_orbits``'s images (and orbit numbers) exactly.
+
+Not collected by a plain ``pytest`` run: ``tests/test_cuda.py::test_contour_simulator_cases_pass``
+runs it under numba's CUDA simulator (tiny images); on a GPU run it directly::
+
+    python -m pytest tests/contour_cuda_cases.py -q
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import cuda
+
+from fractaldb.contours import orbits as O
+
+if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
+    pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+
+from fractaldb.contours import kernels_cuda as KC  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:.*Grid size")]
+
+SIZE = 20
+
+
+def _instance(rng, V, K, centre_first, alpha, wave, target, label=0):
+    P = rng.uniform(-0.95, 0.95, (K, 2, V))
+    grays = rng.integers(0, 257, K).astype(np.int32)
+    n1, n2 = int(rng.integers(0, 21)), int(rng.integers(0, 21))
+    trig = np.empty((4, V))
+    O.trig_table(n1, n2, trig)
+    return {"P": P, "grays": grays, "trig": trig, "cx": float(rng.integers(-4, 2 * SIZE + 4)) / 2,
+            "cy": float(rng.integers(-4, 2 * SIZE + 4)) / 2, "r0": float(rng.integers(0, 8)),
+            "ox": rng.uniform(1, 2), "oy": rng.uniform(1, 2), "c": rng.uniform(0, 4), "lam": rng.uniform(0, 0.1),
+            "alpha": alpha, "wave": wave, "centre_first": centre_first, "target": target, "label": label}
+
+
+def _cpu(instances, m, background):
+    img = np.empty((m, SIZE, SIZE), dtype=np.uint8)
+    idx = np.zeros((m, SIZE, SIZE), dtype=np.int32)
+    lab = np.zeros((m, SIZE, SIZE), dtype=np.int32)
+    img[:] = np.asarray(background, dtype=np.uint8)[:, None, None]
+    base = 0
+    for d in instances:
+        V = d["trig"].shape[1]
+        O.trace_orbits(d["P"], d["grays"], d["trig"], d["cx"], d["cy"], d["r0"], d["ox"], d["oy"], d["c"], d["lam"],
+                       d["alpha"], d["wave"], d["centre_first"], img[d["target"]], idx[d["target"]], base,
+                       np.empty(V), np.empty(V))
+        base += len(d["grays"])
+    return img, idx
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_trace_batch_equals_cpu(case):
+    rng = np.random.default_rng(case)
+    order = [(True, 1.0, True), (False, 2.0, False), (True, 2.0, False)][case % 3]
+    m = 2
+    instances = [_instance(rng, int(rng.integers(3, 14)), int(rng.integers(1, 6)), *order, target=t, label=t + 5)
+                 for t in (0, 1, 1)]  # image 1 holds two instances: the second overwrites
+    background = [0, 255] if case % 2 else [255, 0]
+    want, want_idx = _cpu(instances, m, background)
+    assert (want_idx[1] > 0).any()  # something is drawn
+    img = cuda.device_array((m, SIZE, SIZE), dtype=np.uint8)
+    lab = cuda.device_array((m, SIZE, SIZE), dtype=np.int32)
+    idx = KC.trace_batch(KC.pack(instances), background, img, lab)
+    assert np.array_equal(img.copy_to_host(), want)
+    assert np.array_equal(idx.copy_to_host(), want_idx)
+    labels = lab.copy_to_host()
+    assert np.array_equal(labels == 0, want_idx == 0)
+
+
+def test_empty_batch_is_background():
+    img = cuda.device_array((1, SIZE, SIZE), dtype=np.uint8)
+    KC.trace_batch(KC.pack([]), [7], img)
+    assert (img.copy_to_host() == 7).all()

@@ -89,10 +89,11 @@ def test_rcdb_modern_equals_a_keyed_reference():
     for k, i in [(0, 0), (1, 1)]:
         c = bound.classes[k]
         key = int(instance_key(1, k, i))
-        ox, oy = 1 + _u(key, 0), 1 + _u(key, 1)
-        r0 = _below(key, 2, 101)
-        cy = (64 + _below(key, 3, 41) - 20) / 2
-        cx = (64 + _below(key, 4, 41) - 20) / 2
+        q = _splitmix(key, 1 << 40)  # the placement sub-key
+        ox, oy = 1 + _u(q, 0), 1 + _u(q, 1)
+        r0 = _below(q, 2, 101)
+        cy = (64 + _below(q, 3, 41) - 20) / 2
+        cx = (64 + _below(q, 4, 41) - 20) / 2
         im = Image.new("L", (64, 64), 255)
         draw = ImageDraw.Draw(im)
         v, kk = c.vertices, c.orbits
@@ -100,10 +101,9 @@ def test_rcdb_modern_equals_a_keyed_reference():
         xs = [math.cos(step * j) * r0 * ox for j in range(v)]
         ys = [math.sin(step * j) * r0 * oy for j in range(v)]
         for o in range(kk):
-            g = _below(key, 5 + o, 256)
-            base = 5 + kk
-            nx = [R.pnoise1(_u(key, base + 2 * o * v + j) * 10000.0) * c.noise * 2 - c.noise for j in range(v)]
-            ny = [R.pnoise1(_u(key, base + (2 * o + 1) * v + j) * 10000.0) * c.noise * 2 - c.noise for j in range(v)]
+            g = _below(key, 2 * kk * v + o, 256)
+            nx = [R.pnoise1(_u(key, 2 * o * v + j) * 10000.0) * c.noise * 2 - c.noise for j in range(v)]
+            ny = [R.pnoise1(_u(key, (2 * o + 1) * v + j) * 10000.0) * c.noise * 2 - c.noise for j in range(v)]
             for j in range(v):
                 xs[j] -= math.cos(step * j) * (nx[j] - c.line_width)
                 ys[j] -= math.sin(step * j) * (ny[j] - c.line_width)

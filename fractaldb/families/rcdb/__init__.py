@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ...citations import Paper
 from ...errors import ConfigError
 from ..base import BoundFamily, Family, RenderedBlock, setting
-from .model import PURPOSES, OfficialStreams, RCDBClass, RCDBRenderer, Scratch, instance_key, modern_classes
+from .model import PURPOSES, OfficialStreams, RCDBClass, RCDBRenderer, instance_key, modern_classes
 from . import study
 
 __all__ = ["RCDBFamily", "RCDBSettings", "RCDB_PAPER"]
@@ -153,7 +153,7 @@ class RCDBFamily(Family):
 
     def find_classes(self, settings: RCDBSettings, workers: int, progress=None) -> list:
         if settings.compat == "official":
-            return OfficialStreams.of(settings).classes(lambda: Scratch(settings.image_size, settings.vertex_num))
+            return OfficialStreams.of(settings).classes()
         return modern_classes(settings)
 
     def classes_from_docs(self, docs) -> list:

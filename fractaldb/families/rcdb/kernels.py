@@ -1,28 +1,22 @@
-"""RCDB's numba kernels (FDSL.md §3): the class and placement draws of the published
-script replayed on a CPython ``random`` state (``fractaldb.contours.pyrandom``), and one
-instance's orbits drawn with the noise law and Pillow's lines of ``fractaldb.contours``.
-
-Images are 2-D uint8 gray (the original's RGB has three equal channels).  The geometry
-keeps the script's float64 operation order: vertices accumulate around the origin,
-``X_v -= cos(step * v) * (N - lambda)`` with ``N = P * c * 2 - c``, and the centre is added
-only when an edge is drawn.
+"""RCDB's numba kernels (FDSL.md §3): the class and placement draws of the published script
+replayed on a CPython ``random`` state (:mod:`fractaldb.contours.pyrandom`), and modern mode's
+keyed placement.  The orbits themselves -- noise draws (``replay_draws`` / ``skip_draws`` /
+``keyed_draws``) and drawing (``trace_orbits``, RCDB's order: around the origin, the centre
+added when an edge is drawn, alpha = 2, no wave) -- are :mod:`fractaldb.contours.orbits`'.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..._jit import kernel
-from ...contours.lines import draw_line
-from ...contours.noise import pnoise1
-from ...contours.pyrandom import py_expovariate, py_randint, py_uniform, skip
+from ...contours.pyrandom import py_expovariate, py_randint, py_uniform
 from ...kernels.random import splitmix64
 
 _INV53 = 1.0 / 9007199254740992.0
-#: Counter offset of an instance's per-orbit draws after its placement draws (modern mode).
-PLACEMENT_DRAWS = 5
+#: The counter of modern mode's placement sub-key inside an instance's stream (its orbit
+#: draws, ``keyed_draws``, use counters 0 .. 2KV + K - 1 of the instance key itself).
+PLACEMENT_KEY = 1 << 40
 
 
 @kernel
@@ -53,50 +47,6 @@ def official_placement(st, first, radius_min, oval_rate, size, start_pos, out):
 
 
 @kernel
-def _start(cosv, sinv, xs, ys, v, r0, ox, oy):
-    step = (math.pi * 2) / v
-    for j in range(v):
-        cosv[j] = math.cos(step * j)
-        sinv[j] = math.sin(step * j)
-        xs[j] = cosv[j] * r0 * ox
-        ys[j] = sinv[j] * r0 * oy
-
-
-@kernel
-def _advance_draw(img, none, cosv, sinv, xs, ys, nx, ny, v, lam, cx, cy, g):
-    for j in range(v):
-        xs[j] -= cosv[j] * (nx[j] - lam)
-        ys[j] -= sinv[j] * (ny[j] - lam)
-    for j in range(v):
-        n = j + 1 if j + 1 < v else 0
-        draw_line(img, none, xs[j] + cx, ys[j] + cy, xs[n] + cx, ys[n] + cy, g, 0)
-
-
-@kernel
-def official_instance(st, img, draw, cls, place, gray_top, cosv, sinv, xs, ys, nx, ny, none):
-    """One instance's orbits from ``st`` (FDSL 3.2 step 3); ``draw`` False only consumes
-    the stream (the grays are drawn, the 4 V noise words per orbit skipped).  ``gray_top``
-    is the script's ``image_size / 2`` (grays above 255 clip to 255)."""
-    v = np.int64(cls[0])
-    k = np.int64(cls[1])
-    c = cls[2]
-    lam = cls[3]
-    if draw:
-        img[:, :] = 255
-        _start(cosv, sinv, xs, ys, v, place[0], place[1], place[2])
-    for _ in range(k):
-        g = py_randint(st, 0, gray_top)
-        if not draw:
-            skip(st, np.int64(4 * v))
-            continue
-        for j in range(v):
-            nx[j] = pnoise1(py_uniform(st, 0.0, 10000.0), False) * c * 2 - c
-        for j in range(v):
-            ny[j] = pnoise1(py_uniform(st, 0.0, 10000.0), False) * c * 2 - c
-        _advance_draw(img, none, cosv, sinv, xs, ys, nx, ny, v, lam, place[4], place[3], min(g, 255))
-
-
-@kernel
 def _u(key, i):
     return np.float64(splitmix64(key, i) >> np.uint64(11)) * _INV53
 
@@ -109,32 +59,11 @@ def _below(key, i, n):
 
 @kernel
 def modern_placement(key, radius_min, oval_rate, size, start_pos, out):
-    """The placement of a modern instance (key = its stream key): draws 0-4."""
-    out[0] = radius_min + _below(key, 2, 101)
-    out[1] = 1.0 + (oval_rate - 1.0) * _u(key, 0)
-    out[2] = 1.0 + (oval_rate - 1.0) * _u(key, 1)
-    out[3] = (size + (_below(key, 3, 2 * start_pos + 1) - start_pos)) / 2
-    out[4] = (size + (_below(key, 4, 2 * start_pos + 1) - start_pos)) / 2
-
-
-@kernel
-def modern_instance(key, img, cls, gray_law, radius_min, oval_rate, size, start_pos, place, cosv, sinv, xs, ys,
-                    nx, ny, none):
-    """One modern instance: every draw keyed by (instance key, counter): placement 0-4,
-    orbit k's gray at 5 + k, its noise (axis a, vertex j) at 5 + K + (2k + a) V + j.
-    ``gray_law`` 0: uniform 0..255; 1: the original's 0..256 clipped to 255."""
-    v = np.int64(cls[0])
-    k = np.int64(cls[1])
-    c = cls[2]
-    lam = cls[3]
-    modern_placement(key, radius_min, oval_rate, size, start_pos, place)
-    img[:, :] = 255
-    _start(cosv, sinv, xs, ys, v, place[0], place[1], place[2])
-    base = PLACEMENT_DRAWS + k
-    for o in range(k):
-        g = _below(key, PLACEMENT_DRAWS + o, 256) if gray_law == 0 else min(_below(key, PLACEMENT_DRAWS + o, 257), 255)
-        for j in range(v):
-            nx[j] = pnoise1(_u(key, base + 2 * o * v + j) * 10000.0, False) * c * 2 - c
-        for j in range(v):
-            ny[j] = pnoise1(_u(key, base + (2 * o + 1) * v + j) * 10000.0, False) * c * 2 - c
-        _advance_draw(img, none, cosv, sinv, xs, ys, nx, ny, v, lam, place[4], place[3], g)
+    """``out[:] = r0, ox, oy, cy, cx`` of a modern instance: draws 0-4 of the sub-key
+    ``splitmix64(key, 2^40)`` (ox, oy, r0, cy, cx)."""
+    q = splitmix64(key, PLACEMENT_KEY)
+    out[0] = radius_min + _below(q, 2, 101)
+    out[1] = 1.0 + (oval_rate - 1.0) * _u(q, 0)
+    out[2] = 1.0 + (oval_rate - 1.0) * _u(q, 1)
+    out[3] = (size + (_below(q, 3, 2 * start_pos + 1) - start_pos)) / 2
+    out[4] = (size + (_below(q, 4, 2 * start_pos + 1) - start_pos)) / 2

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...contours import orbits as O
 from ...contours.pyrandom import seed_state
 from ...seeds import declare_purposes, generator, stream_key
 from ..base import HostRenderer
@@ -28,7 +29,7 @@ from . import kernels as K
 
 PURPOSES = declare_purposes("rcdb", {"rcdb-classes": None, "rcdb-instance": None})
 
-__all__ = ["PURPOSES", "RCDBClass", "OfficialStreams", "RCDBRenderer", "modern_classes", "instance_key"]
+__all__ = ["PURPOSES", "RCDBClass", "OfficialStreams", "RCDBRenderer", "Scratch", "modern_classes", "instance_key"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,45 @@ def instance_key(seed: int, klass: int, instance: int):
     return stream_key(seed, "rcdb-instance", klass, instance)
 
 
+class Scratch:
+    """One thread's buffers: the image, the noise ``P`` ``(K, 2, V)`` and grays of one instance,
+    the trig table and vertex arrays (V <= vertex_num, K <= line_num_min + 199)."""
+
+    def __init__(self, s):
+        self.s = s
+        kmax = s.line_num_min + 199
+        self.img = np.empty((s.image_size, s.image_size), dtype=np.uint8)
+        self.pbuf = np.empty(kmax * 2 * s.vertex_num)
+        self.gbuf = np.empty(kmax, dtype=np.int32)
+        self.tbuf = np.empty(4 * s.vertex_num)
+        self.xs = np.empty(s.vertex_num)
+        self.ys = np.empty(s.vertex_num)
+        self.none = np.empty((0, 0), dtype=np.int32)
+
+    def views(self, v: int, k: int):
+        """``(P, grays)`` of a ``(V, K)`` instance (C-contiguous views of the buffers)."""
+        return self.pbuf[:k * 2 * v].reshape(k, 2, v), self.gbuf[:k]
+
+    def trig(self, v: int):
+        t = self.tbuf[:4 * v].reshape(4, v)
+        O.trig_table(0, 0, t)
+        return t
+
+    def spec(self, cls, place, P, grays, copy: bool) -> dict:
+        """One instance for :func:`fractaldb.contours.orbits.trace_orbits` / the GPU's ``pack``."""
+        v = int(cls[0])
+        return {"P": P.copy() if copy else P, "grays": grays.copy() if copy else grays, "trig": self.trig(v).copy(),
+                "cx": place[4], "cy": place[3], "r0": place[0], "ox": place[1], "oy": place[2], "c": cls[2],
+                "lam": cls[3], "alpha": 2.0, "wave": False, "centre_first": False, "target": 0}
+
+    def draw(self, d: dict) -> np.ndarray:
+        """Trace one instance on white (RCDB's background) into :attr:`img`."""
+        self.img[:, :] = 255
+        O.trace_orbits(d["P"], d["grays"], d["trig"], d["cx"], d["cy"], d["r0"], d["ox"], d["oy"], d["c"], d["lam"],
+                       2.0, False, False, self.img, self.none, 0, self.xs, self.ys)
+        return self.img
+
+
 class OfficialStreams:
     """The published script's worker streams for one settings object: class parameters and
     the stream state at each class start (thread-safe; starts cached once reached)."""
@@ -97,15 +137,19 @@ class OfficialStreams:
             self.starts.setdefault(klass, (st.copy(), c, p.copy()))
         return c, p
 
-    def walk_instances(self, st, c, p, scratch, upto: int, wanted=()):
-        """Advance ``st`` over instances ``0 .. upto - 1`` of a class, drawing those in
-        ``wanted`` (yields ``(instance, image)``), and leave it after their placements."""
+    def walk_instances(self, st, c, p, scratch, upto: int, wanted=(), copy=False):
+        """Advance ``st`` over instances ``0 .. upto - 1`` of a class; yields ``(instance, spec)``
+        for those in ``wanted`` (their noise drawn, the rest skipped), and leaves ``st`` after
+        the last one's next placement."""
         s = self.s
+        v, k, top = int(c[0]), int(c[1]), s.image_size // 2
         for i in range(upto):
-            draw = i in wanted
-            K.official_instance(st, scratch.img, draw, c, p, s.image_size // 2, *scratch.buffers())
-            if draw:
-                yield i, scratch.img
+            if i in wanted:
+                P, grays = scratch.views(v, k)
+                O.replay_draws(st, 0, top, False, P, grays)
+                yield i, scratch.spec(c, p, P, grays, copy)
+            else:
+                O.skip_draws(st, v, k, 0, top)
             K.official_placement(st, False, s.radius_min, s.oval_rate, s.image_size, s.start_pos, p)
 
     def class_start(self, klass: int, scratch):
@@ -129,53 +173,53 @@ class OfficialStreams:
             c, p = self._first(st, k + 1)
         return self.class_start(klass, scratch)
 
-    def classes(self, scratch_of) -> list:
+    def classes(self) -> list:
         """Every class's parameters (walks each worker's whole stream, workers in threads)."""
         from concurrent.futures import ThreadPoolExecutor
 
         def last_of(worker):
             if self.per:
-                self.class_start((worker + 1) * self.per - 1, scratch_of())
+                self.class_start((worker + 1) * self.per - 1, Scratch(self.s))
 
         with ThreadPoolExecutor(max_workers=min(self.s.workers, 16)) as pool:
             list(pool.map(last_of, range(self.s.workers)))
         return [RCDBClass.from_array(self.starts[k][1]) for k in range(self.per * self.s.workers)]
 
 
-class Scratch:
-    """One thread's buffers: the image and the per-vertex arrays (V <= vertex_num)."""
+class Specs:
+    """What the CPU and GPU renderers share: the instances of modern jobs and official blocks
+    as ``trace_orbits`` arguments (``copy``: buffers of their own, for a GPU batch)."""
 
-    def __init__(self, size: int, vertex_num: int):
-        self.img = np.empty((size, size), dtype=np.uint8)
-        self.vec = np.empty((6, vertex_num + 1))
-        self.place = np.empty(5)
-        self.none = np.empty((0, 0), dtype=np.int32)
+    def modern_spec(self, cls: np.ndarray, key, copy: bool = False) -> dict:
+        s, sc = self.cfg, self.scratch
+        place = np.empty(5)
+        K.modern_placement(np.uint64(key), s.radius_min, float(s.oval_rate), s.image_size, s.start_pos, place)
+        P, grays = sc.views(int(cls[0]), int(cls[1]))
+        O.keyed_draws(np.uint64(key), 0, 255 if s.gray == "uniform" else 256, False, P, grays)
+        return sc.spec(cls, place, P, grays, copy)
 
-    def buffers(self):
-        return (*self.vec, self.none)
+    def official_specs(self, klass: int, offsets, copy: bool = False):
+        streams = OfficialStreams.of(self.cfg)
+        st, c, p = streams.class_start(klass, self.scratch)
+        for _, d in streams.walk_instances(st, c, p, self.scratch, max(offsets) + 1, set(offsets), copy):
+            yield d
 
 
-class RCDBRenderer(HostRenderer):
+class RCDBRenderer(Specs, HostRenderer):
     """CPU renderer.  Jobs ``(class array, instance key)`` (modern); official blocks go through
     :meth:`official` (the stream walker).  Images are ``(S, S, 1)`` uint8."""
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.scratch = Scratch(cfg.image_size, cfg.vertex_num)
+        self.scratch = Scratch(cfg)
 
     def modern(self, cls: np.ndarray, key) -> np.ndarray:
-        s, sc = self.cfg, self.scratch
-        K.modern_instance(np.uint64(key), sc.img, cls, 0 if s.gray == "uniform" else 1, s.radius_min,
-                          float(s.oval_rate), s.image_size, s.start_pos, sc.place, *sc.buffers())
-        return sc.img[:, :, None]
+        return self.scratch.draw(self.modern_spec(cls, key))[:, :, None]
 
     def official(self, klass: int, offsets):
         """The images of class ``klass`` at ``offsets`` (sorted), replayed from its worker's stream."""
-        streams = OfficialStreams.of(self.cfg)
-        st, c, p = streams.class_start(klass, self.scratch)
-        wanted = set(offsets)
-        for _, img in streams.walk_instances(st, c, p, self.scratch, max(offsets) + 1, wanted):
-            yield img[:, :, None]
+        for d in self.official_specs(klass, offsets):
+            yield self.scratch.draw(d)[:, :, None]
 
     def render_many(self, jobs):
         for cls, key in jobs:

@@ -120,11 +120,15 @@ class RCDBBound(BoundFamily):
                 yield RenderedBlock(k, b, offsets, [img] * len(offsets))
 
     def render_device(self, renderer, blocks):
+        if not self.official:
+            return [(list(range(len(blocks))),
+                     renderer.render_many_device([(self._arrays()[k], instance_key(self.settings.seed, k, b))
+                                                  for k, b in blocks]))]
         import numpy as np
 
         jobs = [(k, b, range(self.images_per_block)) for k, b in blocks]
-        images = [img.copy() for rb in self.render_blocks(renderer, jobs) for img in rb.images]
-        return [(list(range(len(blocks))), np.stack(images))]
+        images = np.stack([img.copy() for rb in self.render_blocks(renderer, jobs) for img in rb.images])
+        return [(list(range(len(blocks))), images if renderer.device == "cpu" else renderer._cuda.to_device(images))]
 
     def preview_images(self, per_class, limit):
         r = self.renderer()
@@ -149,6 +153,7 @@ class RCDBFamily(Family):
     count_key = "classes"
     config_types = (RCDBSettings,)
     cpu_renderer = RCDBRenderer
+    cuda_renderer = ".render_cuda.RCDBCUDARenderer"
     bound = RCDBBound
 
     def find_classes(self, settings: RCDBSettings, workers: int, progress=None) -> list:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..._jit import kernel
+from ...contours.noise import pnoise1
 from ...contours.pyrandom import py_expovariate, py_randint, py_uniform
+from ...kernels.mt19937 import fill_words
 from ...kernels.random import splitmix64
 
 _INV53 = 1.0 / 9007199254740992.0
@@ -67,3 +69,21 @@ def modern_placement(key, radius_min, oval_rate, size, start_pos, out):
     out[2] = 1.0 + (oval_rate - 1.0) * _u(q, 1)
     out[3] = (size + (_below(q, 3, 2 * start_pos + 1) - start_pos)) / 2
     out[4] = (size + (_below(q, 4, 2 * start_pos + 1) - start_pos)) / 2
+
+
+@kernel
+def replay_orbits(st, gray_hi, P, grays, words):
+    """``fractaldb.contours.orbits.replay_draws(st, 0, gray_hi, False, P, grays)``, faster: each
+    orbit's 4V noise words are tempered in one block (``fill_words``, ``words`` >= 4V long) and
+    paired into ``random()`` doubles as CPython does, so the same words give the same values."""
+    K = P.shape[0]
+    V = P.shape[2]
+    for k in range(K):
+        grays[k] = py_randint(st, 0, gray_hi)
+        w = words[:4 * V]
+        fill_words(st, w)
+        for a in range(2):
+            for v in range(V):
+                i = 2 * (a * V + v)
+                r = ((w[i] >> np.uint32(5)) * 67108864.0 + (w[i + 1] >> np.uint32(6))) / 9007199254740992.0
+                P[k, a, v] = pnoise1(10000.0 * r, False)

@@ -81,6 +81,7 @@ class Scratch:
         self.pbuf = np.empty(kmax * 2 * s.vertex_num)
         self.gbuf = np.empty(kmax, dtype=np.int32)
         self.tbuf = np.empty(4 * s.vertex_num)
+        self.words = np.empty(4 * s.vertex_num, dtype=np.uint32)
         self.xs = np.empty(s.vertex_num)
         self.ys = np.empty(s.vertex_num)
         self.none = np.empty((0, 0), dtype=np.int32)
@@ -146,7 +147,7 @@ class OfficialStreams:
         for i in range(upto):
             if i in wanted:
                 P, grays = scratch.views(v, k)
-                O.replay_draws(st, 0, top, False, P, grays)
+                K.replay_orbits(st, top, P, grays, scratch.words)
                 yield i, scratch.spec(c, p, P, grays, copy)
             else:
                 O.skip_draws(st, v, k, 0, top)

@@ -208,3 +208,58 @@ def test_preset_cut_generates_verifies_and_reads_back(preset, tmp_path, monkeypa
     h = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train",
                               cache_dir=str(tmp_path / "hf-cache"))
     assert h.num_rows == n and ("mask.png" in h.column_names) == mask
+
+
+def test_rcdb_block_replay_equals_the_contour_replay():
+    """``replay_orbits`` (words tempered per orbit) == ``contours.orbits.replay_draws``, state included."""
+    from fractaldb.contours import orbits as O
+    from fractaldb.contours.pyrandom import seed_state
+    from fractaldb.families.rcdb import kernels as RK
+
+    a, b = seed_state(7), seed_state(7)
+    P1, P2 = np.empty((30, 2, 13)), np.empty((30, 2, 13))
+    g1, g2 = np.empty(30, np.int32), np.empty(30, np.int32)
+    for _ in range(3):  # across twists
+        O.replay_draws(a, 0, 256, False, P1, g1)
+        RK.replay_orbits(b, 256, P2, g2, np.empty(52, np.uint32))
+        assert np.array_equal(P1, P2) and np.array_equal(g1, g2) and np.array_equal(a, b)
+
+
+def test_segrcdb_modern_equals_a_keyed_reference():
+    """Modern SegRCDB written out plainly (documented sub-keys and layout, Pillow lines, mask first)."""
+    from PIL import ImageDraw
+
+    from fractaldb.seeds import stream_key
+
+    fam, s = _settings("segrcdb", classes=5, images=2, polygons=3, image_size=48, start_pos=30, vertex_num=30,
+                       radius_max=8, line_num_max=6)
+    table = fam.find_classes(s, 1)
+    bound = fam.bind(s, table)
+    rb = next(iter(bound.render_blocks(bound.renderer(), [(0, 1, [0])])))
+    img, mask = next(iter(rb.images)), rb.masks[0]
+    key = int(stream_key(1, "segrcdb-image", 1))
+    im, mk = Image.new("L", (48, 48), 0), Image.new("L", (48, 48), 0)
+    draw, mdraw = ImageDraw.Draw(im), ImageDraw.Draw(mk)
+    for p in range(3):
+        pk = _splitmix(key, (1 << 20) + p)
+        cid = 1 + _below(pk, 0, 5)
+        cy, cx = (48 + _below(pk, 1, 61) - 30) / 2, (48 + _below(pk, 2, 61) - 30) / 2
+        ok = _splitmix(pk, 1 << 40)
+        v, kk, c, lam, r0, ox, oy = table[cid - 1]
+        v, kk = int(v), int(kk)
+        step = (math.pi * 2) / v
+        xs = [math.cos(step * j) * r0 * ox + cx for j in range(v)]
+        ys = [math.sin(step * j) * r0 * oy + cy for j in range(v)]
+        for o in range(kk):
+            g = 1 + _below(ok, 2 * kk * v + o, 255)
+            nx = [R.pnoise1(_u(ok, 2 * o * v + j) * 10000.0) * c * 2 - c for j in range(v)]
+            ny = [R.pnoise1(_u(ok, (2 * o + 1) * v + j) * 10000.0) * c * 2 - c for j in range(v)]
+            for j in range(v):
+                xs[j] -= math.cos(step * j) * (nx[j] - lam)
+                ys[j] -= math.sin(step * j) * (ny[j] - lam)
+            for j in range(v):
+                n = (j + 1) % v
+                R.draw_edge(mdraw, xs[j], ys[j], xs[n], ys[n], cid)
+                R.draw_edge(draw, xs[j], ys[j], xs[n], ys[n], g)
+    assert np.array_equal(img[:, :, 0], np.asarray(im)) and np.array_equal(mask, np.asarray(mk))
+    assert mask.any()

@@ -157,6 +157,7 @@ def test_modern_bytes_do_not_depend_on_the_worker_count(preset, tmp_path):
     (["rcdb.image_size=15"], "image_size"),
     (["rcdb.vertex_num=2"], "vertex_num"),
     (["rcdb.workers=0"], "workers"),
+    (["rcdb.compat=official", "rcdb.classes=10"], "spans are fixed"),  # rcdb-tiny's spans are scaled
 ])
 def test_bad_rcdb_settings_fail_in_one_line(argv, words, tmp_path):
     code, _, err = run_cli(["generate", "--preset", "rcdb-tiny", "--out", tmp_path / "x",

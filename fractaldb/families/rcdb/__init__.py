@@ -34,14 +34,19 @@ class RCDBSettings:
                            lambda v: 1 <= v <= 1000)
     vertex_num: int = setting(200, "Most vertices of a class (V ~ floor(Exp(mean 100)), 3..vertex_num).",
                               "an integer in 3..1000", lambda v: 3 <= v <= 1000)
-    line_num_min: int = setting(1, "Fewest orbits; K is uniform in line_num_min..line_num_min + 199.",
+    line_num_min: int = setting(1, "Fewest orbits; K is uniform in line_num_min..line_num_min + line_num_span.",
                                 "an integer in 1..1000", lambda v: 1 <= v <= 1000)
+    line_num_span: int = setting(199, "Modern mode: K is uniform in line_num_min..line_num_min + line_num_span "
+                                 "(the script's 199 in official mode).", "an integer in 0..1000",
+                                 lambda v: 0 <= v <= 1000)
     perlin_min: int = setting(0, "Noise coefficient c is uniform in [perlin_min, perlin_min + 4].",
                               "an integer in 0..100", lambda v: 0 <= v <= 100)
     line_width: float = setting(0.1, "Per-orbit radius increment lambda is uniform in [0, line_width] "
                                 "(a radius step, not a stroke width).", "a number in 0..10", lambda v: 0 <= v <= 10)
-    radius_min: int = setting(0, "Start radius r0 is uniform in radius_min..radius_min + 100 (per instance).",
+    radius_min: int = setting(0, "Start radius r0 is uniform in radius_min..radius_min + radius_span (per instance).",
                               "an integer in 0..1000", lambda v: 0 <= v <= 1000)
+    radius_span: int = setting(100, "Modern mode: r0 is uniform in radius_min..radius_min + radius_span "
+                               "(the script's 100 in official mode).", "an integer in 0..1000", lambda v: 0 <= v <= 1000)
     oval_rate: int = setting(2, "Oval factors are uniform in [1, oval_rate] (per instance).", "an integer in 1..10",
                              lambda v: 1 <= v <= 10)
     start_pos: int = setting(400, "Centre offsets: (image_size + randint(-start_pos, start_pos)) / 2.",
@@ -54,6 +59,9 @@ class RCDBSettings:
     seed: int
 
     def __post_init__(self):
+        if self.compat == "official" and (self.radius_span, self.line_num_span) != (100, 199):
+            raise ConfigError("rcdb: official mode replays the script, whose spans are fixed: radius_span 100 and "
+                              "line_num_span 199")
         if self.compat == "official" and self.classes % self.workers:
             raise ConfigError(f"rcdb: official mode needs workers ({self.workers}) to divide classes "
                               f"({self.classes}): the script silently drops the last {self.classes % self.workers}")
@@ -146,8 +154,8 @@ class RCDBFamily(Family):
                    "radius step; its images are noisy concentric contours in gray on white")
     papers = (RCDB_PAPER,)
     purposes = PURPOSES
-    small = {"classes": 2, "instances": 2, "image_size": 32, "start_pos": 10, "radius_min": 0, "vertex_num": 20,
-             "line_num_min": 1}
+    small = {"classes": 2, "instances": 2, "image_size": 32, "start_pos": 25, "radius_span": 6, "line_num_span": 12,
+             "vertex_num": 20}
     study_arms = study.ARMS
     settings = RCDBSettings
     count_key = "classes"

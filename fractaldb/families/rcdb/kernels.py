@@ -60,11 +60,11 @@ def _below(key, i, n):
 
 
 @kernel
-def modern_placement(key, radius_min, oval_rate, size, start_pos, out):
+def modern_placement(key, radius_min, radius_span, oval_rate, size, start_pos, out):
     """``out[:] = r0, ox, oy, cy, cx`` of a modern instance: draws 0-4 of the sub-key
     ``splitmix64(key, 2^40)`` (ox, oy, r0, cy, cx)."""
     q = splitmix64(key, PLACEMENT_KEY)
-    out[0] = radius_min + _below(q, 2, 101)
+    out[0] = radius_min + _below(q, 2, radius_span + 1)
     out[1] = 1.0 + (oval_rate - 1.0) * _u(q, 0)
     out[2] = 1.0 + (oval_rate - 1.0) * _u(q, 1)
     out[3] = (size + (_below(q, 3, 2 * start_pos + 1) - start_pos)) / 2

@@ -59,7 +59,7 @@ def modern_classes(s) -> list:
             v = int(rng.exponential(100.0))
             if 2 < v <= s.vertex_num:
                 break
-        k = int(rng.integers(s.line_num_min, s.line_num_min + 200))
+        k = int(rng.integers(s.line_num_min, s.line_num_min + s.line_num_span + 1))
         c = float(rng.uniform(s.perlin_min, s.perlin_min + 4))
         out.append(RCDBClass(v, k, c, float(rng.uniform(0.0, s.line_width))))
     return out
@@ -76,7 +76,7 @@ class Scratch:
 
     def __init__(self, s):
         self.s = s
-        kmax = s.line_num_min + 199
+        kmax = s.line_num_min + s.line_num_span
         self.img = np.empty((s.image_size, s.image_size), dtype=np.uint8)
         self.pbuf = np.empty(kmax * 2 * s.vertex_num)
         self.gbuf = np.empty(kmax, dtype=np.int32)
@@ -194,7 +194,8 @@ class Specs:
     def modern_spec(self, cls: np.ndarray, key, copy: bool = False) -> dict:
         s, sc = self.cfg, self.scratch
         place = np.empty(5)
-        K.modern_placement(np.uint64(key), s.radius_min, float(s.oval_rate), s.image_size, s.start_pos, place)
+        K.modern_placement(np.uint64(key), s.radius_min, s.radius_span, float(s.oval_rate), s.image_size, s.start_pos,
+                           place)
         P, grays = sc.views(int(cls[0]), int(cls[1]))
         O.keyed_draws(np.uint64(key), 0, 255 if s.gray == "uniform" else 256, False, P, grays)
         return sc.spec(cls, place, P, grays, copy)

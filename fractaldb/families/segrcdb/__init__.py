@@ -22,7 +22,7 @@ import numpy as np
 
 from ...citations import Paper
 from ...errors import ConfigError
-from ..base import BoundFamily, Family, RenderedBlock, StudyArm, setting
+from ..base import BoundFamily, Family, RenderedBlock, setting
 from .model import PURPOSES, SegRCDBRenderer, class_table
 
 __all__ = ["SegRCDBFamily", "SegRCDBSettings", "SEGRCDB_PAPER"]
@@ -200,8 +200,9 @@ class SegRCDBFamily(Family):
     purposes = PURPOSES
     small = {"classes": 3, "images": 4, "polygons": 3, "image_size": 32, "start_pos": 20, "vertex_num": 40,
              "radius_max": 10, "line_num_max": 8}
-    study_arms = {"segrcdb": StudyArm("segrcdb-tiny", ("shard_size=1000",), "SegRCDB masks (segmentation; "
-                                      "the classification study skips mask data)")}
+    #: None: the transfer study pretrains classifiers; a segmentation study does not exist yet
+    #: (docs/segrcdb.md describes segmentation pretraining instead).
+    study_arms = {}
     label_kind = "mask"
     settings = SegRCDBSettings
     count_key = "classes"

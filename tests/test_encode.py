@@ -224,7 +224,7 @@ def test_every_family_png2_dataset_has_png1_pixels(case, tmp_path):
             if not name.endswith(".png"):
                 assert da == db, name
                 continue
-            images += 1
+            images += not name.endswith(".mask.png")  # a mask family's masks: same pixels, not counted
             for mode in ("RGB", "L"):
                 np.testing.assert_array_equal(decoded(db, mode), decoded(da, mode), err_msg=name)
     assert images == new["plan"]["samples"]

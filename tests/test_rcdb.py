@@ -153,7 +153,8 @@ def test_modern_bytes_do_not_depend_on_the_worker_count(preset, tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["rcdb.compat=official", "rcdb.workers=3"], "workers (3) to divide classes"),
+    (["rcdb.compat=official", "rcdb.workers=3", "rcdb.radius_span=100", "rcdb.line_num_span=199"],
+     "workers (3) to divide classes"),
     (["rcdb.image_size=15"], "image_size"),
     (["rcdb.vertex_num=2"], "vertex_num"),
     (["rcdb.workers=0"], "workers"),

@@ -22,7 +22,7 @@ float64 and ``grays`` ``(K,)`` int32):
 * :func:`replay_draws` -- CPython's stream (:mod:`.pyrandom`), the originals' order:
   per orbit ``gray = randint(gray_lo, gray_hi)``, V ``uniform(0, 10000)`` for x, V for y,
   each through :func:`~fractaldb.contours.noise.pnoise1`; :func:`skip_draws` consumes the
-  same words without computing noise (the grays' rejections need their words);
+  same words without computing noise (and counts them) (the grays' rejections need their words);
 * :func:`keyed_draws` -- the counter-based stream of a 64-bit key
   (:func:`fractaldb.kernels.random.splitmix64`): ``u = 10000 * U(key, (2k + a) V + v)`` and
   gray ``lo + (hi32(key, 2KV + k) * n) >> 32`` with ``n = gray_hi - gray_lo + 1``.
@@ -45,7 +45,7 @@ from ..kernels.mt19937 import skip
 from ..kernels.random import splitmix64
 from .lines import draw_line
 from .noise import pnoise1
-from .pyrandom import py_randint, py_random
+from .pyrandom import py_randint, py_randint_counted, py_random
 
 __all__ = ["trig_table", "start_vertex", "noise_term", "step_vertex", "trace_orbits", "replay_draws",
            "skip_draws", "keyed_draws", "words_per_orbit"]
@@ -138,11 +138,13 @@ def words_per_orbit(V):
 
 
 @kernel
-def skip_draws(st, V, K, gray_lo, gray_hi):
-    """Consume the words of :func:`replay_draws` for ``(V, K)`` without computing the noise."""
+def skip_draws(st, V, K, gray_lo, gray_hi, used):
+    """Consume the words of :func:`replay_draws` for ``(V, K)`` without computing the noise;
+    adds the number of words to ``used[0]``."""
     for k in range(K):
-        py_randint(st, gray_lo, gray_hi)
+        py_randint_counted(st, gray_lo, gray_hi, used)
         skip(st, np.int64(4 * V))
+        used[0] += 4 * V
 
 
 @kernel

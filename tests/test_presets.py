@@ -21,7 +21,8 @@ def test_the_presets_issue_13_names_exist():
 
 
 #: Presets whose first class alone takes seconds: run in full runs only (-m slow).
-SLOW_PRESETS = {"color-fractal-1k", "multi-fractal-1k", "exfractaldb-1k", "exfractaldb-21k", "perlin-1k"}
+SLOW_PRESETS = {"color-fractal-1k", "multi-fractal-1k", "exfractaldb-1k", "exfractaldb-21k", "perlin-1k",
+                "visualatom-1k", "visualatom-21k"}
 
 
 @pytest.mark.parametrize("preset", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PRESETS else p

@@ -83,7 +83,24 @@ def draw_line(img, idx, x0, y0, x1, y1, value, index):
     if max(X0, X1) < 0 or min(X0, X1) >= w or max(Y0, Y1) < 0 or min(Y0, Y1) >= h:
         return
     dx, dy, sx, sy, n = line_steps(X0, Y0, X1, Y1)
-    for i in range(n):
-        x, y = line_pixel(X0, Y0, dx, dy, sx, sy, i)
-        plot(img, idx, x, y, value, index)
+    # Pillow's error-term walk: the pixels of line_pixel, without a division per pixel.
+    x, y = X0, Y0
+    if dx > dy:
+        e = 2 * dy - dx
+        for _ in range(n):
+            plot(img, idx, x, y, value, index)
+            if e >= 0:
+                y += sy
+                e -= 2 * dx
+            e += 2 * dy
+            x += sx
+    else:
+        e = 2 * dx - dy
+        for _ in range(n):
+            plot(img, idx, x, y, value, index)
+            if e >= 0:
+                x += sx
+                e -= 2 * dy
+            e += 2 * dx
+            y += sy
     plot(img, idx, X1, Y1, value, index)

@@ -41,11 +41,11 @@ import numpy as np
 
 from .._jit import kernel
 from ..kernels.arith import add, mul
-from ..kernels.mt19937 import skip
+from ..kernels.mt19937 import fill_words, skip
 from ..kernels.random import splitmix64
 from .lines import draw_line
 from .noise import pnoise1
-from .pyrandom import py_randint, py_randint_counted, py_random
+from .pyrandom import py_randint, py_randint_counted
 
 __all__ = ["trig_table", "start_vertex", "noise_term", "step_vertex", "trace_orbits", "replay_draws",
            "skip_draws", "keyed_draws", "words_per_orbit"]
@@ -124,11 +124,15 @@ def replay_draws(st, gray_lo, gray_hi, fixed, P, grays):
     """Fill ``P`` ``(K, 2, V)`` and ``grays`` ``(K,)`` from CPython's stream ``st``, in the originals' order."""
     K = P.shape[0]
     V = P.shape[2]
+    words = np.empty(4 * V, dtype=np.uint32)
     for k in range(K):
         grays[k] = py_randint(st, gray_lo, gray_hi)
+        fill_words(st, words)  # the 2V uniforms' words, tempered block by block
         for a in range(2):
             for v in range(V):
-                P[k, a, v] = pnoise1(10000.0 * py_random(st), fixed)
+                j = 2 * (a * V + v)
+                u = ((words[j] >> np.uint32(5)) * 67108864.0 + (words[j + 1] >> np.uint32(6))) / 9007199254740992.0
+                P[k, a, v] = pnoise1(10000.0 * u, fixed)
 
 
 @kernel

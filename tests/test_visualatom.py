@@ -134,6 +134,12 @@ def test_out_of_range_refused_in_one_line(key, value, words, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_official_with_another_thread_count_says_so(tmp_path):
+    code, _, err = run_cli(["generate", "--preset", _preset(tmp_path, compat="official", classes=2, threads=2,
+                                                              instances=1), "--out", tmp_path / "x"])
+    assert code == 0 and "not the published 20" in err
+
+
 def test_official_refusals(tmp_path):
     code, _, err = run_cli(["generate", "--preset", _preset(tmp_path, compat="official", classes=3, threads=2),
                             "--out", tmp_path / "x"])

@@ -101,6 +101,8 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
     """
     V = trig.shape[1]
     K = grays.shape[0]
+    height = np.float64(img.shape[0])
+    width = np.float64(img.shape[1])
     for v in range(V):
         xs[v] = start_vertex(trig[0, v], r0, ox, cx, centre_first)
         ys[v] = start_vertex(trig[1, v], r0, oy, cy, centre_first)
@@ -114,9 +116,15 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
         for v in range(V):
             w = v + 1 if v + 1 < V else 0
             if centre_first:
-                draw_line(img, idx, xs[v], ys[v], xs[w], ys[w], g, index)
+                x0, y0, x1, y1 = xs[v], ys[v], xs[w], ys[w]
             else:
-                draw_line(img, idx, add(xs[v], cx), add(ys[v], cy), add(xs[w], cx), add(ys[w], cy), g, index)
+                x0, y0, x1, y1 = add(xs[v], cx), add(ys[v], cy), add(xs[w], cx), add(ys[w], cy)
+            # trunc(x) < 0 iff x <= -1: an edge wholly off one side of the frame draws nothing
+            # (draw_line's own bounding-box test, done here without the call).
+            if (x0 <= -1.0 and x1 <= -1.0) or (x0 >= width and x1 >= width) or (y0 <= -1.0 and y1 <= -1.0) \
+                    or (y0 >= height and y1 >= height):
+                continue
+            draw_line(img, idx, x0, y0, x1, y1, g, index)
 
 
 @kernel

@@ -9,6 +9,7 @@ The machinery is :mod:`fractaldb.contours`.  This module is the family's face
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from ...citations import FRACTALDB, Paper
@@ -85,6 +86,10 @@ class VisualAtomSettings:
             if self.perlin_grad != "library":
                 raise ConfigError("visualatom: perlin_grad=fixed is not the original; use it with compat=modern")
             check_official(self.classes, self.script_classes or self.classes, self.threads)
+            if self.threads != 20:
+                warnings.warn(f"visualatom: official mode with threads={self.threads}, not the published 20: "
+                              "the same script, but another dataset (every class after a thread's first differs)",
+                              stacklevel=2)
 
     def ranges(self) -> ClassRanges:
         return ClassRanges(tuple(self.vertices), tuple(self.orbits), float(self.perlin_min), float(self.line_width),

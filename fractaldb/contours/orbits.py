@@ -43,7 +43,7 @@ from .._jit import kernel
 from ..kernels.arith import add, mul
 from ..kernels.mt19937 import fill_words, skip
 from ..kernels.random import splitmix64
-from .lines import draw_line
+from .lines import draw_line, line_steps, walk_inside
 from .noise import pnoise1
 from .pyrandom import py_randint, py_randint_counted
 
@@ -101,6 +101,7 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
     """
     V = trig.shape[1]
     K = grays.shape[0]
+    has_idx = idx.shape[0] > 0
     height = np.float64(img.shape[0])
     width = np.float64(img.shape[1])
     for v in range(V):
@@ -124,7 +125,13 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
             if (x0 <= -1.0 and x1 <= -1.0) or (x0 >= width and x1 >= width) or (y0 <= -1.0 and y1 <= -1.0) \
                     or (y0 >= height and y1 >= height):
                 continue
-            draw_line(img, idx, x0, y0, x1, y1, g, index)
+            if not has_idx and x0 >= 0.0 and x1 >= 0.0 and y0 >= 0.0 and y1 >= 0.0 and x0 < width and x1 < width \
+                    and y0 < height and y1 < height:  # wholly inside: no per-pixel checks
+                X0, Y0, X1, Y1 = np.int64(x0), np.int64(y0), np.int64(x1), np.int64(y1)
+                dx, dy, sx, sy, n = line_steps(X0, Y0, X1, Y1)
+                walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, g)
+            else:
+                draw_line(img, idx, x0, y0, x1, y1, g, index)
 
 
 @kernel

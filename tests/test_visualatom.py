@@ -15,6 +15,7 @@ from fractaldb.contours import orbits as O
 from fractaldb.errors import ConfigError
 from fractaldb.families import get_family
 from fractaldb.families.visualatom import model as M
+from fractaldb.schema import settings_of
 from tinyset import assert_one_line_error, run_cli
 
 import visualatom_reference as REF
@@ -147,3 +148,17 @@ def test_official_refusals(tmp_path):
     code, _, err = run_cli(["generate", "--preset", _preset(tmp_path, compat="official", perlin_grad="fixed"),
                             "--out", tmp_path / "y"])
     assert_one_line_error(code, err, "perlin_grad=fixed")
+
+
+def test_official_classes_need_their_block_positions():
+    defaults = {k: v.default for k, v in settings_of(FAMILY.settings).items()}
+    with pytest.warns(UserWarning, match="not the published 20"):
+        settings = FAMILY.configure({**defaults, **FAMILY.small, "compat": "official", "threads": 1,
+                                     "instances": 20}, 1)
+    classes = FAMILY.find_classes(settings, 1)
+    FAMILY.bind(settings, classes)  # 20 instances: 2 blocks of 10
+    bad = [M.VisualAtomClass(**{**classes[0].to_dict(), "offsets": (0,), "centres": ((1.0, 2.0),)}), classes[1]]
+    with pytest.raises(ConfigError, match="block positions"):
+        FAMILY.bind(settings, bad)
+    with pytest.raises(ConfigError, match="stored state"):
+        FAMILY.bind(settings, M.modern_classes(1, 2, _ranges()))

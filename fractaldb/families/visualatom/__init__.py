@@ -187,6 +187,21 @@ class VisualAtomFamily(Family):
     def classes_from_docs(self, docs) -> list:
         return [VisualAtomClass.from_dict(d["params"]) for d in docs]
 
+    def bind(self, settings, classes):
+        """Bound to a dataset; official classes must carry one stored position per block.
+
+        Raises:
+            ConfigError: a class without its stored positions (a manifest of another mode or edited).
+        """
+        bound = super().bind(settings, classes)
+        if settings.compat == "official":
+            want = bound.blocks_per_class
+            for j, c in enumerate(classes):
+                if not c.state or len(c.offsets) != want or len(c.centres) != want:
+                    raise ConfigError(f"visualatom: official class {j} needs a stored state and {want} block "
+                                      f"positions, got {len(c.offsets)}")
+        return bound
+
     def export_path(self, meta, ext):
         # The original's names (vertex_<V>_instance_<i>) in a prefixed folder: after the
         # digit-named fractal folders in sorted order, as the labels are.

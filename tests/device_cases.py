@@ -34,7 +34,9 @@ from fractaldb.dataset import Dataset, generate, regenerate  # noqa: E402
 from fractaldb.ifs import kernels_cuda as KC  # noqa: E402
 from fractaldb.families.fractal.imagefolder import create_renderer, render_blocks  # noqa: E402
 from fractaldb.ifs.render import CPURenderer, RenderConfig  # noqa: E402
-from test_render import CAT_00000, CAT_00001, CAT_00002  # noqa: E402
+import published  # noqa: E402
+
+CAT_00000, CAT_00001, CAT_00002 = (published.rows(name) for name in ("00000", "00001", "00002"))
 from tinyset import run_cli  # noqa: E402
 
 from fractaldb.ifs.system import IFS  # noqa: E402

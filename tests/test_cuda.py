@@ -185,9 +185,9 @@ def test_create_renderer_cuda_without_gpu():
 @_NEEDS_NO_GPU
 def test_cli_render_device_cuda_without_gpu(tmp_path):
     from fractaldb.ifs.system import IFS, write_csv
-    from test_render import CAT_00002
+    import published
 
-    write_csv(IFS.from_rows(CAT_00002), tmp_path / "good.csv")
+    write_csv(IFS.from_rows(published.rows("00002")), tmp_path / "good.csv")
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "fractaldb.cli.main", "render", "--params", str(tmp_path / "good.csv"),

@@ -162,3 +162,34 @@ def test_official_classes_need_their_block_positions():
         FAMILY.bind(settings, bad)
     with pytest.raises(ConfigError, match="stored state"):
         FAMILY.bind(settings, M.modern_classes(1, 2, _ranges()))
+
+
+def _table_rows(rows) -> list:
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "visualatom-1k-classes.csv"
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    return [table[k] for k in rows]
+
+
+def test_published_class_table_holds_the_vectors():
+    """docs/visualatom-1k-classes.csv: the dry-run replay of VisualAtom-1k (T = 20); §2.6's classes."""
+    c0, c50 = _table_rows([0, 50])
+    assert (c0["vertices"], c0["orbits"], c0["noise"], c0["centre_y"], c0["centre_x"]) == (
+        "337", "146", "3.3897349477489307", "388.5", "214.5")
+    assert (c50["vertices"], c50["orbits"], c50["radius"], c50["wave1"], c50["wave2"], c50["thread"]) == (
+        "257", "24", "57", "9", "8", "1")
+
+
+@pytest.mark.slow
+def test_published_class_table_is_the_replay():
+    """Threads 0 and 19 (100 classes x 1000 instances walked) against the shipped table."""
+    for t in (0, 19):
+        got = M._walk_worker(t, 50 * t, 50, 1000, VA1K)
+        for k, (row, c) in enumerate(zip(_table_rows(range(50 * t, 50 * t + 50)), got)):
+            assert [int(row[n]) for n in ("vertices", "orbits", "radius", "wave1", "wave2")] == [
+                c.vertices, c.orbits, c.radius, c.wave1, c.wave2]
+            assert [float(row[n]) for n in ("noise", "line_width", "oval_x", "oval_y", "centre_y", "centre_x")] == [
+                c.noise, c.line_width, c.oval_x, c.oval_y, *c.centres[0]]

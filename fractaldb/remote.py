@@ -22,9 +22,10 @@ __all__ = ["S3_CONFIG", "HTTP_TIMEOUTS", "MIN_RATE", "SLACK", "TimedOut", "TooLa
            "call", "stream"]
 
 #: Timeouts and retries for S3 (unless the fsspec configuration sets its own).
-S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
+#: A frozen server is a one-line error after (5 + 15) x 3 + SLACK = 65 s (plus the transfer time).
+S3_CONFIG = {"connect_timeout": 5, "read_timeout": 15, "retries": {"max_attempts": 3, "mode": "standard"}}
 #: Connect and read timeouts (seconds) for http(s) reads (unless the fsspec configuration sets its own).
-HTTP_TIMEOUTS = {"connect": 10, "read": 60}
+HTTP_TIMEOUTS = {"connect": 5, "read": 15}
 #: The slowest transfer a call is given time for (bytes per second).
 MIN_RATE = 1 << 20
 #: Seconds every deadline adds (a slow DNS answer, a busy machine).

@@ -76,3 +76,28 @@ def test_empty_batch_is_background():
     img = cuda.device_array((1, SIZE, SIZE), dtype=np.uint8)
     KC.trace_batch(KC.pack([]), [7], img)
     assert (img.copy_to_host() == 7).all()
+
+
+# ---------------------------------------------------------------- the VisualAtom GPU renderer
+
+
+@pytest.mark.parametrize("compat,channels", [("modern", 1), ("official", 3), ("modern", 3)])
+def test_visualatom_cuda_renderer_equals_cpu(compat, channels):
+    from fractaldb.families.visualatom import model as M
+    from fractaldb.families.visualatom.render_cuda import VisualAtomCUDARenderer
+
+    side = 64  # radii reach radius_min + 50
+    r = M.ClassRanges((5, 12), (1, 4), 0.0, 0.1, 0, 2.0, (0, 6), 16, side)
+    cfg = M.VisualAtomRenderConfig(size=side, compat=compat, start_pos=16, channels=channels)
+    if compat == "official":
+        classes = M.official_classes(2, 2, 1, 6, r)
+        B = M.block_size(6)
+        items = [M.Item(c, block=b, count=B) for c in classes for b in range(6 // B)]
+    else:
+        classes = M.modern_classes(3, 2, r)
+        items = [M.Item(c, key=M.instance_key(3, k, i)) for k, c in enumerate(classes) for i in range(3)]
+    want = M.VisualAtomRenderer(cfg).render_many_device(items)
+    gpu = VisualAtomCUDARenderer(cfg, max_batch=3)  # several launches
+    got = gpu.render_many_device(items).copy_to_host()
+    assert got.shape == want.shape and np.array_equal(got, want) and want.any()
+    assert all(np.array_equal(a, b) for a, b in zip(gpu.render_many(items), want))

@@ -21,7 +21,9 @@ from numba import cuda
 from fractaldb.ifs.system import IFS
 from fractaldb.families.fractal.imagefolder import create_renderer
 from fractaldb.ifs.render import CPURenderer, RenderConfig
-from test_render import CAT_00000, CAT_00001, CAT_00002
+import published
+
+CAT_00000, CAT_00001, CAT_00002 = (published.rows(name) for name in ("00000", "00001", "00002"))
 from tinyset import checked_to_torch
 
 if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator

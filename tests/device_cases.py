@@ -34,7 +34,9 @@ from fractaldb.dataset import Dataset, generate, regenerate  # noqa: E402
 from fractaldb.ifs import kernels_cuda as KC  # noqa: E402
 from fractaldb.families.fractal.imagefolder import create_renderer, render_blocks  # noqa: E402
 from fractaldb.ifs.render import CPURenderer, RenderConfig  # noqa: E402
-from test_render import CAT_00000, CAT_00001, CAT_00002  # noqa: E402
+import published  # noqa: E402
+
+CAT_00000, CAT_00001, CAT_00002 = (published.rows(name) for name in ("00000", "00001", "00002"))
 from tinyset import run_cli  # noqa: E402
 
 from fractaldb.ifs.system import IFS  # noqa: E402
@@ -42,7 +44,8 @@ from fractaldb.ifs.system import IFS  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # splitmix64 wraps on purpose
 
 SMALL = ["image_size=32", "points=600"]
-MIXED = ["categories=2", "weights=none", "patches=2", "perlin_classes=3", "perlin_instances=4", "shard_size=8", *SMALL]
+MIXED = ["categories=2", "weights=none", "patches=2", "perlin_classes=3", "perlin_instances=2", "perlin.image_size=32",
+         "shard_size=8", *SMALL]
 SYSTEMS = [IFS.from_rows(r) for r in (CAT_00000, CAT_00001, CAT_00002)]
 
 
@@ -97,7 +100,8 @@ def test_cli_render_device_cuda_writes_the_cpu_s_files(tmp_path):
 
 
 @pytest.mark.parametrize("preset,overrides", [("tiny", SMALL), ("fractal+perlin", MIXED),
-                                              ("perlin-tiny", ["image_size=24", "perlin_classes=4"])])
+                                              ("perlin-tiny", ["image_size=24", "perlin_classes=4", "perlin_instances=4",
+                                                                "shard_size=8"])])
 def test_generate_on_the_gpu_writes_the_cpu_s_bytes(tmp_path, preset, overrides):
     cfg = config.resolve(preset, overrides)
     cpu = generate(cfg, tmp_path / "cpu", workers=1)

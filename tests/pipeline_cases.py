@@ -28,9 +28,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # splitmix64 
 
 SMALL = ["image_size=32", "points=600"]
 CASES = [("tiny", SMALL),
-         ("fractal+perlin", ["categories=3", "weights=0.4", "patches=2", "perlin_classes=3", "perlin_instances=4",
-                             "shard_size=8", *SMALL]),
-         ("perlin-tiny", ["image_size=24", "perlin_classes=4"])]
+         ("fractal+perlin", ["categories=3", "weights=0.4", "fractal.weight_rows=0,12", "flips=2", "patches=2",
+                             "perlin_classes=3", "perlin_instances=4", "perlin.image_size=32", "shard_size=8", *SMALL]),
+         ("perlin-tiny", ["image_size=24", "perlin_classes=4", "perlin_instances=4", "shard_size=8"])]
 
 
 def _files(root: Path) -> dict:

@@ -42,12 +42,19 @@ def _no_run_left_behind():
             proc.communicate()
 
 
+def _ctrl_c_default():
+    """A run started from a background job inherits an ignored SIGINT (and keeps it: Python
+    installs its Ctrl-C handler only where SIGINT is not ignored); the tests send Ctrl-C as a
+    terminal would, so the run gets the default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(argv, env=None, release=None, what="shards", start=2):
     """``fractaldb ARGV``, held from shard (or render block) ``start`` on until ``release`` exists
     (never, without ``release``)."""
     proc = subprocess.Popen(held_command(argv, release, what, start), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=None if env is None else {**os.environ, **env})
+                            env=None if env is None else {**os.environ, **env}, preexec_fn=_ctrl_c_default)
     _STARTED.append(proc)
     return proc
 
@@ -303,14 +310,19 @@ def test_an_interrupted_export_leaves_nothing_half_written_in_view(many, tmp_pat
 def test_deferred_delivers_an_interrupt_after_the_block():
     from fractaldb.signals import deferred
 
-    steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            steps.append("finished")  # not cut short
-    assert steps == ["finished"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # Python's own Ctrl-C handler, as in a terminal (a background job's pytest has SIGINT ignored).
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        steps = []
+        with pytest.raises(KeyboardInterrupt):
+            with deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                steps.append("finished")  # not cut short
+        assert steps == ["finished"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _moto_process():

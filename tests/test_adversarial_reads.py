@@ -459,3 +459,16 @@ def test_preview_never_wraps_a_category_across_rows(tiny, tmp_path, per_category
         filled = [bool((row[:, 2 + 66 * c:2 + 66 * c + 64] != 40).any()) for c in range(per_category)]
         assert filled == [c < min(per_category, 12) for c in range(per_category)], (r, filled)
 
+
+
+def test_the_default_deadlines_end_a_frozen_call_within_about_a_minute():
+    """Without a configuration of the user's, a call that never ends is one line after
+    (connect + read) x attempts + slack, plus the transfer at MIN_RATE: not minutes."""
+    import fractaldb.remote as remote
+
+    class S3Like:  # s3fs keeps botocore's settings in config_kwargs
+        config_kwargs = remote.fs_kwargs("s3", {})["config_kwargs"]
+
+    assert remote.deadline(S3Like()) == 65.0
+    assert remote.deadline(S3Like(), 10 * remote.MIN_RATE) == 75.0
+    assert remote.deadline(object()) == 25.0  # http(s): one try

@@ -36,6 +36,9 @@ def test_draws_match_python():
             for a, b in ((0, 255), (0, 256), (-512, 512), (200, 1000), (1, 1), (0, 20), (-400, 400), (3, 2**32 + 1)):
                 assert R.py_randint(st, a, b) == py.randint(a, b)
             assert R.py_expovariate(st, 1 / 100) == py.expovariate(1 / 100)
+            used, before = np.zeros(1, dtype=np.int64), st.copy()
+            assert R.py_randint_counted(st, -512, 512, used) == py.randint(-512, 512)
+            assert np.array_equal(R.fast_forward(before, used[0]), st)
         assert R.state_tuple(st) == py.getstate()
 
 
@@ -214,9 +217,10 @@ def test_replay_draws_are_pythons_and_skip_matches():
         assert grays[k] == py.randint(0, 255)
         for a in range(2):
             assert [pnoise1_slow(py.uniform(0, 10000)) for _ in range(V)] == list(P[k, a])
-    skipped = R.seed_state(4)
-    O.skip_draws(skipped, V, K, 0, 255)
+    skipped, used = R.seed_state(4), np.zeros(1, dtype=np.int64)
+    O.skip_draws(skipped, V, K, 0, 255, used)
     assert np.array_equal(skipped, st)
+    assert np.array_equal(R.fast_forward(R.seed_state(4), used[0]), st)  # the count is the words consumed
 
 
 def test_keyed_draws_depend_on_key_only():

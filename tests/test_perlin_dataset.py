@@ -185,9 +185,10 @@ def test_bad_perlin_settings(tmp_path, override, fragment):
 def test_impossible_class_count_is_a_one_line_error(tmp_path):
     out = tmp_path / "x"
     code, _, err = run_cli(["generate", "--preset", "perlin-tiny", "--out", out,
-                            "--set", "perlin_classes=40", "--set", "perlin_min_distance=5.0",
-                            "--set", "perlin_palettes=gray"])
-    assert_one_line_error(code, err, "cannot find 40 Perlin classes", "lower min_distance")
+                            "--set", "perlin_classes=3", "--set", "perlin_min_distance=1000",
+                            "--set", "perlin_palettes=gray"])  # 600 candidates, one class: 3 CPU-s, not 8000 and 20
+    assert_one_line_error(code, err, "cannot find 3 Perlin classes", "(found 1 after 600 candidates)",
+                          "lower min_distance")
     assert not out.exists()
 
 

@@ -21,8 +21,8 @@ def test_the_presets_issue_13_names_exist():
 
 
 #: Presets whose first class alone takes seconds: run in full runs only (-m slow).
-SLOW_PRESETS = {"color-fractal-1k", "multi-fractal-1k", "exfractaldb-1k", "exfractaldb-21k", "perlin-1k", "rcdb-1k",
-                "rcdb-21k"}
+SLOW_PRESETS = {"color-fractal-1k", "multi-fractal-1k", "exfractaldb-1k", "exfractaldb-21k", "perlin-1k",
+                "visualatom-1k", "visualatom-21k", "rcdb-1k", "rcdb-21k"}
 #: Presets whose one-class cut is still minutes of work (SegRCDB's images are not made class by class:
 #: --classes 1 keeps 20,000 images); tests/test_rcdb.py generates a smaller cut of them.
 HUGE_CUTS = {"segrcdb-1k"}

@@ -46,7 +46,7 @@ from ..kernels.cuda_common import MAX_GRID, TPB, device_twin
 from . import lines as L
 from . import orbits as O
 
-__all__ = ["pack", "trace_batch", "scan_kernel", "edge_kernel", "map_kernel"]
+__all__ = ["pack", "trace_batch", "spread_channels", "scan_kernel", "edge_kernel", "map_kernel"]
 
 _start = device_twin(O.start_vertex)
 _noise = device_twin(O.noise_term)
@@ -212,3 +212,23 @@ def _zero(a):
         m = p // (h * w)
         r = p - m * h * w
         a[m, r // w, r - (r // w) * w] = 0
+
+
+@cuda.jit
+def _spread(gray, out):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    m, h, w, c = out.shape
+    for p in range(start, m * h * w, stride):
+        i = p // (h * w)
+        r = p - i * h * w
+        y = r // w
+        x = r - y * w
+        for ch in range(c):
+            out[i, y, x, ch] = gray[i, y, x]
+
+
+def spread_channels(gray, out) -> None:
+    """``out[..., ch] = gray`` for every channel of the device array ``out`` ``(m, H, W, C)``."""
+    m, h, w, _ = out.shape
+    if m:
+        _spread[_grid(m * h * w), TPB](gray, out)

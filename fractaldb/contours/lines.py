@@ -19,7 +19,9 @@ Kernels (``img``: 2-D uint8 ``(H, W)``; ``idx``: an int32 array of the same shap
 * :func:`line_pixel(X0, Y0, dx, dy, sx, sy, i)` -> ``(x, y)``: pixel ``i`` of step 2;
 * :func:`line_steps(X0, Y0, X1, Y1)` -> ``(dx, dy, sx, sy, n)``: ``n = max(dx, dy)`` pixels
   before the end dot;
-* :func:`draw_line(img, idx, x0, y0, x1, y1, value, index)`: the whole call (1-5).
+* :func:`draw_line(img, idx, x0, y0, x1, y1, value, index)`: the whole call (1-5);
+* :func:`walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, value)`: steps 2-3 for an integer
+  edge whose bounding box lies in the frame (no bounds checks).
   Endpoints must lie within +-2^31 (a C int); edges farther out are skipped.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from .._jit import kernel
 
-__all__ = ["line_pixel", "line_steps", "draw_line", "plot", "LIMIT"]
+__all__ = ["line_pixel", "line_steps", "draw_line", "walk_inside", "plot", "LIMIT"]
 
 #: Endpoint coordinates must stay below this in magnitude (Pillow casts to a C int).
 LIMIT = 2147483647.0
@@ -69,6 +71,31 @@ def plot(img, idx, x, y, value, index):
 
 
 @kernel
+def walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, value):
+    """:func:`draw_line`'s walk for an edge whose bounding box lies in the frame (no checks)."""
+    x, y = X0, Y0
+    if dx > dy:
+        e = 2 * dy - dx
+        for _ in range(n):
+            img[y, x] = value
+            if e >= 0:
+                y += sy
+                e -= 2 * dx
+            e += 2 * dy
+            x += sx
+    else:
+        e = 2 * dx - dy
+        for _ in range(n):
+            img[y, x] = value
+            if e >= 0:
+                x += sx
+                e -= 2 * dy
+            e += 2 * dx
+            y += sy
+    img[Y1, X1] = value
+
+
+@kernel
 def draw_line(img, idx, x0, y0, x1, y1, value, index):
     """``ImageDraw.line((x0, y0, x1, y1), fill=value, width=1)`` into ``img`` (and ``index`` into ``idx``)."""
     if not (abs(x0) < LIMIT and abs(y0) < LIMIT and abs(x1) < LIMIT and abs(y1) < LIMIT):
@@ -83,7 +110,27 @@ def draw_line(img, idx, x0, y0, x1, y1, value, index):
     if max(X0, X1) < 0 or min(X0, X1) >= w or max(Y0, Y1) < 0 or min(Y0, Y1) >= h:
         return
     dx, dy, sx, sy, n = line_steps(X0, Y0, X1, Y1)
-    for i in range(n):
-        x, y = line_pixel(X0, Y0, dx, dy, sx, sy, i)
-        plot(img, idx, x, y, value, index)
+    if idx.shape[0] == 0 and min(X0, X1) >= 0 and max(X0, X1) < w and min(Y0, Y1) >= 0 and max(Y0, Y1) < h:
+        walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, value)
+        return
+    # Pillow's error-term walk: the pixels of line_pixel, without a division per pixel.
+    x, y = X0, Y0
+    if dx > dy:
+        e = 2 * dy - dx
+        for _ in range(n):
+            plot(img, idx, x, y, value, index)
+            if e >= 0:
+                y += sy
+                e -= 2 * dx
+            e += 2 * dy
+            x += sx
+    else:
+        e = 2 * dx - dy
+        for _ in range(n):
+            plot(img, idx, x, y, value, index)
+            if e >= 0:
+                x += sx
+                e -= 2 * dy
+            e += 2 * dx
+            y += sy
     plot(img, idx, X1, Y1, value, index)

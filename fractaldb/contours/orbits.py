@@ -22,7 +22,7 @@ float64 and ``grays`` ``(K,)`` int32):
 * :func:`replay_draws` -- CPython's stream (:mod:`.pyrandom`), the originals' order:
   per orbit ``gray = randint(gray_lo, gray_hi)``, V ``uniform(0, 10000)`` for x, V for y,
   each through :func:`~fractaldb.contours.noise.pnoise1`; :func:`skip_draws` consumes the
-  same words without computing noise (the grays' rejections need their words);
+  same words without computing noise (and counts them) (the grays' rejections need their words);
 * :func:`keyed_draws` -- the counter-based stream of a 64-bit key
   (:func:`fractaldb.kernels.random.splitmix64`): ``u = 10000 * U(key, (2k + a) V + v)`` and
   gray ``lo + (hi32(key, 2KV + k) * n) >> 32`` with ``n = gray_hi - gray_lo + 1``.
@@ -41,11 +41,11 @@ import numpy as np
 
 from .._jit import kernel
 from ..kernels.arith import add, mul
-from ..kernels.mt19937 import skip
+from ..kernels.mt19937 import fill_words, skip
 from ..kernels.random import splitmix64
-from .lines import draw_line
+from .lines import draw_line, line_steps, walk_inside
 from .noise import pnoise1
-from .pyrandom import py_randint, py_random
+from .pyrandom import py_randint, py_randint_counted
 
 __all__ = ["trig_table", "start_vertex", "noise_term", "step_vertex", "trace_orbits", "replay_draws",
            "skip_draws", "keyed_draws", "words_per_orbit"]
@@ -101,6 +101,9 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
     """
     V = trig.shape[1]
     K = grays.shape[0]
+    has_idx = idx.shape[0] > 0
+    height = np.float64(img.shape[0])
+    width = np.float64(img.shape[1])
     for v in range(V):
         xs[v] = start_vertex(trig[0, v], r0, ox, cx, centre_first)
         ys[v] = start_vertex(trig[1, v], r0, oy, cy, centre_first)
@@ -114,9 +117,21 @@ def trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre
         for v in range(V):
             w = v + 1 if v + 1 < V else 0
             if centre_first:
-                draw_line(img, idx, xs[v], ys[v], xs[w], ys[w], g, index)
+                x0, y0, x1, y1 = xs[v], ys[v], xs[w], ys[w]
             else:
-                draw_line(img, idx, add(xs[v], cx), add(ys[v], cy), add(xs[w], cx), add(ys[w], cy), g, index)
+                x0, y0, x1, y1 = add(xs[v], cx), add(ys[v], cy), add(xs[w], cx), add(ys[w], cy)
+            # trunc(x) < 0 iff x <= -1: an edge wholly off one side of the frame draws nothing
+            # (draw_line's own bounding-box test, done here without the call).
+            if (x0 <= -1.0 and x1 <= -1.0) or (x0 >= width and x1 >= width) or (y0 <= -1.0 and y1 <= -1.0) \
+                    or (y0 >= height and y1 >= height):
+                continue
+            if not has_idx and x0 >= 0.0 and x1 >= 0.0 and y0 >= 0.0 and y1 >= 0.0 and x0 < width and x1 < width \
+                    and y0 < height and y1 < height:  # wholly inside: no per-pixel checks
+                X0, Y0, X1, Y1 = np.int64(x0), np.int64(y0), np.int64(x1), np.int64(y1)
+                dx, dy, sx, sy, n = line_steps(X0, Y0, X1, Y1)
+                walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, g)
+            else:
+                draw_line(img, idx, x0, y0, x1, y1, g, index)
 
 
 @kernel
@@ -124,11 +139,15 @@ def replay_draws(st, gray_lo, gray_hi, fixed, P, grays):
     """Fill ``P`` ``(K, 2, V)`` and ``grays`` ``(K,)`` from CPython's stream ``st``, in the originals' order."""
     K = P.shape[0]
     V = P.shape[2]
+    words = np.empty(4 * V, dtype=np.uint32)
     for k in range(K):
         grays[k] = py_randint(st, gray_lo, gray_hi)
+        fill_words(st, words)  # the 2V uniforms' words, tempered block by block
         for a in range(2):
             for v in range(V):
-                P[k, a, v] = pnoise1(10000.0 * py_random(st), fixed)
+                j = 2 * (a * V + v)
+                u = ((words[j] >> np.uint32(5)) * 67108864.0 + (words[j + 1] >> np.uint32(6))) / 9007199254740992.0
+                P[k, a, v] = pnoise1(10000.0 * u, fixed)
 
 
 @kernel
@@ -138,11 +157,13 @@ def words_per_orbit(V):
 
 
 @kernel
-def skip_draws(st, V, K, gray_lo, gray_hi):
-    """Consume the words of :func:`replay_draws` for ``(V, K)`` without computing the noise."""
+def skip_draws(st, V, K, gray_lo, gray_hi, used):
+    """Consume the words of :func:`replay_draws` for ``(V, K)`` without computing the noise;
+    adds the number of words to ``used[0]``."""
     for k in range(K):
-        py_randint(st, gray_lo, gray_hi)
+        py_randint_counted(st, gray_lo, gray_hi, used)
         skip(st, np.int64(4 * V))
+        used[0] += 4 * V
 
 
 @kernel

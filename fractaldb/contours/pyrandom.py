@@ -13,6 +13,7 @@ below consume exactly the words CPython 3.x consumes:
 ``py_uniform(st, a, b)``    ``a + (b - a) * random()``
 ``py_randint(st, a, b)``    ``randint(a, b)``: n = b - a + 1, k = bit_length(n) (<= 32);
                             ``r = word >> (32 - k)`` redrawn while ``r >= n``
+``py_randint_counted(st, a, b, used)``  the same, adding the words consumed to ``used[0]``
 ``py_expovariate(st, l)``   ``-log(1 - random()) / l``
 ``skip(st, n)``             (re-exported) advance ``n`` words without tempering them
 ``fast_forward(st, n)``     host function: a copy of ``st`` advanced by ``n`` words
@@ -32,7 +33,7 @@ import numpy as np
 from .._jit import kernel
 from ..kernels.mt19937 import N, STATE_SIZE, next_u32, skip
 
-__all__ = ["seed_state", "py_random", "py_uniform", "py_randint", "py_expovariate", "skip", "fast_forward",
+__all__ = ["seed_state", "py_random", "py_uniform", "py_randint", "py_randint_counted", "py_expovariate", "skip", "fast_forward",
            "state_tuple", "bit_length", "STATE_SIZE"]
 
 _M32 = 0xFFFFFFFF
@@ -124,6 +125,18 @@ def py_randint(st, a, b):
     k = bit_length(n)
     shift = np.uint32(32 - k)
     while True:
+        r = np.int64(next_u32(st) >> shift)
+        if r < n:
+            return np.int64(a) + r
+
+
+@kernel
+def py_randint_counted(st, a, b, used):
+    """:func:`py_randint`, adding the words it consumed to ``used[0]``."""
+    n = np.int64(b) - np.int64(a) + 1
+    shift = np.uint32(32 - bit_length(n))
+    while True:
+        used[0] += 1
         r = np.int64(next_u32(st) >> shift)
         if r < n:
             return np.int64(a) + r

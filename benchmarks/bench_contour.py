@@ -1,0 +1,98 @@
+"""Contour families against their original scripts, per CPU-second (alternating rounds, medians).
+
+Each round makes the same images twice: the ORIGINAL script (checked out outside the repository,
+run as a subprocess by a Python with ``noise`` and Pillow; its CPU time from ``RUSAGE_CHILDREN``,
+interpreter start included) and ours in this process (official mode, the same classes and images:
+render + PNG encode, the original's RGB and our default 1-channel gray; ``time.process_time``).
+Round ``r`` uses thread ``r``'s first class (``--numof_thread`` = ``--numof_classes`` = rounds), so
+every round is another class.  The first round of ours is a warm-up (JIT) and is dropped.
+
+    python benchmarks/bench_contour.py --family visualatom \\
+        --original /work/originals/visualatom/visual_atomic_renderer \\
+        --python /work/originals/venv/bin/python --rounds 6 --instances 20
+
+Families: ``visualatom`` (more are added by their packages' authors as arms of ``ARMS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def original_visualatom(args, thread: int, out: Path) -> float:
+    """CPU-s per image of render_VisualAtom.py making thread ``thread``'s class."""
+    from visualatom_originals import FLAGS
+
+    before = _children_cpu()
+    subprocess.run([args.python, "render_VisualAtom.py", f"--save_root={out}", f"--numof_thread={args.rounds}",
+                    f"--thread_num={thread}", f"--numof_classes={args.rounds}",
+                    f"--numof_instances={args.instances}", *FLAGS],
+                   cwd=args.original, check=True, stdout=subprocess.DEVNULL)
+    return (_children_cpu() - before) / args.instances
+
+
+def ours_visualatom(args, thread: int) -> dict:
+    """CPU-s per image of official mode for the same class: render + PNG, RGB and gray."""
+    import numpy as np
+
+    from fractaldb.encode import encode_image
+    from fractaldb.families.visualatom import model as M
+
+    out = {}
+    for channels in (3, 1):
+        t0 = time.process_time()
+        cls = M._walk_worker(thread, thread, 1, args.instances, M.ClassRanges())[0]
+        r = M.VisualAtomRenderer(M.VisualAtomRenderConfig(compat="official", channels=channels))
+        B = M.block_size(args.instances)
+        n = 0
+        for b in range(args.instances // B):
+            for img in r.render_many([M.Item(cls, block=b, count=B)]):
+                encode_image(np.ascontiguousarray(img))
+                n += 1
+        out[channels] = (time.process_time() - t0) / n
+    return out
+
+
+ARMS = {"visualatom": (original_visualatom, ours_visualatom)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", choices=sorted(ARMS), required=True)
+    ap.add_argument("--original", type=Path, required=True, help="folder holding the original script")
+    ap.add_argument("--python", default=sys.executable, help="a Python with noise and Pillow")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--instances", type=int, default=20)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    original, ours = ARMS[args.family]
+    ours(args, 0)  # warm-up: JIT compilation (and the disk cache)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):  # alternating: original, ours, same class
+            o = original(args, r, Path(tmp) / f"r{r}")
+            m = ours(args, r)
+            rows.append((o, m[3], m[1]))
+            print(f"round {r}: original {o * 1e3:8.1f} ms/image  ours RGB {m[3] * 1e3:6.2f} ms ({o / m[3]:5.1f}x)  "
+                  f"gray {m[1] * 1e3:6.2f} ms ({o / m[1]:5.1f}x)", flush=True)
+    med = [statistics.median(c) for c in zip(*rows)]
+    ratios = [statistics.median(row[0] / row[i] for row in rows) for i in (1, 2)]
+    print(f"median CPU-s/image: original {med[0]:.4f}, ours RGB {med[1]:.5f}, gray {med[2]:.5f}; "
+          f"median per-round ratio: RGB {ratios[0]:.1f}x, gray {ratios[1]:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

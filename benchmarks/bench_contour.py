@@ -11,7 +11,11 @@ every round is another class.  The first round of ours is a warm-up (JIT) and is
         --original /work/originals/visualatom/visual_atomic_renderer \\
         --python /work/originals/venv/bin/python --rounds 6 --instances 20
 
-Families: ``visualatom`` (more are added by their packages' authors as arms of ``ARMS``).
+    python benchmarks/bench_contour.py --family rcdb \\
+        --original /work/originals/cvpr2022/rcdb_render \\
+        --python /work/originals/venv/bin/python --rounds 6 --instances 20
+
+Families: ``visualatom``, ``rcdb`` (more are added by their packages' authors as arms of ``ARMS``).
 """
 
 from __future__ import annotations
@@ -65,7 +69,41 @@ def ours_visualatom(args, thread: int) -> dict:
     return out
 
 
-ARMS = {"visualatom": (original_visualatom, ours_visualatom)}
+def original_rcdb(args, thread: int, out: Path) -> float:
+    """CPU-s per image of rcdb_render/make_rcdb.py (script flags) making thread ``thread``'s first class."""
+    before = _children_cpu()
+    subprocess.run([args.python, "make_rcdb.py", f"--save_root={out}", f"--numof_thread={args.rounds}",
+                    f"--thread_num={thread}", f"--numof_classes={args.rounds}",
+                    f"--numof_instances={args.instances}"],
+                   cwd=args.original, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (_children_cpu() - before) / args.instances
+
+
+def ours_rcdb(args, thread: int) -> dict:
+    """CPU-s per image of official mode for the same class: render + PNG, RGB and gray."""
+    import numpy as np
+
+    from fractaldb.encode import encode_image
+    from fractaldb.families import get_family
+    from fractaldb.families.rcdb.model import RCDBRenderer
+    from fractaldb.schema import defaults
+
+    fam = get_family("rcdb")
+    d = defaults(fam.settings)
+    d.update(classes=args.rounds, instances=args.instances, compat="official", workers=args.rounds)
+    out = {}
+    for channels in (3, 1):
+        t0 = time.process_time()
+        s = fam.configure(d, 1)
+        n = 0
+        for img in RCDBRenderer(s).official(thread, range(args.instances)):
+            encode_image(np.ascontiguousarray(np.repeat(img, 3, axis=2) if channels == 3 else img))
+            n += 1
+        out[channels] = (time.process_time() - t0) / n
+    return out
+
+
+ARMS = {"visualatom": (original_visualatom, ours_visualatom), "rcdb": (original_rcdb, ours_rcdb)}
 
 
 def main(argv=None) -> int:

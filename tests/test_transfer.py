@@ -267,7 +267,7 @@ def test_arms_come_from_the_families_in_registration_order():
     assert list(table) == list(E.ARMS) == expected
     # scratch, the primary arm, then family order (results rows, tables, the plots' colours)
     assert expected == ["scratch", "fractaldb", "color-fractal", "fractal-point", "fractal-svd", "ofdb", "fractal3d",
-                        "1p-frac", "perlin", "fractal+perlin", "visualatom", "rcdb"]
+                        "1p-frac", "perlin", "fractal+perlin", "rcdb", "visualatom"]
     for f in list_families():
         for arm, spec in get_family(f).study_arms.items():
             assert isinstance(spec, StudyArm) and isinstance(spec.overrides, tuple) and table[arm] is spec

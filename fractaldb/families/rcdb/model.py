@@ -82,6 +82,7 @@ class Scratch:
         self.gbuf = np.empty(kmax, dtype=np.int32)
         self.tbuf = np.empty(4 * s.vertex_num)
         self.words = np.empty(4 * s.vertex_num, dtype=np.uint32)
+        self.used = np.zeros(1, dtype=np.int64)  # words skipped (skip_draws counts them)
         self.xs = np.empty(s.vertex_num)
         self.ys = np.empty(s.vertex_num)
         self.none = np.empty((0, 0), dtype=np.int32)
@@ -150,7 +151,7 @@ class OfficialStreams:
                 K.replay_orbits(st, top, P, grays, scratch.words)
                 yield i, scratch.spec(c, p, P, grays, copy)
             else:
-                O.skip_draws(st, v, k, 0, top)
+                O.skip_draws(st, v, k, 0, top, scratch.used)
             K.official_placement(st, False, s.radius_min, s.oval_rate, s.image_size, s.start_pos, p)
 
     def class_start(self, klass: int, scratch):

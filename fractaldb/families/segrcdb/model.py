@@ -50,6 +50,7 @@ class Specs:
         self.gbuf = np.empty(kmax, dtype=np.int32)
         self._table = None
         self._trig = {}
+        self.used = np.zeros(1, dtype=np.int64)  # words skipped (skip_draws counts them)
 
     def table(self):
         if self._table is None:
@@ -91,7 +92,7 @@ class Specs:
                 yield self._spec(cid, out[1], out[2], lambda P, g: O.replay_draws(st, 0, 255, False, P, g), copy)
             else:
                 row = self.table()[cid - 1]
-                O.skip_draws(st, int(row[0]), int(row[1]), 0, 255)
+                O.skip_draws(st, int(row[0]), int(row[1]), 0, 255, self.used)
 
     def official_images(self, worker: int, offsets, copy: bool = False):
         """Per wanted offset of worker ``worker``'s images (sorted), an iterator of its polygons."""

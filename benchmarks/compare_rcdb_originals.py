@@ -8,9 +8,10 @@ masora1030/CVPR2022-Pretrained-ViT-PyTorch and of dahlian00/SegRCDB, with a Pyth
     python benchmarks/compare_rcdb_originals.py --rcdb ORIG/cvpr2022 --segrcdb ORIG/segrcdb \
         --python ORIG/venv/bin/python --work /tmp/cmp
 
-Sample: RCDB with the published T = 10 at 1,000 classes, worker 0 made for ``--classes``
-classes x ``--instances`` instances (its first classes: the script's stream, cut short), and
-SegRCDB's class table plus worker 0's first ``--images`` images at T = 40 (M1).
+Sample: RCDB with the published T = 10, worker 0 made for ``--classes`` classes x
+``--instances`` instances (the first classes of its stream; every class after the first is
+reached by walking the stream), and SegRCDB's class table plus worker 0's first ``--images``
+images at T = 40 (M1), then the last of them again alone (the others skipped).
 """
 
 from __future__ import annotations
@@ -69,7 +70,14 @@ def segrcdb(args, out: Path) -> tuple:
         mask = np.asarray(Image.open(out / "mask" / f"{i:06d}.png"))
         equal += bool(np.array_equal(np.repeat(img, 3, axis=2), orig) and np.array_equal(rb.masks[i], mask))
         total += 1
-    return equal, total
+    # the last image alone: the images before it only consume the stream (skipped, not drawn)
+    last = args.images - 1
+    rb = next(iter(bound.render_blocks(bound.renderer(), [(0, 0, [last])])))
+    img = next(iter(rb.images))
+    orig = np.asarray(Image.open(out / "image" / f"{last:06d}.png").convert("RGB"))
+    mask = np.asarray(Image.open(out / "mask" / f"{last:06d}.png"))
+    equal += bool(np.array_equal(np.repeat(img, 3, axis=2), orig) and np.array_equal(rb.masks[0], mask))
+    return equal, total + 1
 
 
 def main(argv=None) -> int:

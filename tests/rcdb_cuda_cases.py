@@ -73,3 +73,19 @@ def test_rcdb_render_device_batches():
     cpu = b.render_device(b.renderer("cpu"), [(0, 0), (1, 1)])[0][1]
     gpu = b.render_device(b.renderer("cuda"), [(0, 0), (1, 1)])[0][1]
     assert np.array_equal(cpu, gpu.copy_to_host())
+
+
+def test_modern_blocks_in_several_launches_equal_cpu():
+    """Modern jobs go to the GPU max_batch at a time: 3 jobs in launches of 2, the CPU's images and masks."""
+    rc = _bound("rcdb", classes=2, instances=3, image_size=RCDB_SIZE, start_pos=0, vertex_num=8)
+    sg = _bound("segrcdb", classes=4, images=3, polygons=3, image_size=SIZE, start_pos=16, vertex_num=10,
+                line_num_max=4, radius_max=4)
+    for b, jobs in ((rc, [(0, 0, [0]), (1, 1, [0]), (1, 2, [0])]), (sg, [(0, 0, [0]), (0, 1, [0]), (0, 2, [0])])):
+        cpu = _blocks(b, "cpu", jobs)
+        gpu = []
+        for rb in b.render_blocks(b.renderer("cuda", max_batch=2), jobs):
+            for i, img in enumerate(rb.images):
+                gpu.append((img.copy(), None if rb.masks is None else rb.masks[i].copy()))
+        assert len(gpu) == 3
+        for (a, ma), (g, mg) in zip(cpu, gpu):
+            assert np.array_equal(a, g) and (ma is None or np.array_equal(ma, mg))

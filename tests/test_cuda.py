@@ -71,7 +71,7 @@ def test_contour_simulator_cases_pass():
 @pytest.mark.simulator_cases("rcdb_cuda_cases.py")
 def test_rcdb_simulator_cases_pass():
     """``tests/rcdb_cuda_cases.py``: the RCDB / SegRCDB GPU renderers == the CPU's (images, masks) in the simulator."""
-    run_simulator_cases("rcdb_cuda_cases.py", at_least=5)
+    run_simulator_cases("rcdb_cuda_cases.py", at_least=6)
 
 
 # --------------------------------------------------------------------------- compiled for a real GPU

@@ -119,6 +119,15 @@ class RCDBBound(BoundFamily):
         return self._cls
 
     def render_blocks(self, renderer, jobs):
+        if not self.official and renderer.device == "cuda":  # modern on the GPU: max_batch instances a launch
+            jobs = list(jobs)
+            for i in range(0, len(jobs), renderer.max_batch):
+                chunk = jobs[i:i + renderer.max_batch]
+                images = renderer.render_many_device([(self._arrays()[k], instance_key(self.settings.seed, k, b))
+                                                      for k, b, _ in chunk]).copy_to_host()
+                for (k, b, offsets), img in zip(chunk, images):
+                    yield RenderedBlock(k, b, list(offsets), [img] * len(offsets))
+            return
         for k, b, offsets in jobs:
             offsets = list(offsets)
             if self.official:

@@ -153,6 +153,16 @@ class SegRCDBBound(BoundFamily):
             yield img, mask
 
     def render_blocks(self, renderer, jobs):
+        if not self.official and renderer.device == "cuda":  # modern on the GPU: max_batch images a launch
+            jobs = list(jobs)
+            for i in range(0, len(jobs), renderer.max_batch):
+                chunk = jobs[i:i + renderer.max_batch]
+                pairs = renderer.images([b for _, b, _ in chunk])
+                for (k, b, offsets), (img, mask) in zip(chunk, pairs):
+                    with self._lock:
+                        self._primary.update({(b, o): primary_of(mask) for o in offsets})
+                    yield RenderedBlock(k, b, list(offsets), [img] * len(offsets), masks=[mask] * len(offsets))
+            return
         for k, b, offsets in jobs:
             offsets = list(offsets)
             pairs = self._blocks(renderer, k, b, offsets)

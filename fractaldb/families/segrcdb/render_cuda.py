@@ -51,6 +51,10 @@ class SegRCDBCUDARenderer(Specs, CUDARendererBase):
     def image(self, n: int):
         return self._host([list(self.modern_polygons(n, copy=True))])[0]
 
+    def images(self, numbers) -> list:
+        """``[(image, mask), ...]`` of modern images ``numbers`` in one launch (host arrays)."""
+        return self._host([list(self.modern_polygons(n, copy=True)) for n in numbers])
+
     def official(self, worker: int, offsets):
         batch = []
         for polygons in self.official_images(worker, offsets, copy=True):

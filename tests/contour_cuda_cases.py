@@ -101,3 +101,29 @@ def test_visualatom_cuda_renderer_equals_cpu(compat, channels):
     got = gpu.render_many_device(items).copy_to_host()
     assert got.shape == want.shape and np.array_equal(got, want) and want.any()
     assert all(np.array_equal(a, b) for a, b in zip(gpu.render_many(items), want))
+
+
+def test_keyed_fill_equals_keyed_draws():
+    """Noise and grays drawn on the device from keys == orbits.keyed_draws on the CPU, bit for bit."""
+    rng = np.random.default_rng(9)
+    instances, want_P, want_g, keys = [], [], [], []
+    for s, (V, K) in enumerate(((3, 2), (7, 3), (5, 1))):
+        key = np.uint64(rng.integers(0, 2**63)) if s else np.uint64(2**64 - 1)
+        P, g = np.empty((K, 2, V)), np.empty(K, dtype=np.int32)
+        O.keyed_draws(key, 0, 256, s == 2, P, g)
+        trig = np.empty((4, V))
+        O.trig_table(1, 2, trig)
+        instances.append({"orbits": K, "trig": trig, "cx": 5.0, "cy": 5.0, "r0": 3.0, "ox": 1.0, "oy": 1.0,
+                          "c": 1.0, "lam": 0.0, "alpha": 1.0, "wave": True, "centre_first": True, "target": 0})
+        want_P.append(np.ascontiguousarray(P.transpose(1, 0, 2)).reshape(2, -1))
+        want_g.append(g)
+        keys.append(key)
+    tables = KC.pack(instances)
+    for fixed in (False, True):  # the fixed-gradient instance: index 2 only, so draw twice
+        got = KC.keyed_fill(tables, keys, 0, 256, fixed)
+        P = got["P"].copy_to_host()
+        for s in range(3):
+            if (s == 2) == fixed:
+                seg = P[:, tables["po"][s]:tables["po"][s + 1]]
+                assert np.array_equal(seg.view(np.uint64), want_P[s].view(np.uint64))
+        assert np.array_equal(got["op_gray"].copy_to_host(), np.concatenate(want_g))

@@ -14,8 +14,12 @@ steps (:func:`~fractaldb.contours.orbits.start_vertex`, ``noise_term``,
 :func:`fractaldb.kernels.cuda_common.device_twin`: every multiply and add rounds
 alone, no FMA), and the edges use the CPU's closed-form Bresenham
 (:func:`~fractaldb.contours.lines.line_pixel`) with per-pixel bounds.  The trig table
-and the noise values ``P`` come from the host (the CPU kernels), so libm and CUDA
-``sin`` never meet.
+comes from the host (the CPU kernel), so libm and CUDA ``sin`` never meet.  The noise
+values ``P`` come from the host (a replayed CPython stream is sequential), or, for keyed
+instances, from :func:`keyed_fill`: :data:`keyed_noise_kernel` and :data:`keyed_gray_kernel`
+draw them on the device with the CPU's ``splitmix64`` and :func:`pnoise1` (compiled from
+:func:`fractaldb.contours.noise.pnoise1`, its float32 products and sums through
+``fmul_rn``/``fadd_rn``: never fused).
 
 **A batch** is ``n`` contour *instances* (each one call of ``trace_orbits``) drawn into
 ``m`` images; several instances may share an image (drawn in instance order).
@@ -34,7 +38,7 @@ Kernels: :data:`scan_kernel` (vertices, drawn coordinates ``xy`` ``(2, sum K*V)`
 :data:`edge_kernel` (``atomicMax`` into ``idx`` ``(m, H, W)`` int32, zeroed first),
 :data:`map_kernel` (``img`` ``(m, H, W)`` uint8 and, when ``lab`` has rows, ``lab``
 int32 ``(m, H, W)``: the op's label, 0 where nothing is drawn).  :func:`trace_batch`
-runs the three.
+runs the three; :func:`keyed_fill` draws keyed instances' noise and grays on the device first.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..kernels.cuda_common import MAX_GRID, TPB, device_twin
+from ..kernels.cuda_common import MAX_GRID, SIMULATOR, TPB, device_twin, splitmix64
 from . import lines as L
+from . import noise as NZ
 from . import orbits as O
 
-__all__ = ["pack", "trace_batch", "spread_channels", "scan_kernel", "edge_kernel", "map_kernel"]
+__all__ = ["pack", "trace_batch", "spread_channels", "keyed_fill", "scan_kernel", "edge_kernel", "map_kernel",
+           "keyed_noise_kernel", "keyed_gray_kernel", "pnoise1"]
 
 _start = device_twin(O.start_vertex)
 _noise = device_twin(O.noise_term)
@@ -54,6 +60,29 @@ _step = device_twin(O.step_vertex)
 _steps = device_twin(L.line_steps)
 _pixel = device_twin(L.line_pixel)
 _LIMIT = L.LIMIT
+
+if SIMULATOR:
+    def _fmul(a, b):
+        return np.float32(a * b)
+
+    def _fadd(a, b):
+        return np.float32(a + b)
+
+    def _ffloor(x):
+        return np.float32(np.floor(x))
+else:  # pragma: no cover - needs the CUDA target
+    from numba.cuda import libdevice
+
+    # float32 products and sums rounded alone: NVVM would contract them into fma.rn.f32.
+    _fmul = libdevice.fmul_rn
+    _fadd = libdevice.fadd_rn
+    _ffloor = libdevice.floorf
+
+_crem = device_twin(NZ._crem)
+_grad = device_twin(NZ._grad, fmul=_fmul)
+#: ``noise.pnoise1`` on the device, compiled from :func:`fractaldb.contours.noise.pnoise1` itself.
+pnoise1 = device_twin(NZ.pnoise1, _crem=_crem, _grad=_grad, fmul=_fmul, fadd=_fadd, ffloor=_ffloor)
+_INV53 = 1.0 / 9007199254740992.0
 
 
 @cuda.jit
@@ -148,24 +177,27 @@ def map_kernel(idx, op_gray, op_label, background, img, lab):
 def pack(instances) -> dict:
     """The batch tables of :func:`trace_batch` from per-instance dicts with keys ``P`` ``(K, 2, V)``,
     ``grays`` ``(K,)``, ``trig`` ``(4, V)``, ``cx cy r0 ox oy c lam alpha``, ``wave``,
-    ``centre_first``, ``target`` (image index) and optionally ``label`` (every orbit's label)."""
+    ``centre_first``, ``target`` (image index) and optionally ``label`` (every orbit's label).
+    An instance without ``P`` and ``grays`` gives ``orbits`` (K) instead; :func:`keyed_fill`
+    then draws them on the device."""
     n = len(instances)
     nv = np.array([d["trig"].shape[1] for d in instances], dtype=np.int64)
-    nk = np.array([len(d["grays"]) for d in instances], dtype=np.int64)
+    nk = np.array([len(d["grays"]) if "grays" in d else d["orbits"] for d in instances], dtype=np.int64)
     vo = np.zeros(n + 1, dtype=np.int64)
     po = np.zeros(n + 1, dtype=np.int64)
     go = np.zeros(n + 1, dtype=np.int64)
     vo[1:], po[1:], go[1:] = np.cumsum(nv), np.cumsum(nv * nk), np.cumsum(nk)
     trig = np.concatenate([d["trig"] for d in instances], axis=1) if n else np.zeros((4, 0))
-    P = np.empty((2, po[-1]), dtype=np.float64)
+    P = np.zeros((2, po[-1]), dtype=np.float64)
     for s, d in enumerate(instances):
-        P[:, po[s]:po[s + 1]] = np.ascontiguousarray(d["P"].transpose(1, 0, 2)).reshape(2, -1)
+        if "P" in d:  # else drawn on the device (keyed_fill)
+            P[:, po[s]:po[s + 1]] = np.ascontiguousarray(d["P"].transpose(1, 0, 2)).reshape(2, -1)
     names = ("cx", "cy", "r0", "ox", "oy", "c", "lam", "alpha")
     fpar = np.array([[float(d[k]) for k in names] for d in instances], dtype=np.float64).reshape(n, 8)
     flags = np.array([int(bool(d["wave"])) + 2 * int(bool(d["centre_first"])) for d in instances], dtype=np.int64)
-    op_gray = np.concatenate([np.asarray(d["grays"], dtype=np.int32) for d in instances]) if n \
-        else np.zeros(0, np.int32)
-    op_label = np.concatenate([np.full(len(d["grays"]), d.get("label", 0), dtype=np.int32) for d in instances]) \
+    op_gray = np.concatenate([np.asarray(d.get("grays", np.zeros(k, np.int32)), dtype=np.int32)
+                              for d, k in zip(instances, nk)]) if n else np.zeros(0, np.int32)
+    op_label = np.concatenate([np.full(k, d.get("label", 0), dtype=np.int32) for d, k in zip(instances, nk)]) \
         if n else np.zeros(0, np.int32)
     vinst = np.repeat(np.arange(n, dtype=np.int64), nv)
     target = np.array([d["target"] for d in instances], dtype=np.int64)
@@ -200,6 +232,7 @@ def trace_batch(tables: dict, background, img, lab=None, idx=None):
         lab = cuda.device_array((0, 1, 1), dtype=np.int32)
     op_gray = t["op_gray"] if tables["op_gray"].size else to(np.zeros(1, np.int32))
     op_label = t["op_label"] if tables["op_label"].size else to(np.zeros(1, np.int32))
+    # (P and op_gray may already be device arrays: keyed_fill)
     map_kernel[_grid(m * h * w), TPB](idx, op_gray, op_label, to(np.asarray(background, dtype=np.uint8)), img, lab)
     return idx
 
@@ -232,3 +265,59 @@ def spread_channels(gray, out) -> None:
     m, h, w, _ = out.shape
     if m:
         _spread[_grid(m * h * w), TPB](gray, out)
+
+
+@cuda.jit(device=True)
+def _instance_of(offsets, n_inst, q):
+    """The last ``s`` with ``offsets[s] <= q`` (binary search)."""
+    lo, hi = 0, n_inst - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if offsets[mid] <= q:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@cuda.jit
+def keyed_noise_kernel(keys, po, nv, n_inst, fixed, P):
+    """``P`` of :func:`fractaldb.contours.orbits.keyed_draws` for every instance, one thread per
+    (instance, orbit, vertex): ``P[a, po[s] + k V + v]``."""
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for q in range(start, po[n_inst], stride):
+        s = _instance_of(po, n_inst, q)
+        V = nv[s]
+        r = q - po[s]
+        k = r // V
+        v = r - k * V
+        for a in range(2):
+            u = np.float64(splitmix64(keys[s], (2 * k + a) * V + v) >> np.uint64(11)) * _INV53
+            P[a, q] = pnoise1(10000.0 * u, fixed)
+
+
+@cuda.jit
+def keyed_gray_kernel(keys, go, nv, nk, n_inst, gray_lo, gray_hi, op_gray):
+    """The grays of :func:`fractaldb.contours.orbits.keyed_draws`, one thread per orbit."""
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    n = np.uint64(gray_hi - gray_lo + 1)
+    for q in range(start, go[n_inst], stride):
+        s = _instance_of(go, n_inst, q)
+        k = q - go[s]
+        hi = splitmix64(keys[s], 2 * nk[s] * nv[s] + k) >> np.uint64(32)
+        op_gray[q] = gray_lo + np.int64((hi * n) >> np.uint64(32))
+
+
+def keyed_fill(tables: dict, keys, gray_lo: int, gray_hi: int, fixed: bool) -> dict:
+    """Replace ``tables["P"]`` and ``tables["op_gray"]`` (from :func:`pack` of instances without
+    noise) by device arrays drawn from each instance's key, as ``keyed_draws`` draws them."""
+    n = tables["n"]
+    kv, ops = int(tables["po"][n]), int(tables["go"][n])
+    d_keys = cuda.to_device(np.asarray(keys, dtype=np.uint64))
+    po, go, nv, nk = (cuda.to_device(tables[k]) for k in ("po", "go", "nv", "nk"))
+    P = cuda.device_array((2, max(kv, 1)), dtype=np.float64)
+    gray = cuda.device_array(max(ops, 1), dtype=np.int32)
+    if n:
+        keyed_noise_kernel[_grid(kv), TPB](d_keys, po, nv, n, bool(fixed), P)
+        keyed_gray_kernel[_grid(ops), TPB](d_keys, go, nv, nk, n, gray_lo, gray_hi, gray)
+    return {**tables, "P": P, "op_gray": gray}

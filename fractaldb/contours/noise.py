@@ -22,7 +22,7 @@ import numpy as np
 
 from .._jit import kernel
 
-__all__ = ["PERM", "pnoise1", "fill_pnoise1"]
+__all__ = ["PERM", "pnoise1", "fill_pnoise1", "fmul", "fadd", "ffloor"]
 
 #: Ken Perlin's permutation of 0..255 (the ``noise`` package's ``PERM``, first half).
 PERM = np.array([
@@ -53,27 +53,45 @@ def _crem(n):
 
 
 @kernel
+def fmul(a, b):
+    """``a * b`` rounded to float32 once (the GPU twin never fuses it into an FMA)."""
+    return np.float32(a * b)
+
+
+@kernel
+def fadd(a, b):
+    """``a + b`` rounded to float32 once."""
+    return np.float32(a + b)
+
+
+@kernel
+def ffloor(x):
+    """``floorf``: a float32's floor as a float32 (exact)."""
+    return np.float32(np.floor(x))
+
+
+@kernel
 def _grad(h, t, fixed):
     g = np.float32((h & 7) + 1)
     if h & 8:
         g = -g if fixed else np.float32(-1.0)
-    return np.float32(g * t)
+    return fmul(g, t)
 
 
 @kernel
 def pnoise1(u, fixed):
     """``noise.pnoise1(u)`` as a float64 (``fixed``: the corrected gradient, not the library's)."""
     x = np.float32(u)
-    fl = np.float32(np.floor(x))
+    fl = ffloor(x)
     i = _crem(np.int64(fl))
     ii = _crem(i + 1)
     i &= 255
     ii &= 255
-    t = np.float32(x - fl)
-    f = np.float32(np.float32(np.float32(t * t) * t) * np.float32(np.float32(t * np.float32(np.float32(t * _F6) - _F15)) + _F10))
+    t = fadd(x, -fl)
+    f = fmul(fmul(fmul(t, t), t), fadd(fmul(t, fadd(fmul(t, _F6), -_F15)), _F10))
     a = _grad(PERM[i], t, fixed)
-    b = _grad(PERM[ii], np.float32(t - _F1), fixed)
-    return np.float64(np.float32(np.float32(a + np.float32(f * np.float32(b - a))) * _F04))
+    b = _grad(PERM[ii], fadd(t, -_F1), fixed)
+    return np.float64(fmul(fadd(a, fmul(f, fadd(b, -a))), _F04))
 
 
 @kernel

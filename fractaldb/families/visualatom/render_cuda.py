@@ -1,8 +1,9 @@
 """GPU VisualAtom rendering: :class:`~.model.VisualAtomRenderer`'s twin (numba-cuda), the same bytes.
 
-The host draws each instance's noise and grays (CPython's stream replayed in official mode,
-the keyed stream in modern mode: the same kernels as the CPU renderer) and its centre; the
-GPU computes the vertices and rasterises every edge of a batch at once, keeping the highest
+In official mode the host replays each instance's noise and grays (CPython's stream is
+sequential: the CPU kernels themselves); in modern mode the GPU draws them from each image's
+key (:func:`fractaldb.contours.kernels_cuda.keyed_fill`, the CPU's stream and noise law compiled
+for the device); the host draws the centres.  The GPU computes the vertices and rasterises every edge of a batch at once, keeping the highest
 orbit per pixel (:mod:`fractaldb.contours.kernels_cuda`), which is what drawing in order gives.
 Imported only for ``device="cuda"``.
 """
@@ -42,12 +43,11 @@ class VisualAtomCUDARenderer(CUDARendererBase):
         def fresh():
             return np.empty((cls.orbits, 2, cls.vertices)), np.empty(cls.orbits, dtype=np.int32)
 
-        if item.block < 0:
-            P, grays = fresh()
+        if item.block < 0:  # noise and grays drawn on the device (keyed_fill)
             key = np.uint64(item.key)
-            O.keyed_draws(key, 0, 255, cfg.perlin_grad == "fixed", P, grays)
             n = 2 * cls.orbits * cls.vertices + cls.orbits
-            yield {**base, "P": P, "grays": grays, "cy": K.keyed_centre(key, n, cfg.size, cfg.start_pos),
+            yield {**base, "orbits": cls.orbits, "key": key,
+                   "cy": K.keyed_centre(key, n, cfg.size, cfg.start_pos),
                    "cx": K.keyed_centre(key, n + 1, cfg.size, cfg.start_pos)}
             return
         st = state_array(cls.state)
@@ -74,7 +74,10 @@ class VisualAtomCUDARenderer(CUDARendererBase):
             for t, d in enumerate(part):
                 d["target"] = t
             gray = cuda.device_array((len(part), s, s), dtype=np.uint8)
-            KC.trace_batch(KC.pack(part), np.zeros(len(part), dtype=np.uint8), gray)
+            tables = KC.pack(part)
+            if part and "key" in part[0]:  # modern: every item keyed
+                tables = KC.keyed_fill(tables, [d["key"] for d in part], 0, 255, self.cfg.perlin_grad == "fixed")
+            KC.trace_batch(tables, np.zeros(len(part), dtype=np.uint8), gray)
             KC.spread_channels(gray, out[start:start + len(part)])
         return out
 

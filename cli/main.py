@@ -397,13 +397,14 @@ def presets_show(name):
 
 def main(argv=None) -> int:
     """Entry point: one-line errors, exit code 2 for bad input."""
-    from fractaldb._jit import skip_blas_probe
-    from fractaldb.signals import install
-
-    install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
-    skip_blas_probe()  # this process compiles no kernel that needs SciPy's BLAS
-    _notes()
     try:
+        from fractaldb._jit import announce_compiles, skip_blas_probe
+        from fractaldb.signals import install
+
+        install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+        skip_blas_probe()  # this process compiles no kernel that needs SciPy's BLAS
+        announce_compiles(lambda text: click.echo(text, err=True))  # a first run's compile is not silent
+        _notes()
         with _warnings_as_notes():
             rv = cli.main(args=argv, prog_name="fractaldb", standalone_mode=False)
     except FractalDBError as exc:

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 
-__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe"]
+__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe", "announce_compiles", "uncached_modules"]
 
 _LOCK = threading.RLock()
 #: Kernels made before numba was imported, not yet swapped.
@@ -35,6 +35,39 @@ _PENDING: list = []
 _MODULES: set = set()
 _ACTIVE = False
 _SKIP_BLAS_PROBE = False
+#: ``(say, pid)`` of :func:`announce_compiles`, or None.
+_ANNOUNCE = None
+#: What is said before kernels without an on-disk cache are compiled.
+COMPILE_LINE = ("compiling the kernels: the first run on this machine takes 20-100 s before any progress "
+                "(cached afterwards)")
+
+
+def announce_compiles(say) -> None:
+    """For the command line: when the kernels are swapped in (:func:`activate`) in this
+    process and some kernel module has no numba cache on disk yet, call
+    ``say(COMPILE_LINE)`` once, so a first run's compile is not a silent minute."""
+    global _ANNOUNCE
+    _ANNOUNCE = (say, os.getpid())
+
+
+def uncached_modules(modules=None) -> list:
+    """The kernel modules (names) with no numba cache file (``*.nbi``) on disk."""
+    import glob
+    import importlib.util
+
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR", "")
+    missing = []
+    for name in sorted(_MODULES if modules is None else modules):
+        spec = importlib.util.find_spec(name) if name not in sys.modules else sys.modules[name].__spec__
+        origin = getattr(spec, "origin", None)
+        if not origin or not origin.endswith(".py"):
+            continue
+        stem = os.path.basename(origin)[:-3]
+        where = (os.path.join(cache_dir, "**") if cache_dir else
+                 os.path.join(os.path.dirname(origin), "__pycache__"))
+        if not glob.glob(os.path.join(where, f"{stem}.*.nbi"), recursive=bool(cache_dir)):
+            missing.append(name)
+    return missing
 
 
 def skip_blas_probe() -> None:
@@ -119,6 +152,8 @@ def activate() -> None:
         for name in list(_MODULES):
             _swap(name, made)
         _ACTIVE = True
+        if _ANNOUNCE is not None and _ANNOUNCE[1] == os.getpid() and uncached_modules():
+            _ANNOUNCE[0](COMPILE_LINE)
 
 
 def _swap(module: str, made: dict) -> None:

@@ -56,8 +56,10 @@ class DatasetSettings:
     seed: int = setting(1, "Seed of every random stream.", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32,
                         bound=False)
     shard_size: int = setting(1000, "Samples per shard.", "an integer > 0", lambda v: v > 0)
-    encoder: str = setting(DEFAULT_ENCODER, "PNG writer: png2 (palette PNGs for few gray levels, the default) or "
-                           "png1 (8-bit, what datasets written before fractaldb 0.3 hold; see fractaldb/encode.py).",
+    encoder: str = setting(DEFAULT_ENCODER, "Image writer: png3 (the default: 8-bit PNGs, one image mode per dataset, so "
+                           "every reader decodes pixel values), png2 (palette PNGs for few gray levels: smaller "
+                           "and faster, but readers that do not convert see palette indices) or png1 (8-bit, "
+                           "what datasets written before fractaldb 0.3 hold); see fractaldb/encode.py.",
                            " or ".join(ENCODERS), choices=ENCODERS)
 
 

@@ -60,13 +60,14 @@ def worth_telling(est: Estimate) -> bool:
     return (est.seconds is not None and est.seconds >= LONG_S) or est.bytes >= LARGE_BYTES
 
 
-def _probe(render, fmt: str, extra_bytes: int) -> tuple:
+def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: int | None = None) -> tuple:
     """``(seconds per image, bytes per sample, images)`` of ``render()`` (a list of images),
-    timed on its second call (the first compiles and allocates)."""
+    timed on its second call (the first compiles and allocates), each image encoded as the
+    job will encode it (``encoder``, the dataset's ``channels``)."""
     render()
     start = time.perf_counter()
     images = render()
-    sizes = [len(encode_image(img, fmt)) for img in images]
+    sizes = [len(encode_image(img, fmt, encoder=encoder, channels=channels)) for img in images]
     dt = time.perf_counter() - start
     n = max(len(images), 1)
     return dt / n, sum(sizes) / n + extra_bytes, len(images)
@@ -75,6 +76,8 @@ def _probe(render, fmt: str, extra_bytes: int) -> tuple:
 def estimate_dataset(ds, workers: int, device: str = "cpu") -> Estimate:
     """Size and time of generating :class:`~fractaldb.dataset.Dataset` ``ds``."""
     total_s, total_b, images, probed, formats = 0.0, 0.0, 0, 0, []
+    encoder = ds.config["encoder"]
+    channels = max((ds.part(name).channels for name in ds.parts), default=1)
     for seg in ds.plan.segments:
         p = ds.part(seg.family)
         if p.image_format not in formats:
@@ -92,7 +95,7 @@ def estimate_dataset(ds, workers: int, device: str = "cpu") -> Estimate:
                     for im in rb.images]
 
         # .cls (a few digits) and .json (~200 bytes) beside each image: three members a sample
-        per_s, per_b, k = _probe(render, p.image_format, 3 * _MEMBER + 200)
+        per_s, per_b, k = _probe(render, p.image_format, 3 * _MEMBER + 200, encoder, channels)
         total_s += per_s * n
         total_b += per_b * n
         images += n

@@ -204,8 +204,11 @@ def _preview(_params_family, folder, params, preset, out, limit, per_category, *
               help=f"Render on {' or '.join(DEVICES)} (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
 @click.option("--index", "readers", multiple=True, type=_LazyChoice(_extra_indexes),
               help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Print the plan, its size and time (measured on a few classes and images), write nothing.")
 @_workers_option
-def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, workers):
+def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, dry_run,
+             workers):
     """Generate a dataset as WebDataset shards plus a manifest (and its README.md card)."""
     import functools
 
@@ -225,8 +228,11 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
 
         cfg = fconf.resolve(preset, overrides)
         if classes is not None:
-            cfg = fconf.first_classes(cfg, classes)
-        run_generate = functools.partial(generate, cfg)
+            cfg, note = fconf.classes_per_family(cfg, classes)
+            if note:
+                click.echo(f"note: {note}", err=True)
+    if dry_run and from_manifest is not None:
+        raise ConfigError("--dry-run plans a --preset; a --from-manifest rebuild is its manifest's plan")
     start = time.perf_counter()
     bars = {}
 
@@ -235,6 +241,20 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
         if name not in bars:
             bars[name] = _tqdm(total=total, unit="class", desc=name)
         bars[name].update(accepted - bars[name].n)
+
+    if from_manifest is None:
+        from fractaldb.estimate import worth_telling
+        from fractaldb.forecast import forecast
+        from fractaldb.parallel import default_workers
+
+        # before the search, which may be long too; a small search is the probe itself
+        told = forecast(cfg, workers or default_workers(), device, search_progress)
+        if dry_run:
+            click.echo("\n".join(told.plan_lines() + [told.estimate.line(), f"dry run: nothing written to {out}"]))
+            return
+        if worth_telling(told.estimate):
+            click.echo(told.estimate.line(), err=True)
+        run_generate = functools.partial(generate, cfg, dataset=told.dataset)
 
     kept = {"samples": 0, "shards": 0}
     how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
@@ -253,6 +273,8 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
     def on_dataset(ds):
         for bar in bars.values():
             bar.close()
+        if from_manifest is None:
+            return  # said before the search
         from fractaldb.estimate import estimate_dataset, worth_telling
         from fractaldb.parallel import default_workers
 

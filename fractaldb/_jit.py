@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 
-__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe", "announce_compiles", "uncached_modules"]
+__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe", "announce_compiles"]
 
 _LOCK = threading.RLock()
 #: Kernels made before numba was imported, not yet swapped.
@@ -35,39 +35,44 @@ _PENDING: list = []
 _MODULES: set = set()
 _ACTIVE = False
 _SKIP_BLAS_PROBE = False
-#: ``(say, pid)`` of :func:`announce_compiles`, or None.
+#: ``[say, pid, said]`` of :func:`announce_compiles`, or None.
 _ANNOUNCE = None
-#: What is said before kernels without an on-disk cache are compiled.
-COMPILE_LINE = ("compiling the kernels: the first run on this machine takes 20-100 s before any progress "
+_LISTENING = False
+#: What is said before the first kernel without an on-disk cache is compiled.
+COMPILE_LINE = ("compiling the kernels: a first run on this machine takes 20-100 s before any progress "
                 "(cached afterwards)")
 
 
 def announce_compiles(say) -> None:
-    """For the command line: when the kernels are swapped in (:func:`activate`) in this
-    process and some kernel module has no numba cache on disk yet, call
-    ``say(COMPILE_LINE)`` once, so a first run's compile is not a silent minute."""
+    """For the command line: the first time numba compiles a kernel in this process (a
+    kernel without an on-disk cache: a first run, a new numba), call ``say(COMPILE_LINE)``
+    once, before the compile, so a first run's minute of compiling is not silent."""
     global _ANNOUNCE
-    _ANNOUNCE = (say, os.getpid())
+    said = _ANNOUNCE is not None and _ANNOUNCE[1] == os.getpid() and _ANNOUNCE[2]
+    _ANNOUNCE = [say, os.getpid(), said]  # said once a process, however many commands it runs
+    if _ACTIVE:
+        _listen()
 
 
-def uncached_modules(modules=None) -> list:
-    """The kernel modules (names) with no numba cache file (``*.nbi``) on disk."""
-    import glob
-    import importlib.util
+def _listen() -> None:
+    """Register the compile listener of :func:`announce_compiles` with numba (once)."""
+    global _LISTENING
+    if _LISTENING:
+        return
+    _LISTENING = True
+    from numba.core import event
 
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR", "")
-    missing = []
-    for name in sorted(_MODULES if modules is None else modules):
-        spec = importlib.util.find_spec(name) if name not in sys.modules else sys.modules[name].__spec__
-        origin = getattr(spec, "origin", None)
-        if not origin or not origin.endswith(".py"):
-            continue
-        stem = os.path.basename(origin)[:-3]
-        where = (os.path.join(cache_dir, "**") if cache_dir else
-                 os.path.join(os.path.dirname(origin), "__pycache__"))
-        if not glob.glob(os.path.join(where, f"{stem}.*.nbi"), recursive=bool(cache_dir)):
-            missing.append(name)
-    return missing
+    class _FirstCompile(event.Listener):
+        def on_start(self, ev):
+            a = _ANNOUNCE
+            if a is not None and not a[2] and a[1] == os.getpid():
+                a[2] = True
+                a[0](COMPILE_LINE)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", _FirstCompile())
 
 
 def skip_blas_probe() -> None:
@@ -152,8 +157,8 @@ def activate() -> None:
         for name in list(_MODULES):
             _swap(name, made)
         _ACTIVE = True
-        if _ANNOUNCE is not None and _ANNOUNCE[1] == os.getpid() and uncached_modules():
-            _ANNOUNCE[0](COMPILE_LINE)
+        if _ANNOUNCE is not None:
+            _listen()
 
 
 def _swap(module: str, made: dict) -> None:

@@ -39,7 +39,7 @@ from .schema import coerce, setting, settings_of
 from .folders import PRESET, wrong_folder_hint
 
 __all__ = ["TOP_KEYS", "DatasetSettings", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
-           "family_settings", "section_keys", "first_classes", "flat_keys"]
+           "family_settings", "section_keys", "first_classes", "classes_per_family", "flat_keys"]
 
 
 def _name(v):
@@ -372,6 +372,25 @@ def first_classes(cfg: dict, k: int) -> "Config":
             out["families"].remove(name)
             del out[name]
     return Config(out)
+
+
+def classes_per_family(cfg: dict, k: int) -> tuple:
+    """``cfg`` with every family cut to its first ``k`` classes (``generate --classes K``):
+    ``(Config, note)``, where ``note`` says which families have fewer than ``k`` (kept whole;
+    None when none has).  Unlike :func:`first_classes` no family of a mixed preset is dropped:
+    ``--classes 2`` on ``fractal+perlin`` keeps 2 fractal and 2 Perlin classes (4 labels)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ConfigError(f"--classes must be a positive integer, got {k!r}")
+    out = copy.deepcopy(dict(cfg))
+    short = []
+    for name in out["families"]:
+        key = get_family(name).count_key
+        if out[name][key] < k:
+            short.append(f"{name} has {out[name][key]}")
+        out[name][key] = min(out[name][key], k)
+    note = (f"--classes {k} is more than there are ({', '.join(short)}); "
+            f"{'that family is' if len(short) == 1 else 'those families are'} kept whole") if short else None
+    return Config(out), note
 
 
 def families(cfg: dict) -> list:

@@ -57,13 +57,14 @@ class LogProgress:
         self._start = self._last = clock()
         self._closed = False
         self._logged = False
+        self._said = None  # the count the last line said
 
     def update(self, n: int = 1) -> None:
         self.n += n
         now = self._clock()
         every = LOG_EVERY if self._every is None else self._every
         if now - self._last >= every:
-            self._last, self._logged = now, True
+            self._last, self._logged, self._said = now, True, self.n
             say(self.line(now))
 
     def __iter__(self):
@@ -96,7 +97,7 @@ class LogProgress:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._logged:  # a phase that logged ends with a line; a short one stays quiet
+            if self._logged and self._said != self.n:  # a phase that logged ends with a line; a short one is quiet
                 say(self.line())
 
     def __enter__(self):

@@ -212,27 +212,13 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
     """Generate a dataset as WebDataset shards plus a manifest (and its README.md card)."""
     import functools
 
-    from fractaldb import config as fconf
-    from fractaldb.errors import ConfigError
-
-    if (preset is None) == (from_manifest is None):
-        raise ConfigError("give exactly one of --preset or --from-manifest")
+    cfg = _generate_config(preset, from_manifest, overrides, classes, dry_run)
     if from_manifest is not None:
-        if overrides or classes is not None:
-            raise ConfigError("--set and --classes change the dataset; --from-manifest rebuilds it as it is")
         from fractaldb.rebuild import rebuild
 
         run_generate = functools.partial(rebuild, from_manifest)
     else:
         from fractaldb.dataset import generate
-
-        cfg = fconf.resolve(preset, overrides)
-        if classes is not None:
-            cfg, note = fconf.classes_per_family(cfg, classes)
-            if note:
-                click.echo(f"note: {note}", err=True)
-    if dry_run and from_manifest is not None:
-        raise ConfigError("--dry-run plans a --preset; a --from-manifest rebuild is its manifest's plan")
     start = time.perf_counter()
     bars = {}
 
@@ -243,17 +229,9 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
         bars[name].update(accepted - bars[name].n)
 
     if from_manifest is None:
-        from fractaldb.estimate import worth_telling
-        from fractaldb.forecast import forecast
-        from fractaldb.parallel import default_workers
-
-        # before the search, which may be long too; a small search is the probe itself
-        told = forecast(cfg, workers or default_workers(), device, search_progress)
-        if dry_run:
-            click.echo("\n".join(told.plan_lines() + [told.estimate.line(), f"dry run: nothing written to {out}"]))
+        told = _forecast(cfg, workers, device, search_progress, dry_run, out)
+        if told is None:
             return
-        if worth_telling(told.estimate):
-            click.echo(told.estimate.line(), err=True)
         run_generate = functools.partial(generate, cfg, dataset=told.dataset)
 
     kept = {"samples": 0, "shards": 0}
@@ -300,6 +278,44 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
                if kept["shards"] else "")
     click.echo(f"{_n(plan['samples'], 'image')} of {_n(plan['classes'], 'class')} in {_n(plan['shards'], 'shard')} "
                f"in {dt:.1f} s ({made / dt:.0f} images/s){resumed} -> {out}")
+
+
+def _generate_config(preset, from_manifest, overrides, classes, dry_run):
+    """The config ``generate`` makes (None for a rebuild), its options checked; ``--classes``
+    cuts every family and says when one has fewer."""
+    from fractaldb import config as fconf
+    from fractaldb.errors import ConfigError
+
+    if (preset is None) == (from_manifest is None):
+        raise ConfigError("give exactly one of --preset or --from-manifest")
+    if from_manifest is not None:
+        if overrides or classes is not None:
+            raise ConfigError("--set and --classes change the dataset; --from-manifest rebuilds it as it is")
+        if dry_run:
+            raise ConfigError("--dry-run plans a --preset; a --from-manifest rebuild is its manifest's plan")
+        return None
+    cfg = fconf.resolve(preset, overrides)
+    if classes is not None:
+        cfg, note = fconf.classes_per_family(cfg, classes)
+        if note:
+            click.echo(f"note: {note}", err=True)
+    return cfg
+
+
+def _forecast(cfg, workers, device, search_progress, dry_run, out):
+    """Say the plan, size and time before the search (it may be long too; a small search is
+    the probe itself): the forecast, or None after a dry run's plan."""
+    from fractaldb.estimate import worth_telling
+    from fractaldb.forecast import forecast
+    from fractaldb.parallel import default_workers
+
+    told = forecast(cfg, workers or default_workers(), device, search_progress)
+    if dry_run:
+        click.echo("\n".join(told.plan_lines() + [told.estimate.line(), f"dry run: nothing written to {out}"]))
+        return None
+    if worth_telling(told.estimate):
+        click.echo(told.estimate.line(), err=True)
+    return told
 
 
 @cli.command()

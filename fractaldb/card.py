@@ -41,7 +41,7 @@ from .sheet import rgb, tile
 
 __all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "is_card", "md", "fence",
            "citations",
-           "SHEET_CLASSES", "SHEET_PER_CLASS"]
+           "SHEET_CLASSES", "SHEET_PER_CLASS", "sheet_picks"]
 
 #: The contact sheet shows the first classes (in label order), a few images each.
 SHEET_CLASSES = 8
@@ -355,10 +355,25 @@ def _thumb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[::step, ::step])
 
 
+def sheet_picks(blocks: int, per_block: int, n: int = None) -> list:
+    """The ``(block, offset)`` samples of one class's row of the contact sheet, in order:
+    ``n`` (:data:`SHEET_PER_CLASS`) samples showing what the class holds -- the first image
+    of ``n`` blocks spread evenly over the class (different instances or weight draws, not
+    the flips or views of one); a class with fewer blocks gives images spread evenly over
+    its blocks' images (a fractal block's offsets are draw-major: far apart is another draw)."""
+    n = SHEET_PER_CLASS if n is None else n
+    if blocks >= n:
+        return [(i * blocks // n, 0) for i in range(n)]
+    total = blocks * per_block
+    m = min(n, total)
+    return [divmod(i * total // m, per_block) for i in range(m)]
+
+
 def contact_sheet_png(ds) -> bytes:
     """PNG of the first :data:`SHEET_CLASSES` classes of a :class:`fractaldb.dataset.Dataset`,
-    a row per class of its first :data:`SHEET_PER_CLASS` samples (block after block, the
-    images the shards hold), rendered on the CPU: the same classes give the same bytes."""
+    a row per class of :data:`SHEET_PER_CLASS` of its samples (:func:`sheet_picks`: spread over
+    the class, the images the shards hold), rendered on the CPU: the same classes give the
+    same bytes."""
     rows = []
     room = SHEET_CLASSES
     for seg in ds.plan.segments:
@@ -367,18 +382,16 @@ def contact_sheet_png(ds) -> bytes:
         p = ds.part(seg.family)
         per_block = p.images_per_block
         blocks = p.blocks_per_class
-        jobs = []
-        for k in range(min(room, seg.classes)):
-            need, b = SHEET_PER_CLASS, 0
-            while need > 0 and b < blocks:
-                take = min(need, per_block)
-                jobs.append((k, b, list(range(take))))
-                need, b = need - take, b + 1
+        picks = sheet_picks(blocks, per_block)
+        offsets: dict = {}
+        for b, o in picks:
+            offsets.setdefault(b, []).append(o)
+        jobs = [(k, b, sorted(offs)) for k in range(min(room, seg.classes)) for b, offs in sorted(offsets.items())]
         renderer = ds.renderers("cpu")[seg.family]
-        by_class: dict = {}
+        thumbs = {}
         for rb in p.render_blocks(renderer, jobs):
-            by_class.setdefault(rb.klass, []).extend(_thumb(im) for im in rb.images)
-        rows += [by_class[k] for k in sorted(by_class)]
+            thumbs.update({(rb.klass, rb.block, o): _thumb(im) for o, im in zip(rb.offsets, rb.images)})
+        rows += [[thumbs[(k, b, o)] for b, o in picks] for k in range(min(room, seg.classes))]
         room -= min(room, seg.classes)
     return encode_image(tile(rows), "png")
 

@@ -314,10 +314,34 @@ def resolve(preset=None, overrides=()) -> "Config":
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
         _apply(cfg, key, value)
-    for f in cfg["families"]:
-        cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **cfg[f]}
+    for i, f in enumerate(cfg["families"]):
+        shared = _shared_defaults(cfg, cfg["families"][0], f) if i else {}
+        cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **shared, **cfg[f]}
     order = ["name", "description", "seed", "shard_size", "encoder", "families"] + cfg["families"]
     return Config({k: cfg[k] for k in order})
+
+
+#: Keys a mixed dataset's families share unless a section sets its own (one image size and
+#: format for the whole dataset, so every loader can batch it).
+SHARED_KEYS = ("image_size", "image_format")
+
+
+def _shared_defaults(cfg: dict, first: str, family: str) -> dict:
+    """For a family after the first of a mixed dataset: the :data:`SHARED_KEYS` its section
+    leaves unset, taken from the first family's (resolved) section where this family has the
+    key and accepts the value; its own default otherwise."""
+    mine, theirs = section_keys(family), cfg[first]
+    out = {}
+    for key in SHARED_KEYS:
+        if key in mine and key in theirs and key not in cfg[family]:
+            value = theirs[key]
+            try:
+                ok = mine[key].check is None or bool(mine[key].check(value))
+            except (TypeError, ValueError):
+                ok = False
+            if ok:
+                out[key] = copy.deepcopy(value)
+    return out
 
 
 class Config(dict):

@@ -189,15 +189,28 @@ def card_header(manifest: dict) -> dict:
         "size_categories": [_size_category(plan["samples"])],
         "tags": ["fractaldb", "formula-driven-supervised-learning", "synthetic", "webdataset"]
                 + [f"fractaldb-{f}" for f in _families(manifest)],
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": "train", "path": f"{name}-*.tar"}]}],
+        "configs": [{"config_name": "default", "data_files": _data_files(manifest)}],
         "dataset_info": {
             "config_name": "default",
             "features": features,
-            "splits": [{"name": "train", "num_examples": plan["samples"],
-                        "num_bytes": sum(e["bytes"] for e in manifest["shards"])}],
+            "splits": [{"name": _HF_SPLIT[split], "num_examples": sum(e["samples"] for e in shards),
+                        "num_bytes": sum(e["bytes"] for e in shards)}
+                       for split, shards in fconfig.shard_splits(manifest).items()],
         },
     }
+
+
+#: Our split names -> the Hugging Face Hub's.
+_HF_SPLIT = {"train": "train", "val": "validation"}
+
+
+def _data_files(manifest: dict) -> list:
+    """The card's ``data_files``: every shard in ``train`` (a glob), or with a ``val_fraction``
+    each split's shards by name."""
+    splits = fconfig.shard_splits(manifest)
+    if "val" not in splits:
+        return [{"split": "train", "path": f"{manifest['name']}-*.tar"}]
+    return [{"split": _HF_SPLIT[split], "path": [e["name"] for e in shards]} for split, shards in splits.items()]
 
 
 def card_text(manifest: dict) -> str:
@@ -227,6 +240,17 @@ class _Facts:
         self.n_shards = len(manifest["shards"])
 
 
+def _split_sentence(manifest: dict) -> str:
+    """With a ``val_fraction``: which shards are the validation split (else nothing)."""
+    val = fconfig.shard_splits(manifest).get("val")
+    if not val:
+        return ""
+    n = sum(e["samples"] for e in val)
+    names = val[0]["name"] if len(val) == 1 else f"{val[0]['name']} to {val[-1]['name']}"
+    return (f" The last {len(val)} shard{'s' if len(val) > 1 else ''} ({md(names)}, {n:,} images) are the "
+            f"`validation` split (`val_fraction` {manifest['config']['val_fraction']}), the rest `train`.")
+
+
 def _intro(f: _Facts) -> str:
     size_mb = sum(e["bytes"] for e in f.manifest["shards"]) / 1e6
     formats = "; ".join(FORMAT_NOTES.get(e, e) for e in _image_exts(f.manifest))
@@ -238,7 +262,7 @@ def _intro(f: _Facts) -> str:
 Formula-driven pretraining images made by fractaldb: no
 photographs, no people, no licences of third-party images, every image a function of a formula and a
 seed. {plan['samples']:,} images of {plan['classes']:,} classes in {f.n_shards} WebDataset shards
-({size_mb:,.1f} MB; images as {formats}).
+({size_mb:,.1f} MB; images as {formats}).{_split_sentence(f.manifest)}
 
 {what}
 

@@ -39,7 +39,8 @@ from .schema import coerce, setting, settings_of
 from .folders import PRESET, wrong_folder_hint
 
 __all__ = ["TOP_KEYS", "DatasetSettings", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
-           "family_settings", "section_keys", "first_classes", "classes_per_family", "flat_keys"]
+           "family_settings", "section_keys", "first_classes", "classes_per_family", "flat_keys",
+           "val_shard_count", "shard_splits"]
 
 
 def _name(v):
@@ -61,6 +62,9 @@ class DatasetSettings:
                            "and faster, but readers that do not convert see palette indices) or png1 (8-bit, "
                            "what datasets written before fractaldb 0.3 hold); see fractaldb/encode.py.",
                            " or ".join(ENCODERS), choices=ENCODERS)
+    val_fraction: float = setting(0.0, "Fraction of the shards held out as a validation split (the last shards, "
+                                  "at least one; every index and the card name it). 0: none, and the key is not "
+                                  "recorded.", "a number in [0, 0.5]", lambda v: 0 <= v <= 0.5)
 
 
 #: Dataset-wide keys: key -> :class:`fractaldb.schema.Setting` (of :class:`DatasetSettings`).
@@ -317,7 +321,10 @@ def resolve(preset=None, overrides=()) -> "Config":
     for i, f in enumerate(cfg["families"]):
         shared = _shared_defaults(cfg, cfg["families"][0], f) if i else {}
         cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **shared, **cfg[f]}
-    order = ["name", "description", "seed", "shard_size", "encoder", "families"] + cfg["families"]
+    if not cfg.get("val_fraction"):  # optional: recorded only when a split is asked for
+        cfg.pop("val_fraction", None)
+    order = ["name", "description", "seed", "shard_size", "encoder"] + (["val_fraction"] if "val_fraction" in cfg
+                                                                         else []) + ["families"] + cfg["families"]
     return Config({k: cfg[k] for k in order})
 
 
@@ -355,7 +362,7 @@ class Config(dict):
 
     def __init__(self, mapping: dict):
         super().__init__(mapping)
-        self.dataset = DatasetSettings(**{k: self[k] for k in TOP_KEYS})
+        self.dataset = DatasetSettings(**{k: self[k] for k in TOP_KEYS if k in self})
         self._settings = {name: _build_settings(self, name) for name in self["families"]}
 
     @property
@@ -415,6 +422,26 @@ def classes_per_family(cfg: dict, k: int) -> tuple:
     note = (f"--classes {k} is more than there are ({', '.join(short)}); "
             f"{'that family is' if len(short) == 1 else 'those families are'} kept whole") if short else None
     return Config(out), note
+
+
+def val_shard_count(cfg: dict, shards: int) -> int:
+    """How many of a dataset's ``shards`` (the last ones) are its validation split: a
+    ``val_fraction`` of them, rounded, at least one and leaving one for training; 0 without
+    ``val_fraction``.  :class:`~fractaldb.errors.ConfigError` when a split is asked of one shard."""
+    fraction = cfg.get("val_fraction") or 0
+    if not fraction:
+        return 0
+    if shards < 2:
+        raise ConfigError(f"val_fraction={fraction} needs at least 2 shards and the dataset has {shards}; "
+                          "lower shard_size")
+    return min(max(round(fraction * shards), 1), shards - 1)
+
+
+def shard_splits(manifest: dict) -> dict:
+    """``{"train": [shard entries], "val": [...]}`` of a manifest (``val`` only when it has one)."""
+    entries = list(manifest["shards"])
+    k = val_shard_count(manifest["config"], len(entries))
+    return {"train": entries[:len(entries) - k], **({"val": entries[len(entries) - k:]} if k else {})}
 
 
 def families(cfg: dict) -> list:

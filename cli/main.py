@@ -228,17 +228,18 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
             bars[name] = _tqdm(total=total, unit="class", desc=name)
         bars[name].update(accepted - bars[name].n)
 
+    kept = {"samples": 0, "shards": 0}
+    how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
     if from_manifest is None:
-        told = _forecast(cfg, workers, device, search_progress, dry_run, out)
+        told, how["told"] = _forecast(cfg, workers, device, search_progress, dry_run, out)
         if told is None:
             return
         run_generate = functools.partial(generate, cfg, dataset=told.dataset)
 
-    kept = {"samples": 0, "shards": 0}
-    how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
-
     def on_workers(label):
         how["label"] = label
+        if how.get("told"):  # the estimate said before the search; now what makes the shards
+            click.echo(f"shards on {label}", err=True)
 
     def on_plan(total, kept_samples, kept_shards):
         for bar in bars.values():
@@ -304,7 +305,8 @@ def _generate_config(preset, from_manifest, overrides, classes, dry_run):
 
 def _forecast(cfg, workers, device, search_progress, dry_run, out):
     """Say the plan, size and time before the search (it may be long too; a small search is
-    the probe itself): the forecast, or None after a dry run's plan."""
+    the probe itself): ``(forecast, whether its line was said)``; ``(None, True)`` after a dry
+    run's plan."""
     from fractaldb.estimate import worth_telling
     from fractaldb.forecast import forecast
     from fractaldb.parallel import default_workers
@@ -312,10 +314,11 @@ def _forecast(cfg, workers, device, search_progress, dry_run, out):
     told = forecast(cfg, workers or default_workers(), device, search_progress)
     if dry_run:
         click.echo("\n".join(told.plan_lines() + [told.estimate.line(), f"dry run: nothing written to {out}"]))
-        return None
-    if worth_telling(told.estimate):
+        return None, True
+    said = worth_telling(told.estimate)
+    if said:
         click.echo(told.estimate.line(), err=True)
-    return told
+    return told, said
 
 
 @cli.command()

@@ -100,6 +100,7 @@ print(len(said), said[0] if said else "")
 """
 
 
+@pytest.mark.slow  # two interpreters that import numba and compile: ~3-8 s
 def test_a_line_before_a_first_compile_and_none_from_the_cache(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     env.pop("NUMBA_DISABLE_JIT", None)

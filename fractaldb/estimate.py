@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .encode import FORMAT_NOTES, encode_image
 
 __all__ = ["Estimate", "estimate_dataset", "estimate_blocks", "worth_telling", "probe_parts", "segment_images",
-           "LONG_S", "LARGE_BYTES", "ROUNDS"]
+           "LONG_S", "LARGE_BYTES", "ROUNDS", "PROBE_S"]
 
 #: Jobs longer or larger than this get the estimate line.
 LONG_S = 60.0
@@ -75,18 +75,23 @@ def worth_telling(est: Estimate) -> bool:
     return (est.total_seconds is not None and est.total_seconds >= LONG_S) or est.bytes >= LARGE_BYTES
 
 
-#: Timed rounds of a probe (after one warm-up); their median is taken, so a burst of load
-#: on a shared machine moves the estimate less.
+#: Timed rounds of a probe (after one warm-up): at least this many, and more until they add up
+#: to :data:`PROBE_S` (at most :data:`MAX_ROUNDS`); their median is taken, so a burst of load on
+#: a shared machine moves the estimate less.
 ROUNDS = 3
+PROBE_S = 0.5
+MAX_ROUNDS = 25
 
 
-def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: int | None = None) -> tuple:
+def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: int | None = None,
+           thorough: bool = False) -> tuple:
     """``(seconds per image, bytes per sample, images)`` of ``render()`` (a list of images),
     each image encoded as the job will encode it (``encoder``, the dataset's ``channels``):
-    the median of :data:`ROUNDS` timed rounds after a first call (which compiles and allocates)."""
+    the median of :data:`ROUNDS` timed rounds after a first call (which compiles and allocates);
+    ``thorough`` (a large job): more rounds, until they add up to :data:`PROBE_S` seconds."""
     render()
     times, sizes = [], []
-    for _ in range(ROUNDS):
+    while len(times) < ROUNDS or (thorough and sum(times) < PROBE_S and len(times) < MAX_ROUNDS):
         start = time.perf_counter()
         images = render()
         sizes = [len(encode_image(img, fmt, encoder=encoder, channels=channels)) for img in images]
@@ -95,7 +100,18 @@ def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: 
     return sorted(times)[len(times) // 2] / n, sum(sizes) / n + extra_bytes, len(images)
 
 
-def probe_parts(ds) -> dict:
+def _parallel(workers: int) -> int:
+    """How many images render at once: the workers, at most one per core."""
+    import os
+
+    return max(1, min(workers, os.cpu_count() or 1))
+
+
+#: Jobs of at least this many images get a thorough probe (:func:`_probe`).
+THOROUGH_IMAGES = 10_000
+
+
+def probe_parts(ds, thorough: bool = False) -> dict:
     """``{family: (seconds per image, bytes per sample, images probed)}`` of a dataset, each
     measured on the first blocks of its first class (a few images), rendered on the CPU and
     encoded with the dataset's encoder."""
@@ -118,7 +134,7 @@ def probe_parts(ds) -> dict:
                     for im in rb.images]
 
         # .cls (a few digits) and .json (~200 bytes) beside each image: three members a sample
-        out[seg.family] = _probe(render, p.image_format, 3 * _MEMBER + 200, encoder, channels)
+        out[seg.family] = _probe(render, p.image_format, 3 * _MEMBER + 200, encoder, channels, thorough)
     return out
 
 
@@ -135,18 +151,19 @@ def estimate_dataset(ds, workers: int, device: str = "cpu", scale: dict | None =
     ``scale``: ``{family: factor}`` by which each family's image count is multiplied
     (the full dataset's classes over those of ``ds``, a cut of it measured before the
     search); ``search_seconds``: the class search still to run, said beside."""
-    probes = probe_parts(ds)
+    counts = {id(seg): round(segment_images(ds, seg) * (scale or {}).get(seg.family, 1)) for seg in ds.plan.segments}
+    probes = probe_parts(ds, thorough=sum(counts.values()) >= THOROUGH_IMAGES)
     total_s, total_b, images, formats = 0.0, 0.0, 0, []
     for seg in ds.plan.segments:
         p = ds.part(seg.family)
         if p.image_format not in formats:
             formats.append(p.image_format)
-        n = round(segment_images(ds, seg) * (scale or {}).get(seg.family, 1))
+        n = counts[id(seg)]
         per_s, per_b, _ = probes[seg.family]
         total_s += per_s * n
         total_b += per_b * n
         images += n
-    seconds = None if device != "cpu" else total_s / max(workers, 1)
+    seconds = None if device != "cpu" else total_s / _parallel(workers)
     return Estimate(images, total_b, seconds, sum(k for _, _, k in probes.values()), workers, tuple(formats),
                     search_seconds, search_probed)
 

@@ -204,29 +204,21 @@ def _preview(_params_family, folder, params, preset, out, limit, per_category, *
               help=f"Render on {' or '.join(DEVICES)} (an NVIDIA GPU; the same bytes, encoding stays on the CPU).")
 @click.option("--index", "readers", multiple=True, type=_LazyChoice(_extra_indexes),
               help="Also write these readers' index files at the end (repeatable; see 'fractaldb index').")
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Print the plan, its size and time (measured on a few classes and images), write nothing.")
 @_workers_option
-def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, workers):
+def generate(preset, from_manifest, out, overrides, classes, resume, executor, scheduler, device, readers, dry_run,
+             workers):
     """Generate a dataset as WebDataset shards plus a manifest (and its README.md card)."""
     import functools
 
-    from fractaldb import config as fconf
-    from fractaldb.errors import ConfigError
-
-    if (preset is None) == (from_manifest is None):
-        raise ConfigError("give exactly one of --preset or --from-manifest")
+    cfg = _generate_config(preset, from_manifest, overrides, classes, dry_run)
     if from_manifest is not None:
-        if overrides or classes is not None:
-            raise ConfigError("--set and --classes change the dataset; --from-manifest rebuilds it as it is")
         from fractaldb.rebuild import rebuild
 
         run_generate = functools.partial(rebuild, from_manifest)
     else:
         from fractaldb.dataset import generate
-
-        cfg = fconf.resolve(preset, overrides)
-        if classes is not None:
-            cfg = fconf.first_classes(cfg, classes)
-        run_generate = functools.partial(generate, cfg)
     start = time.perf_counter()
     bars = {}
 
@@ -238,9 +230,16 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
 
     kept = {"samples": 0, "shards": 0}
     how = {"label": ""}  # what makes the shards: "2 processes", "2 threads", ...
+    if from_manifest is None:
+        told, how["told"] = _forecast(cfg, workers, device, search_progress, dry_run, out)
+        if told is None:
+            return
+        run_generate = functools.partial(generate, cfg, dataset=told.dataset)
 
     def on_workers(label):
         how["label"] = label
+        if how.get("told"):  # the estimate said before the search; now what makes the shards
+            click.echo(f"shards on {label}", err=True)
 
     def on_plan(total, kept_samples, kept_shards):
         for bar in bars.values():
@@ -253,6 +252,8 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
     def on_dataset(ds):
         for bar in bars.values():
             bar.close()
+        if from_manifest is None:
+            return  # said before the search
         from fractaldb.estimate import estimate_dataset, worth_telling
         from fractaldb.parallel import default_workers
 
@@ -278,6 +279,46 @@ def generate(preset, from_manifest, out, overrides, classes, resume, executor, s
                if kept["shards"] else "")
     click.echo(f"{_n(plan['samples'], 'image')} of {_n(plan['classes'], 'class')} in {_n(plan['shards'], 'shard')} "
                f"in {dt:.1f} s ({made / dt:.0f} images/s){resumed} -> {out}")
+
+
+def _generate_config(preset, from_manifest, overrides, classes, dry_run):
+    """The config ``generate`` makes (None for a rebuild), its options checked; ``--classes``
+    cuts every family and says when one has fewer."""
+    from fractaldb import config as fconf
+    from fractaldb.errors import ConfigError
+
+    if (preset is None) == (from_manifest is None):
+        raise ConfigError("give exactly one of --preset or --from-manifest")
+    if from_manifest is not None:
+        if overrides or classes is not None:
+            raise ConfigError("--set and --classes change the dataset; --from-manifest rebuilds it as it is")
+        if dry_run:
+            raise ConfigError("--dry-run plans a --preset; a --from-manifest rebuild is its manifest's plan")
+        return None
+    cfg = fconf.resolve(preset, overrides)
+    if classes is not None:
+        cfg, note = fconf.classes_per_family(cfg, classes)
+        if note:
+            click.echo(f"note: {note}", err=True)
+    return cfg
+
+
+def _forecast(cfg, workers, device, search_progress, dry_run, out):
+    """Say the plan, size and time before the search (it may be long too; a small search is
+    the probe itself): ``(forecast, whether its line was said)``; ``(None, True)`` after a dry
+    run's plan."""
+    from fractaldb.estimate import worth_telling
+    from fractaldb.forecast import forecast
+    from fractaldb.parallel import default_workers
+
+    told = forecast(cfg, workers or default_workers(), device, search_progress)
+    if dry_run:
+        click.echo("\n".join(told.plan_lines() + [told.estimate.line(), f"dry run: nothing written to {out}"]))
+        return None, True
+    said = worth_telling(told.estimate)
+    if said:
+        click.echo(told.estimate.line(), err=True)
+    return told, said
 
 
 @cli.command()
@@ -397,13 +438,14 @@ def presets_show(name):
 
 def main(argv=None) -> int:
     """Entry point: one-line errors, exit code 2 for bad input."""
-    from fractaldb._jit import skip_blas_probe
-    from fractaldb.signals import install
-
-    install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
-    skip_blas_probe()  # this process compiles no kernel that needs SciPy's BLAS
-    _notes()
     try:
+        from fractaldb._jit import announce_compiles, skip_blas_probe
+        from fractaldb.signals import install
+
+        install()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+        skip_blas_probe()  # this process compiles no kernel that needs SciPy's BLAS
+        announce_compiles(lambda text: click.echo(text, err=True))  # a first run's compile is not silent
+        _notes()
         with _warnings_as_notes():
             rv = cli.main(args=argv, prog_name="fractaldb", standalone_mode=False)
     except FractalDBError as exc:

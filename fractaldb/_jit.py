@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 
-__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe"]
+__all__ = ["kernel", "LazyKernel", "activate", "active", "skip_blas_probe", "announce_compiles"]
 
 _LOCK = threading.RLock()
 #: Kernels made before numba was imported, not yet swapped.
@@ -35,6 +35,44 @@ _PENDING: list = []
 _MODULES: set = set()
 _ACTIVE = False
 _SKIP_BLAS_PROBE = False
+#: ``[say, pid, said]`` of :func:`announce_compiles`, or None.
+_ANNOUNCE = None
+_LISTENING = False
+#: What is said before the first kernel without an on-disk cache is compiled.
+COMPILE_LINE = ("compiling the kernels: a first run on this machine takes 20-100 s before any progress "
+                "(cached afterwards)")
+
+
+def announce_compiles(say) -> None:
+    """For the command line: the first time numba compiles a kernel in this process (a
+    kernel without an on-disk cache: a first run, a new numba), call ``say(COMPILE_LINE)``
+    once, before the compile, so a first run's minute of compiling is not silent."""
+    global _ANNOUNCE
+    said = _ANNOUNCE is not None and _ANNOUNCE[1] == os.getpid() and _ANNOUNCE[2]
+    _ANNOUNCE = [say, os.getpid(), said]  # said once a process, however many commands it runs
+    if _ACTIVE:
+        _listen()
+
+
+def _listen() -> None:
+    """Register the compile listener of :func:`announce_compiles` with numba (once)."""
+    global _LISTENING
+    if _LISTENING:
+        return
+    _LISTENING = True
+    from numba.core import event
+
+    class _FirstCompile(event.Listener):
+        def on_start(self, ev):
+            a = _ANNOUNCE
+            if a is not None and not a[2] and a[1] == os.getpid():
+                a[2] = True
+                a[0](COMPILE_LINE)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", _FirstCompile())
 
 
 def skip_blas_probe() -> None:
@@ -119,6 +157,8 @@ def activate() -> None:
         for name in list(_MODULES):
             _swap(name, made)
         _ACTIVE = True
+        if _ANNOUNCE is not None:
+            _listen()
 
 
 def _swap(module: str, made: dict) -> None:

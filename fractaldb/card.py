@@ -41,7 +41,7 @@ from .sheet import rgb, tile
 
 __all__ = ["card_text", "reproduce_command", "class_names", "contact_sheet_png", "write_card", "is_card", "md", "fence",
            "citations",
-           "SHEET_CLASSES", "SHEET_PER_CLASS"]
+           "SHEET_CLASSES", "SHEET_PER_CLASS", "sheet_picks"]
 
 #: The contact sheet shows the first classes (in label order), a few images each.
 SHEET_CLASSES = 8
@@ -189,15 +189,28 @@ def card_header(manifest: dict) -> dict:
         "size_categories": [_size_category(plan["samples"])],
         "tags": ["fractaldb", "formula-driven-supervised-learning", "synthetic", "webdataset"]
                 + [f"fractaldb-{f}" for f in _families(manifest)],
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": "train", "path": f"{name}-*.tar"}]}],
+        "configs": [{"config_name": "default", "data_files": _data_files(manifest)}],
         "dataset_info": {
             "config_name": "default",
             "features": features,
-            "splits": [{"name": "train", "num_examples": plan["samples"],
-                        "num_bytes": sum(e["bytes"] for e in manifest["shards"])}],
+            "splits": [{"name": _HF_SPLIT[split], "num_examples": sum(e["samples"] for e in shards),
+                        "num_bytes": sum(e["bytes"] for e in shards)}
+                       for split, shards in fconfig.shard_splits(manifest).items()],
         },
     }
+
+
+#: Our split names -> the Hugging Face Hub's.
+_HF_SPLIT = {"train": "train", "val": "validation"}
+
+
+def _data_files(manifest: dict) -> list:
+    """The card's ``data_files``: every shard in ``train`` (a glob), or with a ``val_fraction``
+    each split's shards by name."""
+    splits = fconfig.shard_splits(manifest)
+    if "val" not in splits:
+        return [{"split": "train", "path": f"{manifest['name']}-*.tar"}]
+    return [{"split": _HF_SPLIT[split], "path": [e["name"] for e in shards]} for split, shards in splits.items()]
 
 
 def card_text(manifest: dict) -> str:
@@ -227,6 +240,17 @@ class _Facts:
         self.n_shards = len(manifest["shards"])
 
 
+def _split_sentence(manifest: dict) -> str:
+    """With a ``val_fraction``: which shards are the validation split (else nothing)."""
+    val = fconfig.shard_splits(manifest).get("val")
+    if not val:
+        return ""
+    n = sum(e["samples"] for e in val)
+    names = val[0]["name"] if len(val) == 1 else f"{val[0]['name']} to {val[-1]['name']}"
+    return (f" The last {len(val)} shard{'s' if len(val) > 1 else ''} ({md(names)}, {n:,} images) are the "
+            f"`validation` split (`val_fraction` {manifest['config']['val_fraction']}), the rest `train`.")
+
+
 def _intro(f: _Facts) -> str:
     size_mb = sum(e["bytes"] for e in f.manifest["shards"]) / 1e6
     formats = "; ".join(FORMAT_NOTES.get(e, e) for e in _image_exts(f.manifest))
@@ -238,7 +262,7 @@ def _intro(f: _Facts) -> str:
 Formula-driven pretraining images made by fractaldb: no
 photographs, no people, no licences of third-party images, every image a function of a formula and a
 seed. {plan['samples']:,} images of {plan['classes']:,} classes in {f.n_shards} WebDataset shards
-({size_mb:,.1f} MB; images as {formats}).
+({size_mb:,.1f} MB; images as {formats}).{_split_sentence(f.manifest)}
 
 {what}
 
@@ -355,10 +379,25 @@ def _thumb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[::step, ::step])
 
 
+def sheet_picks(blocks: int, per_block: int, n: int = None) -> list:
+    """The ``(block, offset)`` samples of one class's row of the contact sheet, in order:
+    ``n`` (:data:`SHEET_PER_CLASS`) samples showing what the class holds -- the first image
+    of ``n`` blocks spread evenly over the class (different instances or weight draws, not
+    the flips or views of one); a class with fewer blocks gives images spread evenly over
+    its blocks' images (a fractal block's offsets are draw-major: far apart is another draw)."""
+    n = SHEET_PER_CLASS if n is None else n
+    if blocks >= n:
+        return [(i * blocks // n, 0) for i in range(n)]
+    total = blocks * per_block
+    m = min(n, total)
+    return [divmod(i * total // m, per_block) for i in range(m)]
+
+
 def contact_sheet_png(ds) -> bytes:
     """PNG of the first :data:`SHEET_CLASSES` classes of a :class:`fractaldb.dataset.Dataset`,
-    a row per class of its first :data:`SHEET_PER_CLASS` samples (block after block, the
-    images the shards hold), rendered on the CPU: the same classes give the same bytes."""
+    a row per class of :data:`SHEET_PER_CLASS` of its samples (:func:`sheet_picks`: spread over
+    the class, the images the shards hold), rendered on the CPU: the same classes give the
+    same bytes."""
     rows = []
     room = SHEET_CLASSES
     for seg in ds.plan.segments:
@@ -367,18 +406,16 @@ def contact_sheet_png(ds) -> bytes:
         p = ds.part(seg.family)
         per_block = p.images_per_block
         blocks = p.blocks_per_class
-        jobs = []
-        for k in range(min(room, seg.classes)):
-            need, b = SHEET_PER_CLASS, 0
-            while need > 0 and b < blocks:
-                take = min(need, per_block)
-                jobs.append((k, b, list(range(take))))
-                need, b = need - take, b + 1
+        picks = sheet_picks(blocks, per_block)
+        offsets: dict = {}
+        for b, o in picks:
+            offsets.setdefault(b, []).append(o)
+        jobs = [(k, b, sorted(offs)) for k in range(min(room, seg.classes)) for b, offs in sorted(offsets.items())]
         renderer = ds.renderers("cpu")[seg.family]
-        by_class: dict = {}
+        thumbs = {}
         for rb in p.render_blocks(renderer, jobs):
-            by_class.setdefault(rb.klass, []).extend(_thumb(im) for im in rb.images)
-        rows += [by_class[k] for k in sorted(by_class)]
+            thumbs.update({(rb.klass, rb.block, o): _thumb(im) for o, im in zip(rb.offsets, rb.images)})
+        rows += [[thumbs[(k, b, o)] for b, o in picks] for k in range(min(room, seg.classes))]
         room -= min(room, seg.classes)
     return encode_image(tile(rows), "png")
 

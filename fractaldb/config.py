@@ -39,7 +39,8 @@ from .schema import coerce, setting, settings_of
 from .folders import PRESET, wrong_folder_hint
 
 __all__ = ["TOP_KEYS", "DatasetSettings", "list_presets", "load_preset", "resolve", "parse_override", "normalise", "families",
-           "family_settings", "section_keys", "first_classes", "flat_keys"]
+           "family_settings", "section_keys", "first_classes", "classes_per_family", "flat_keys",
+           "val_shard_count", "shard_splits"]
 
 
 def _name(v):
@@ -56,9 +57,14 @@ class DatasetSettings:
     seed: int = setting(1, "Seed of every random stream.", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32,
                         bound=False)
     shard_size: int = setting(1000, "Samples per shard.", "an integer > 0", lambda v: v > 0)
-    encoder: str = setting(DEFAULT_ENCODER, "PNG writer: png2 (palette PNGs for few gray levels, the default) or "
-                           "png1 (8-bit, what datasets written before fractaldb 0.3 hold; see fractaldb/encode.py).",
+    encoder: str = setting(DEFAULT_ENCODER, "Image writer: png3 (the default: 8-bit PNGs, one image mode per dataset, so "
+                           "every reader decodes pixel values), png2 (palette PNGs for few gray levels: smaller "
+                           "and faster, but readers that do not convert see palette indices) or png1 (8-bit, "
+                           "what datasets written before fractaldb 0.3 hold); see fractaldb/encode.py.",
                            " or ".join(ENCODERS), choices=ENCODERS)
+    val_fraction: float = setting(0.0, "Fraction of the shards held out as a validation split (the last shards, "
+                                  "at least one; every index and the card name it). 0: none, and the key is not "
+                                  "recorded.", "a number in [0, 0.5]", lambda v: 0 <= v <= 0.5)
 
 
 #: Dataset-wide keys: key -> :class:`fractaldb.schema.Setting` (of :class:`DatasetSettings`).
@@ -312,10 +318,37 @@ def resolve(preset=None, overrides=()) -> "Config":
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
         _apply(cfg, key, value)
-    for f in cfg["families"]:
-        cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **cfg[f]}
-    order = ["name", "description", "seed", "shard_size", "encoder", "families"] + cfg["families"]
+    for i, f in enumerate(cfg["families"]):
+        shared = _shared_defaults(cfg, cfg["families"][0], f) if i else {}
+        cfg[f] = {**{k: copy.deepcopy(s.default) for k, s in section_keys(f).items()}, **shared, **cfg[f]}
+    if not cfg.get("val_fraction"):  # optional: recorded only when a split is asked for
+        cfg.pop("val_fraction", None)
+    order = ["name", "description", "seed", "shard_size", "encoder"] + (["val_fraction"] if "val_fraction" in cfg
+                                                                         else []) + ["families"] + cfg["families"]
     return Config({k: cfg[k] for k in order})
+
+
+#: Keys a mixed dataset's families share unless a section sets its own (one image size and
+#: format for the whole dataset, so every loader can batch it).
+SHARED_KEYS = ("image_size", "image_format")
+
+
+def _shared_defaults(cfg: dict, first: str, family: str) -> dict:
+    """For a family after the first of a mixed dataset: the :data:`SHARED_KEYS` its section
+    leaves unset, taken from the first family's (resolved) section where this family has the
+    key and accepts the value; its own default otherwise."""
+    mine, theirs = section_keys(family), cfg[first]
+    out = {}
+    for key in SHARED_KEYS:
+        if key in mine and key in theirs and key not in cfg[family]:
+            value = theirs[key]
+            try:
+                ok = mine[key].check is None or bool(mine[key].check(value))
+            except (TypeError, ValueError):
+                ok = False
+            if ok:
+                out[key] = copy.deepcopy(value)
+    return out
 
 
 class Config(dict):
@@ -329,7 +362,7 @@ class Config(dict):
 
     def __init__(self, mapping: dict):
         super().__init__(mapping)
-        self.dataset = DatasetSettings(**{k: self[k] for k in TOP_KEYS})
+        self.dataset = DatasetSettings(**{k: self[k] for k in TOP_KEYS if k in self})
         self._settings = {name: _build_settings(self, name) for name in self["families"]}
 
     @property
@@ -370,6 +403,45 @@ def first_classes(cfg: dict, k: int) -> "Config":
             out["families"].remove(name)
             del out[name]
     return Config(out)
+
+
+def classes_per_family(cfg: dict, k: int) -> tuple:
+    """``cfg`` with every family cut to its first ``k`` classes (``generate --classes K``):
+    ``(Config, note)``, where ``note`` says which families have fewer than ``k`` (kept whole;
+    None when none has).  Unlike :func:`first_classes` no family of a mixed preset is dropped:
+    ``--classes 2`` on ``fractal+perlin`` keeps 2 fractal and 2 Perlin classes (4 labels)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ConfigError(f"--classes must be a positive integer, got {k!r}")
+    out = copy.deepcopy(dict(cfg))
+    short = []
+    for name in out["families"]:
+        key = get_family(name).count_key
+        if out[name][key] < k:
+            short.append(f"{name} has {out[name][key]}")
+        out[name][key] = min(out[name][key], k)
+    note = (f"--classes {k} is more than there are ({', '.join(short)}); "
+            f"{'that family is' if len(short) == 1 else 'those families are'} kept whole") if short else None
+    return Config(out), note
+
+
+def val_shard_count(cfg: dict, shards: int) -> int:
+    """How many of a dataset's ``shards`` (the last ones) are its validation split: a
+    ``val_fraction`` of them, rounded, at least one and leaving one for training; 0 without
+    ``val_fraction``.  :class:`~fractaldb.errors.ConfigError` when a split is asked of one shard."""
+    fraction = cfg.get("val_fraction") or 0
+    if not fraction:
+        return 0
+    if shards < 2:
+        raise ConfigError(f"val_fraction={fraction} needs at least 2 shards and the dataset has {shards}; "
+                          "lower shard_size")
+    return min(max(round(fraction * shards), 1), shards - 1)
+
+
+def shard_splits(manifest: dict) -> dict:
+    """``{"train": [shard entries], "val": [...]}`` of a manifest (``val`` only when it has one)."""
+    entries = list(manifest["shards"])
+    k = val_shard_count(manifest["config"], len(entries))
+    return {"train": entries[:len(entries) - k], **({"val": entries[len(entries) - k:]} if k else {})}
 
 
 def families(cfg: dict) -> list:

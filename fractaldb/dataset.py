@@ -447,6 +447,7 @@ class _Job:
         with executors.executor(self.executor, self.workers, self.scheduler) as ex:
             ds = self.dataset if self.dataset is not None else Dataset.from_config(
                 self.cfg, self.workers, progress=self.search_progress)
+            fconfig.val_shard_count(ds.config, ds.plan.n_shards)  # a split asked of one shard: refused now
             how = ex.decide(ds.plan.n_shards, ds.plan.n_samples, self.device)
             if self.on_workers is not None:
                 self.on_workers(how)

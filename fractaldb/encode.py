@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
     _LIBRARY = "zlib"
 
 __all__ = ["encode_png", "encode_png2", "encode_image", "FORMATS", "FORMAT_NOTES", "DEFLATE", "deflate_id", "ENCODERS",
-           "DEFAULT_ENCODER", "LEGACY_ENCODER", "check_encoder"]
+           "DEFAULT_ENCODER", "LEGACY_ENCODER", "ONE_MODE", "check_encoder"]
 
 #: sha256 of ISA-L's level-1 stream of :func:`_probe_rows`, as its x86 assembly
 #: writes it (python-isal 1.6.1 to 1.9.1, SSE4.2, AVX and AVX2 code paths
@@ -67,9 +67,11 @@ FORMATS = ("png", "jpg", "webp")
 #: What each stored format keeps, in words (the dataset card and the size estimate say it).
 FORMAT_NOTES = {"png": "PNG, lossless", "jpg": "JPEG quality 90, lossy", "webp": "WebP quality 90, lossy"}
 #: The PNG writers (see the module's text); a dataset names one (its ``encoder`` key).
-ENCODERS = ("png1", "png2")
+ENCODERS = ("png1", "png2", "png3")
 #: What new datasets use.
-DEFAULT_ENCODER = "png2"
+DEFAULT_ENCODER = "png3"
+#: Encoders that store every image of a dataset in one mode (see :func:`encode_image`).
+ONE_MODE = ("png3",)
 #: What a manifest that names no encoder was written with (fractaldb < 0.3).
 LEGACY_ENCODER = "png1"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -221,7 +223,7 @@ def encode_png2(img: np.ndarray) -> bytes:
     return _palette_png(rows, w, h, depth, tuple(levels[:n].tolist()))
 
 
-_WRITERS = {"png1": encode_png, "png2": encode_png2}
+_WRITERS = {"png1": encode_png, "png2": encode_png2, "png3": encode_png}
 
 
 def check_encoder(name) -> str:
@@ -231,14 +233,21 @@ def check_encoder(name) -> str:
     return name
 
 
-def encode_image(img: np.ndarray, fmt: str = "png", quality: int = 90, encoder: str = LEGACY_ENCODER) -> bytes:
-    """Encode with our PNG writer ``encoder`` (:data:`ENCODERS`), or Pillow for ``jpg`` / ``webp``."""
+def encode_image(img: np.ndarray, fmt: str = "png", quality: int = 90, encoder: str = LEGACY_ENCODER,
+                 channels: int | None = None) -> bytes:
+    """Encode with our PNG writer ``encoder`` (:data:`ENCODERS`), or Pillow for ``jpg`` / ``webp``.
+
+    ``channels``: the dataset's image mode (1 gray, 3 colour).  Encoders of
+    :data:`ONE_MODE` store a gray image of a colour dataset as RGB (its level
+    in each channel); the others store every image as rendered."""
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if channels == 3 and img.ndim == 2 and encoder in ONE_MODE:
+        img = np.repeat(img[:, :, None], 3, axis=2)
     if fmt == "png":
         return _WRITERS[encoder](img)
     from PIL import Image
 
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG" if fmt == "jpg" else "WEBP", quality=quality)
     return buf.getvalue()

@@ -6,7 +6,7 @@ Sample keys are each family's (``Family.sample_key``); a key has no dots
 
 from __future__ import annotations
 
-__all__ = ["shard_name", "MANIFEST", "WIDS_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT",
+__all__ = ["shard_name", "MANIFEST", "WIDS_INDEX", "WIDS_VAL_INDEX", "TIMM_INFO", "PROGRESS_DIR", "LABEL_EXT", "META_EXT",
            "CATEGORIES_SUMMARY", "LOCK", "RENDER_SUMMARY", "SHARD_SUFFIX", "CLASSES_INDEX", "CARD", "CARD_SHEET"]
 
 #: Member extensions besides the image.
@@ -15,6 +15,8 @@ META_EXT = "json"
 #: Files written beside the shards.
 MANIFEST = "manifest.json"
 WIDS_INDEX = "wids-index.json"
+#: The validation split's wids index (a dataset with ``val_fraction``).
+WIDS_VAL_INDEX = "wids-index-val.json"
 TIMM_INFO = "_info.json"
 #: The dataset card (Hugging Face format) and its contact sheet (fractaldb.card).
 CARD = "README.md"

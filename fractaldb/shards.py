@@ -162,6 +162,12 @@ def _pack(ds, samples, block_meta: dict, encoded: dict, masks: dict) -> bytes:
     return tar_bytes(members)
 
 
+def dataset_channels(ds) -> int:
+    """The dataset's image mode: 3 when any of its families renders colour, else 1
+    (encoders of :data:`fractaldb.encode.ONE_MODE` store every image so)."""
+    return max((ds.part(name).channels for name in ds.parts), default=1)
+
+
 def build_shard(ds, index: int, renderers: dict):
     """Render and pack shard ``index`` of dataset ``ds`` (a :class:`fractaldb.dataset.Dataset`).
 
@@ -175,11 +181,11 @@ def build_shard(ds, index: int, renderers: dict):
         ``(tar bytes, number of samples, block records)``.
     """
     samples = ds.plan.shard_samples(index)
-    encoder = ds.config["encoder"]
+    encoder, channels = ds.config["encoder"], dataset_channels(ds)
     encoded, masks = {}, {}
 
     def take(sid, fmt, img, mask):  # images are valid only until the next block: encode them now
-        encoded[sid] = (fmt, encode_image(img, fmt, encoder=encoder))
+        encoded[sid] = (fmt, encode_image(img, fmt, encoder=encoder, channels=channels))
         if mask is not None:
             masks[sid] = mask.copy()
 
@@ -243,14 +249,15 @@ def pack_rendered(ds, shard: RenderedShard, view) -> tuple:
     array): ``(tar bytes, number of samples, block records)``, the bytes :func:`build_shard`
     makes."""
     samples = ds.plan.shard_samples(shard.index)
-    encoder = ds.config["encoder"]
+    encoder, channels = ds.config["encoder"], dataset_channels(ds)
     fmts = {name: ds.part(name).image_format for name in ds.parts}
 
     def at(entry):
         start, shape = entry
         return view[start:start + int(np.prod(shape))].reshape(shape)
 
-    encoded = {sid: (fmts[sid[0]], encode_image(at(e), fmts[sid[0]], encoder=encoder))
+    encoded = {sid: (fmts[sid[0]], encode_image(at(e), fmts[sid[0]], encoder=encoder,
+                                                        channels=channels))
                for sid, e in shard.images.items()}
     masks = {sid: at(e).copy() for sid, e in shard.masks.items()}
     return _pack(ds, samples, shard.block_meta, encoded, masks), len(samples), shard.records

@@ -178,3 +178,28 @@ def test_the_cards_load_examples_run(tiny, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_the_sheet_shows_what_a_class_holds_not_the_flips_of_one_draw(tiny):
+    """Issue 28: the row of a class is spread over it -- the first image of blocks far apart
+    (different weight draws or instances), or images far apart in fewer blocks -- never the
+    four flips of one draw."""
+    from fractaldb.card import sheet_picks
+
+    assert sheet_picks(100, 4) == [(0, 0), (25, 0), (50, 0), (75, 0)]
+    assert sheet_picks(4, 4) == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    assert sheet_picks(1, 12) == [(0, 0), (0, 3), (0, 6), (0, 9)]
+    assert sheet_picks(2, 3) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert sheet_picks(1, 2) == [(0, 0), (0, 1)]  # all a class of 2 images holds
+    # tiny: one block of 3 patch draws x 4 flips per class; the row shows all 3 draws
+    sheet = np.array(Image.open(tiny / "contact-sheet.png").convert("L"))
+    row = [sheet[2:66, 2 + 66 * i:66 + 66 * i] for i in range(4)]
+
+    def same_draw(a, b):
+        return any(np.array_equal(a, f) for f in (b, b[::-1], b[:, ::-1], b[::-1, ::-1], b.T, b.T[::-1]))
+
+    distinct = []
+    for img in row:
+        if not any(same_draw(img, d) for d in distinct):
+            distinct.append(img)
+    assert len(distinct) == 3

@@ -67,10 +67,10 @@ def test_old_flat_preset_file_loads_and_gives_the_same_bytes(tmp_path):
     }
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump(flat))
-    # 0.1.0.dev0 had one PNG writer, png1; today's default is png2 (the same pixels).
+    # 0.1.0.dev0 had one PNG writer, png1; png2 (the default of 0.3) gives the same pixels.
     manifest = generate(resolve(str(path), ["encoder=png1"]), str(tmp_path / "ds"), workers=1)
     assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED["mixed"]
-    manifest = generate(resolve(str(path)), str(tmp_path / "ds2"), workers=1)
+    manifest = generate(resolve(str(path), ["encoder=png2"]), str(tmp_path / "ds2"), workers=1)
     assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_PNG2["mixed"]
 
 
@@ -85,7 +85,7 @@ def test_old_manifest_names_no_encoder_and_means_png1(name):
     assert Dataset.from_manifest(manifest).config["encoder"] == "png1"
 
 
-@pytest.mark.parametrize("encoder", ["png1", "png2"])
+@pytest.mark.parametrize("encoder", ["png1", "png2", "png3"])
 def test_manifest_records_the_encoder_and_regenerates_with_it(encoder, tmp_path):
     ds = tmp_path / encoder
     manifest = generate(resolve("tiny", [f"encoder={encoder}", "fractal.categories=2"]), str(ds), workers=1)

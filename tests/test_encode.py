@@ -177,14 +177,34 @@ def test_png2_with_torchvision_decoder():
 
 
 def test_encoder_names():
-    assert ENCODERS == ("png1", "png2") and DEFAULT_ENCODER == "png2"
+    assert ENCODERS == ("png1", "png2", "png3") and DEFAULT_ENCODER == "png3"
     img = np.zeros((4, 4), np.uint8)
     assert encode_image(img) == encode_png(img)  # the library call keeps png1 unless asked
     assert encode_image(img, encoder="png2") == encode_png2(img)
+    assert encode_image(img, encoder="png3") == encode_png(img)
     with pytest.raises(ConfigError, match="encoder"):
-        resolve("tiny", ["encoder=png3"])
-    assert resolve("tiny")["encoder"] == "png2"
+        resolve("tiny", ["encoder=png4"])
+    assert resolve("tiny")["encoder"] == "png3"
     assert resolve("tiny", ["encoder=png1"])["encoder"] == "png1"
+
+
+def test_png3_stores_a_colour_dataset_in_one_mode():
+    """png3 with the dataset's channels = 3: a gray image becomes RGB (its level in each
+    channel), in PNG and in JPEG; png1/png2 store it as rendered; an RGB image is unchanged."""
+    import io
+
+    from PIL import Image
+
+    gray = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 4)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    assert encode_image(gray, encoder="png3", channels=3) == encode_png(rgb)
+    assert encode_image(gray[:, :, None], encoder="png3", channels=3) == encode_png(rgb)
+    assert encode_image(gray, encoder="png3", channels=1) == encode_png(gray)
+    assert encode_image(gray, encoder="png1", channels=3) == encode_png(gray)
+    assert encode_image(rgb, encoder="png3", channels=3) == encode_png(rgb)
+    for fmt in ("jpg", "webp"):
+        assert Image.open(io.BytesIO(encode_image(gray, fmt, encoder="png3", channels=3))).mode == "RGB"
+    assert Image.open(io.BytesIO(encode_image(gray, "jpg", encoder="png2", channels=3))).mode == "L"
 
 
 # --------------------------------------------------------------------------- whole datasets
@@ -214,7 +234,7 @@ def test_every_family_png2_dataset_has_png1_pixels(case, tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(doc))
     old = generate(resolve(str(path), ["encoder=png1"]), str(tmp_path / "png1"), workers=2)
-    new = generate(resolve(str(path)), str(tmp_path / "png2"), workers=2)
+    new = generate(resolve(str(path), ["encoder=png2"]), str(tmp_path / "png2"), workers=2)
     assert new["config"]["encoder"] == "png2" and old["config"]["encoder"] == "png1"
     images = 0
     for a, b in zip(old["shards"], new["shards"]):

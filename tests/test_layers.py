@@ -34,7 +34,7 @@ LAYERS = [
     (13, ["fractaldb.shards", "fractaldb.executors", "fractaldb.card", "fractaldb.manifest"]),
     (14, ["fractaldb.dataset"]),
     (15, ["fractaldb.export", "fractaldb.preview", "fractaldb.data", "fractaldb.rebuild", "fractaldb.indexes",
-          "fractaldb.report"]),
+          "fractaldb.report", "fractaldb.forecast"]),
     (16, ["fractaldb.train"]),
     (17, ["fractaldb.experiments"]),
     (18, ["fractaldb.cli"]),

@@ -4,9 +4,11 @@ Restructuring the package must not move a byte.  Each case generates a small
 dataset with today's code and compares every shard's sha256 with the value
 recorded before the family interface was introduced (:data:`PINNED`, written
 with the ``png1`` encoder, the only one then: generated here with
-``encoder=png1``), and with the value of the default ``png2`` encoder
-(:data:`PINNED_PNG2`, recorded when it was introduced; its images decode to
-the same pixels, tests/test_encode.py).  ``tests/data/v0.1.0.dev0``
+``encoder=png1``), with the value of the ``png2`` encoder (:data:`PINNED_PNG2`,
+recorded when it was introduced, the default until ``png3``; its images decode to
+the same pixels, tests/test_encode.py), and with the default ``png3`` encoder
+(:data:`PINNED_PNG3`: a gray dataset's ``png1`` bytes, a dataset with colour in
+one mode).  ``tests/data/v0.1.0.dev0``
 holds two datasets written by that version (flat preset keys, ``family:
 fractal+perlin``): they must still verify, regenerate from their manifest
 alone and export.
@@ -55,7 +57,7 @@ PINNED = {
 }
 
 
-#: sha256 of every shard with the default ``png2`` encoder (recorded with its introduction).
+#: sha256 of every shard with the ``png2`` encoder (recorded with its introduction; the default then).
 PINNED_PNG2 = {
     "fdb1k-2": {
         "fractaldb-1k-000000.tar": "bf2017a4837e3edbf1ac84411dbe50674e8657968519ce0a69d862f76019ae91",
@@ -88,12 +90,38 @@ def test_pinned_shards(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_pinned_shards_default_encoder(case, tmp_path):
-    """The bytes of the default encoder (png2), which the manifest records."""
+def test_pinned_shards_png2(case, tmp_path):
+    """The bytes of the png2 encoder (the default of fractaldb 0.3), which the manifest records."""
     preset, sets = CASES[case]
-    manifest = generate(resolve(preset, sets), str(tmp_path / case), workers=2)
+    manifest = generate(resolve(preset, sets + ["encoder=png2"]), str(tmp_path / case), workers=2)
     assert manifest["config"]["encoder"] == "png2"
     assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_PNG2[case]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pinned_shards_default_encoder(case, tmp_path):
+    """The bytes of the default encoder (png3), which the manifest records: a gray dataset's
+    shards are png1's, a dataset with colour stores its gray images as RGB."""
+    preset, sets = CASES[case]
+    manifest = generate(resolve(preset, sets), str(tmp_path / case), workers=2)
+    assert manifest["config"]["encoder"] == "png3"
+    assert {e["name"]: e["sha256"] for e in manifest["shards"]} == PINNED_PNG3[case]
+
+#: sha256 of every shard with the default ``png3`` encoder (recorded with its introduction):
+#: the gray cases are png1's bytes; Perlin's gray classes and the mixed case's fractals are RGB.
+PINNED_PNG3 = {
+    "fdb1k-2": PINNED["fdb1k-2"],
+    "tiny": PINNED["tiny"],
+    "perlin-tiny": {
+        "perlin-tiny-000000.tar": "5f20a7b062c4481dd3d26e8d3b664078f40ddac1f36fbd4eed176fb3650c2a91",
+        "perlin-tiny-000001.tar": "fe550da8e7d21d9ae05ae4261bf22168297945a5fbd5df2ca6dc90604619312f",
+        "perlin-tiny-000002.tar": "3b0eb59504dd7481003288f9cfd64b689b88d00bcb405cd13ffbe74f5add206a"
+    },
+    "mixed": {
+        "mixed-000000.tar": "d6d8adf70bb6dd6b323ae2f99372f8d0dd7275b155f72e315f63aa60aceb53d4",
+        "mixed-000001.tar": "5b4b862f8a5bc23d6f07371234495872e89e4b544f4d1aa96d40039e66594f4b"
+    },
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,13 +192,14 @@ def test_absent_means_fills_only_the_keys_a_manifest_lacks():
 
 #: sha256 of every shard of the variants' presets as the fidelity change (issue 26) made them:
 #: the colour patch raster with the original's bounds rule and PNG storage, 3-D instances that
-#: diverge replaced, ExFractalDB at 125 instances x 8 views, the earlier MV renderer.
+#: diverge replaced, ExFractalDB at 125 instances x 8 views, the earlier MV renderer (with the
+#: png2 encoder, the default then).
 FIDELITY_CASES = {
-    "color-fractal-tiny": ("color-fractal-tiny", []),
-    "multi-fractal-tiny": ("multi-fractal-tiny", []),
-    "fractal3d-tiny": ("fractal3d-tiny", []),
-    "exfractaldb-1k-1": ("exfractaldb-1k", ["fractal3d.categories=1"]),
-    "mv-512-1": ("mv-fractaldb-1k-512", ["fractal3d.categories=1", "fractal3d.instances=2"]),
+    "color-fractal-tiny": ("color-fractal-tiny", ["encoder=png2"]),
+    "multi-fractal-tiny": ("multi-fractal-tiny", ["encoder=png2"]),
+    "fractal3d-tiny": ("fractal3d-tiny", ["encoder=png2"]),
+    "exfractaldb-1k-1": ("exfractaldb-1k", ["fractal3d.categories=1", "encoder=png2"]),
+    "mv-512-1": ("mv-fractaldb-1k-512", ["fractal3d.categories=1", "fractal3d.instances=2", "encoder=png2"]),
 }
 PINNED_FIDELITY = {
     "color-fractal-tiny": {

@@ -161,6 +161,32 @@ def test_splits_are_disjoint_nested_and_seeded():
         shot_subset(y, pool, 500, 0)
 
 
+def test_shot_counts_a_class_cannot_hold_are_dropped_with_a_note():
+    """Issue 28: ``--quick --target digits`` asks 100 shots of classes holding ~63 images."""
+    import warnings
+
+    from fractaldb.experiments.targets import fitting_shots, validation_split
+
+    y = torch.arange(3).repeat_interleave(torch.tensor([70, 80, 90]))
+    _, pool = validation_split(y, 5)  # 65, 75, 85 left in the pool
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fitting_shots(y, pool, [10, 100, "all"], "digits") == [10, "all"]
+    assert [str(w.message) for w in caught] == [
+        "digits: its smallest class holds 65 training images, fewer than 100 shots; running 10, all only"]
+    assert fitting_shots(y, pool, [10, 65]) == [10, 65]
+    assert fitting_shots(y, pool, [500]) == [500]  # nothing fits: shot_subset says what is short
+
+
+def test_a_zero_width_interval_is_not_marked_significant():
+    from fractaldb.experiments.tables import _fmt_ci
+
+    row = {"delta_vs_scratch": 2.0, "ci95_low": 2.0, "ci95_high": 2.0}  # n = 2, both differences +2
+    assert _fmt_ci(row) == "+2.00 [+2.00, +2.00]"
+    assert _fmt_ci({**row, "ci95_low": 0.5, "ci95_high": 3.5}) == "+2.00 [+0.50, +3.50] ↑"
+    assert _fmt_ci({"delta_vs_scratch": -2.0, "ci95_low": -3.0, "ci95_high": -1.0}).endswith("↓")
+
+
 @pytest.fixture
 def small_study(monkeypatch):
     settings = {**E.TRANSFER_SETTINGS["quick"], "image_size": 16, "crop_ratio": 0.8, "shots": [3], "seeds": 2,

@@ -20,13 +20,13 @@ from ..encode import FORMATS
 from ..errors import ConfigError, InputError
 from ..inputs import ImageError, check_label, open_image
 from ..keys import LABEL_EXT, SHARD_SUFFIX
-from ..labels import CLASS, MULTI_HOT
+from ..labels import CLASS, MASK, MULTI_HOT
 from ..storage import Store
 from .stages import Epoch, batched, capped, consumer_rng, handled, shuffled
 from .views import sampled, view_sampler
 
 __all__ = ["Shards", "open_shards", "shard_urls", "multi_label_classes", "shard_dataset", "shard_loader",
-           "ShardStream", "to_tensor", "multi_hot"]
+           "ShardStream", "to_tensor", "multi_hot", "resized"]
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,52 @@ def _handler(handler):
 
 
 def _collate(samples):
-    """webdataset's default collation: tensors stacked, numbers as an array."""
+    """webdataset's default collation: tensors stacked, numbers as an array; images of
+    different sizes are one :class:`~fractaldb.errors.InputError` saying what to do."""
     from webdataset.filters import default_collation_fn
 
+    shapes = sorted({tuple(s[0].shape) for s in samples if isinstance(s[0], torch.Tensor)})
+    if len(shapes) > 1:
+        raise InputError(f"a batch holds images of different sizes ({' and '.join(map(str, shapes[:2]))}); pass "
+                         "resize=N (or a transform that makes one size) to batch them")
     return default_collation_fn(samples)
+
+
+def _sizes(dataset) -> dict:
+    """``{family: image side}`` of a dataset's families that say one."""
+    if dataset is None:
+        return {}
+    return {name: p.settings.image_size for name, p in dataset.parts.items()
+            if isinstance(getattr(p.settings, "image_size", None), int)}
+
+
+def resized(size: int):
+    """The default transform at one image side: bilinear resize to ``size`` x ``size``, then
+    :func:`to_tensor`."""
+    def transform(img):
+        return to_tensor(img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR))
+
+    return transform
+
+
+def _transform(shards: Shards, transform, resize, batch_size):
+    """The transform a stream uses: ``transform``, or the default (resized to ``resize`` when
+    given).  A dataset whose families have different image sizes, batched with the default
+    transform and no ``resize``, is refused in one line (a batch needs one size)."""
+    if resize is not None:
+        if transform is not None:
+            raise ConfigError("give resize= or transform=, not both (resize in your transform instead)")
+        if isinstance(resize, bool) or not isinstance(resize, int) or resize <= 0:
+            raise ConfigError(f"resize must be a positive integer (the image side), got {resize!r}")
+        if shards.label_kind is MASK:
+            raise ConfigError("resize= would move the images away from their masks; pass a transform instead")
+        return resized(resize)
+    sizes = _sizes(shards.dataset)
+    if transform is None and batch_size and len(set(sizes.values())) > 1:
+        said = ", ".join(f"{n} {v}x{v}" for n, v in sizes.items())
+        raise ConfigError(f"this dataset mixes image sizes ({said}) and a batch needs one: pass resize=N "
+                          "(e.g. resize=" f"{max(sizes.values())}) or a transform")
+    return transform
 
 
 class ShardStream(IterableDataset):
@@ -166,11 +208,11 @@ class ShardStream(IterableDataset):
     :func:`shard_dataset`; call :meth:`set_epoch` each epoch."""
 
     def __init__(self, shards: Shards, *, resampled, epoch_size, shuffle, seed, transform, batch_size,
-                 num_classes, handler, views="all"):
+                 num_classes, handler, views="all", resize=None):
         super().__init__()
         self.shards = shards
         self.resampled, self.shuffle, self.seed = resampled, shuffle, seed
-        self.transform, self.batch_size = transform, batch_size
+        self.transform, self.batch_size = _transform(shards, transform, resize, batch_size), batch_size
         self.kind = shards.label_kind
         if num_classes is not None and self.kind is CLASS:  # told a length: multi-hot vectors
             self.kind = MULTI_HOT
@@ -221,7 +263,7 @@ class ShardStream(IterableDataset):
 
 def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = None, shuffle: int = 1000,
                   seed: int = 0, transform=None, batch_size: int | None = None, num_classes: int | None = None,
-                  handler="raise", views: str = "all") -> ShardStream:
+                  handler="raise", views: str = "all", resize: int | None = None) -> ShardStream:
     """A stream of ``(image, target)`` over the shards of ``source``.
 
     Args:
@@ -245,6 +287,10 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
         views: ``all`` (every stored view), or for a dataset of multi-view images (3-D
             fractals) one random view per ``class`` or per ``instance`` each epoch
             (:mod:`fractaldb.data.views`; needs the dataset folder or URL).
+        resize: the image side every image is resized to (bilinear) by the default
+            transform: needed to batch a dataset whose families have different image
+            sizes (without it such a dataset is refused in one line; mixed datasets made
+            today share one size unless a preset sets otherwise).
 
     Returns:
         A :class:`ShardStream` (an ``IterableDataset`` with ``set_epoch``).  Targets follow
@@ -253,7 +299,7 @@ def shard_dataset(source, *, resampled: bool = True, epoch_size: int | None = No
     """
     return ShardStream(open_shards(source), resampled=resampled, epoch_size=epoch_size, shuffle=shuffle, seed=seed,
                        transform=transform, batch_size=batch_size, num_classes=num_classes, handler=handler,
-                       views=views)
+                       views=views, resize=resize)
 
 
 def shard_loader(source, batch_size: int, num_workers: int = 2, **kwargs):

@@ -22,7 +22,7 @@ from ..train import (create_model, evaluate, fit, load_size, prepare_batch, rese
 from ..train.sources import SquareUint8
 from .arms import SCRATCH, large_arms, quick_arms, study_arms
 from .cache import Missing, RunCache, fingerprint, merge_cache, run_key
-from .targets import capped_test, load_target, shot_subset, validation_split
+from .targets import capped_test, fitting_shots, load_target, shot_subset, validation_split
 
 #: The two ways a network is evaluated: every weight trained, or a linear classifier on frozen features.
 PROTOCOLS = ("finetune", "linear")
@@ -143,6 +143,7 @@ class Study:
         self.test_idx = capped_test(data["test_y"], settings["test_limit"])
         self.tx, self.ty = data["test_x"][self.test_idx], data["test_y"][self.test_idx]
         self.vx, self.vy = data["train_x"][self.val_idx], data["train_y"][self.val_idx]
+        settings["shots"] = fitting_shots(data["train_y"], self.pool, settings["shots"], self.target)
         for s in settings["shots"]:
             if s != "all":
                 self.shots(s, 0)  # enough images per class? fail before any work

@@ -77,7 +77,9 @@ def _fmt_ci(r) -> str:
         return "–"
     if r["ci95_low"] is None:
         return f"{r['delta_vs_scratch']:+.2f} (1 seed)"
-    mark = " ↑" if r["ci95_low"] > 0 else (" ↓" if r["ci95_high"] < 0 else "")
+    # a zero-width interval (every seed's difference the same, e.g. n = 2) says nothing about the spread
+    width = r["ci95_high"] - r["ci95_low"]
+    mark = "" if width <= 0 else " ↑" if r["ci95_low"] > 0 else (" ↓" if r["ci95_high"] < 0 else "")
     return f"{r['delta_vs_scratch']:+.2f} [{r['ci95_low']:+.2f}, {r['ci95_high']:+.2f}]{mark}"
 
 

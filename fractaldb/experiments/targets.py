@@ -183,6 +183,24 @@ def validation_split(train_y: "torch.Tensor", val_per_class: int) -> tuple:
     return torch.tensor(sorted(val)), mask.nonzero().flatten()
 
 
+def fitting_shots(train_y: "torch.Tensor", pool: "torch.Tensor", shots: list, target: str = "the target") -> list:
+    """The shot counts of ``shots`` that every class's pool holds (``all`` always does); a
+    count larger than the smallest class is dropped with a warning (``experiment transfer
+    --quick --target digits``: 100 shots, but a digit class holds about 63 training images).
+    When none is left, the list is returned as it is (``shot_subset`` then says what is short)."""
+    ys = train_y[pool]
+    fewest = min(int((ys == c).sum()) for c in range(int(train_y.max()) + 1))
+    kept = [s for s in shots if s == "all" or s <= fewest]
+    dropped = [s for s in shots if s not in kept]
+    if dropped and kept:
+        import warnings
+
+        warnings.warn(f"{target}: its smallest class holds {fewest} training images, fewer than "
+                      f"{', '.join(map(str, dropped))} shots; running {', '.join(map(str, kept))} only", stacklevel=2)
+        return kept
+    return list(shots)
+
+
 def shot_subset(train_y: "torch.Tensor", pool: "torch.Tensor", shots, seed: int) -> "torch.Tensor":
     """``shots`` images per class from ``pool`` (``all``: the whole pool).  The subsets of one seed are
     nested: the first ``shots`` of one seeded permutation per class, so 10 of a seed lie inside its 100."""

@@ -1,7 +1,8 @@
 """``energon``: Megatron-Energon's metadata, as ``energon prepare`` writes it for an
 image-classification webdataset: ``.nv-meta/dataset.yaml`` (sample type
 ``ImageClassificationSample``, ``field_map`` image -> the image member, label ->
-``cls``), ``.nv-meta/split.yaml`` (every shard in ``train``), ``.nv-meta/.info.json``
+``cls``), ``.nv-meta/split.yaml`` (every shard in ``train``; with a ``val_fraction``, its split in ``val``
+and an empty ``test``: the parts energon's lint checks by default), ``.nv-meta/.info.json``
 and ``.info.yaml`` (samples per shard), ``.nv-meta/index.sqlite`` (tables ``samples``
 and ``sample_parts``: each sample's byte range and each member's data range),
 ``.nv-meta/index.uuid`` and one ``<shard>.tar.idx`` per shard (little-endian uint64
@@ -22,6 +23,7 @@ import uuid
 
 import yaml
 
+from ..config import val_shard_count
 from ..errors import InputError
 from ..keys import LABEL_EXT, SHARD_SUFFIX
 from .registry import Index, register_index
@@ -89,8 +91,18 @@ class EnergonIndex(Index):
         manifest = self.manifest
         names = [e["name"] for e in manifest["shards"]]
         info = {"energon_version": None, "shard_counts": {e["name"]: e["samples"] for e in manifest["shards"]}}
-        n = len(names)
-        collapsed = [f"{manifest['name']}-{{{0:06d}..{n - 1:06d}}}{SHARD_SUFFIX}"] if n > 1 else names
+        n, k = len(names), val_shard_count(manifest["config"], len(names))
+
+        def collapsed(lo, hi):  # shards lo..hi-1 as energon's brace range (one name: itself)
+            if hi - lo > 1:
+                return [f"{manifest['name']}-{{{lo:06d}..{hi - 1:06d}}}{SHARD_SUFFIX}"]
+            return names[lo:hi]
+
+        # no split asked: what `energon prepare --split-parts train:...` writes, byte for byte (its lint then
+        # needs --split-parts train); a val_fraction split: every part its lint checks by default (train,
+        # val, test), the empty test part skipped there
+        parts = {"train": collapsed(0, n - k), "val": collapsed(n - k, n), "test": []} if k else \
+            {"train": collapsed(0, n)}
         files = {
             "index.sqlite": sqlite_bytes,
             # a fixed identity for this dataset (energon writes a random one per prepare)
@@ -98,7 +110,7 @@ class EnergonIndex(Index):
                                                        .encode()).hexdigest()[:32])).encode(),
             ".info.json": json.dumps(info, indent=2).encode(),
             ".info.yaml": yaml.safe_dump(info, sort_keys=False).encode(),
-            "split.yaml": yaml.safe_dump({"split_parts": {"train": collapsed}, "exclude": []},
+            "split.yaml": yaml.safe_dump({"split_parts": parts, "exclude": []},
                                          sort_keys=False).encode(),
             "dataset.yaml": yaml.safe_dump({
                 "sample_type": {"__module__": "megatron.energon", "__class__": "ImageClassificationSample"},

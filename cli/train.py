@@ -178,7 +178,11 @@ def experiment():
 @click.option("--merge", "merge", multiple=True, type=click.Path(),
               help="Copy the finished runs of another --out folder of the same study into --out first "
                    "(repeatable; e.g. arms run as separate processes).")
-def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only, merge):
+@click.option("--protocol", type=click.Choice(["v2", "v1"]), default="v2", show_default=True,
+              help="v2: docs/training.md's protocol v2 (steps x lr on validation, baselines, 3 pretraining x 10 "
+                   "fine-tuning seeds, the full test set; --quick: its smoke test); v1: the superseded protocol, "
+                   "to reproduce its records.")
+def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only, merge, protocol):
     """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")
     start = time.perf_counter()
@@ -195,6 +199,15 @@ def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, thr
             bar.set_description(message)
             bar.update(1)
 
+        if protocol == "v2":
+            if no_scaling:
+                raise ConfigError("--no-scaling belongs to protocol v1 (v2 has no scaling study); drop it")
+            results = experiments.transfer_v2(out, target=target, quick=quick, target_dir=target_dir, arms=arm_list,
+                                              shots=shot_list, seeds=seeds, threads=threads,
+                                              cached_only=cached_only, on_step=on_step, merge=merge)
+            click.echo(experiments.v2_markdown(results))
+            click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")
+            return
         results = experiments.transfer_experiment(out, quick=quick, target=target, target_dir=target_dir,
                                                   seeds=seeds, arms=arm_list, shots=shot_list,
                                                   scaling=False if no_scaling else None, threads=threads, cached_only=cached_only,

@@ -15,8 +15,6 @@ from .arms import SCRATCH
 #: The keys of every v2 row (docs/results/TARGET.json), in order.
 V2_ROW_KEYS = ("arm", "arch", "shots", "protocol", "mean", "std", "per_seed", "pretrain_seeds", "hyper",
                "delta_vs_scratch", "ci95_low", "ci95_high", "se", "df", "p_value", "p_holm", "claim")
-#: The contrast of protocol v2 item 8 besides the differences to scratch: ``(a, b)`` arms.
-CONTRASTS = (("fractaldb", "perlin"),)
 
 
 def _reference(arch: str, protocol: str) -> tuple:
@@ -50,7 +48,9 @@ def v2_rows(cells: dict, primary: str, target: str) -> tuple:
             row["claim"] = ("primary" if (target == "fashion-mnist" and arch == "resnet" and arm == primary
                                           and proto == "finetune" and s in (10, 100)) else "exploratory")
         rows.append(row)
-    for a, b in CONTRASTS:
+    from .arms import study_arms
+
+    for a, b in [(primary, arm) for arm, spec in study_arms().items() if spec.contrast]:
         for (arch, arm, s, proto), cell in cells.items():
             other = cells.get((arch, b, s, proto))
             if arm != a or other is None or len(other["per_seed"]) != len(cell["per_seed"]):

@@ -145,6 +145,19 @@ def test_docs_tables_are_rebuilt_from_the_committed_json():
             assert len(r["per_seed"]) == max(1, len(r["pretrain_seeds"]))
 
 
+def test_the_plan_is_the_predeclared_order():
+    """Protocol v2 item 12: the primary cells first, then baselines and probes, then the contrast arm."""
+    class Bare:
+        settings = V2.v2_settings("fashion-mnist", False)
+
+    plan = V2.StudyV2.plan(Bare())
+    assert plan[:4] == [("resnet", a, s, "finetune") for s in (10, 100) for a in ("scratch", "fractaldb")]
+    assert {c[1] for c in plan[4:12]} == {"scratch", "fractaldb", *V2.PIXEL_ARMS}
+    assert plan[12][1] == "perlin" and plan[-1] == ("vit", "fractaldb", 100, "finetune")
+    assert {c[1] for c in plan if c[2] in (1000, "all")} == {"scratch", "fractaldb"}
+    assert len(plan) == len(set(plan))
+
+
 # -- a tiny study -------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def v2_settings(target: str, quick: bool, arms=None, shots=None, seeds=None, cac
     primary = primary_arm(table)[0]
     every = [*table, *PIXEL_ARMS]
     s["arms"] = [SCRATCH, primary, *PIXEL_ARMS] if quick else every
-    s["large_arms"] = [SCRATCH, primary, *PIXEL_ARMS]
+    s["large_arms"] = [SCRATCH, primary]
     s["vit_arms"] = [SCRATCH, primary]
     if arms is not None:
         for arm in arms:
@@ -334,11 +334,12 @@ class StudyV2(Study):
         out = [("resnet", a, s, "finetune") for s in small for a in first]
         out += [("resnet", a, s, "pixels") for s in small for a in arms if a in PIXEL_ARMS]
         out += [("resnet", a, s, "linear") for s in small for a in first]
-        for a in [a for a in arms if a not in (*first, *PIXEL_ARMS)]:
+        table = study_arms()
+        rest = [a for a in arms if a not in (*first, *PIXEL_ARMS)]
+        for a in sorted(rest, key=lambda a: not table[a].contrast):  # the contrast arms (Perlin) first
             out += [("resnet", a, s, proto) for s in small for proto in ("finetune", "linear")]
         for a in [a for a in arms if a in st["large_arms"]]:
-            proto = "pixels" if a in PIXEL_ARMS else None
-            out += [("resnet", a, s, p) for s in large for p in ((proto,) if proto else ("finetune", "linear"))]
+            out += [("resnet", a, s, p) for s in large for p in ("finetune", "linear")]
         out += [("vit", a, s, "finetune") for s in st["vit_shots"] for a in st["vit_arms"]]
         return out
 

@@ -106,9 +106,10 @@ def _cell(r) -> str:
     if r["delta_vs_scratch"] is not None:
         text += f"<br>Δ {_ci(r['delta_vs_scratch'], r['ci95_low'], r['ci95_high'])}{_mark(r)}"
         text = f"**{text}**" if r["claim"] == "primary" else text
-    h = r["hyper"]
-    return text + (f"<br>{h['steps']} steps, lr {h['lr']:g}" if "steps" in h
-                   else (f"<br>C {h['C']:g}" if h.get("C") is not None else ""))
+    h, cand = r["hyper"], r["hyper"].get("candidates", {})
+    edge = lambda k: "†" if cand.get(k) and h[k] == max(cand[k]) else ""  # noqa: E731 - the grid's largest value
+    return text + (f"<br>{h['steps']}{edge('steps')} steps, lr {h['lr']:g}{edge('lr')}" if "steps" in h
+                   else (f"<br>C {h['C']:g}{edge('C')}" if h.get("C") is not None else ""))
 
 
 _TITLES = {("resnet", "finetune"): "ResNet, fine-tuned", ("resnet", "linear"): "ResNet, linear probe "
@@ -123,7 +124,8 @@ def v2_markdown(results: dict) -> str:
     lines = [f"Target {cfg['target']} (protocol v2): test {cfg['test']} images, validation {cfg['val']}, "
              f"shots from a pool of {cfg['pool']}; cells: mean ± std over (pretraining seeds × fine-tuning "
              "seeds) runs of test top-1 %, Δ vs scratch [95 % interval, crossed two-level model], the "
-             "hyperparameters validation chose; **bold**: a primary claim; ↑/↓: Holm-adjusted p < 0.05.", ""]
+             "hyperparameters validation chose († the grid's largest value); **bold**: a primary claim; ↑/↓: "
+             "Holm-adjusted p < 0.05.", ""]
     shots = [s for s in cfg["settings"]["shots"]]
     for (arch, proto), title in _TITLES.items():
         by = {}

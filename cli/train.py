@@ -157,16 +157,17 @@ def experiment():
 
 @experiment.command()
 @click.option("--quick", is_flag=True,
-              help="The CPU setting: 10 and 100 shots, scratch, the primary arm and the arms marked quick, 5 seeds "
-                   "(about 6 minutes on 2 quiet cores); "
-                   "without it: every arm, 10/100/1000/all shots and the scaling study (about an hour).")
+              help="v2: the smoke test (10 shots; scratch, the primary arm and the pixel baselines; 1 pretraining "
+                   "seed, 2 fine-tuning seeds; the full grids and test set); without it: the whole protocol "
+                   "(CPU-hours: split it with --arms/--shots and --merge). v1: its quick setting (10 and 100 shots, "
+                   "scratch, the primary arm and the arms marked quick, 5 seeds).")
 @click.option("--target", default="fashion-mnist", show_default=True,
               help="fashion-mnist (the IDX files of dataset-fashion-mnist), digits (scikit-learn) or "
                    "imagefolder:PATH (PATH/train + PATH/test class folders, or one ImageFolder split 80/20).")
 @click.option("--target-dir", default=None, type=click.Path(),
               help="Folder with the four Fashion-MNIST IDX files (.gz or raw) [default: /usr/share/datasets/fashion-mnist].")
 @click.option("--out", required=True, type=click.Path(), help="Folder for results.json, results.md and the plots.")
-@click.option("--seeds", type=int, default=None, help="Seeds at 10 and 100 shots (default: 5).")
+@click.option("--seeds", type=int, default=None, help="Fine-tuning seeds at 10 and 100 shots (default: v2 10, v1 5).")
 @click.option("--arms", default=None,
               help="Comma-separated arms (scratch is always run); every family brings its own (a wrong name lists "
                    "them; docs/training.md describes them) [default: the setting's].")

@@ -313,6 +313,11 @@ class StudyV2(Study):
         """results.json's ``config``: settings, target, split sizes, arms, pretrained networks, versions."""
         table = study_arms()
         arms = {a: (table[a].description if a in table else "raw-pixel baseline") for a in self.settings["arms"]}
+        for arch, arm, _, _ in self.cells:  # what each network of a reported cell was, also when read from the cache
+            for p in ([] if arm in (SCRATCH, *PIXEL_ARMS) else self.p_seeds(arm)):
+                name = f"{arm}.p{p}" if arch == "resnet" else f"{arch}.{arm}.p{p}"
+                if name not in self.pre_info and self.cache.weights(name).exists():
+                    self.pre_info[name] = {k: v for k, v in self.cache.load_weights(name).items() if k != "state"}
         from .._version import __version__
 
         return {"settings": self.settings, "target": self.target, "target_source": self.data["source"],

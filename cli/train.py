@@ -157,16 +157,17 @@ def experiment():
 
 @experiment.command()
 @click.option("--quick", is_flag=True,
-              help="The CPU setting: 10 and 100 shots, scratch, the primary arm and the arms marked quick, 5 seeds "
-                   "(about 6 minutes on 2 quiet cores); "
-                   "without it: every arm, 10/100/1000/all shots and the scaling study (about an hour).")
+              help="v2: the smoke test (10 shots; scratch, the primary arm and the pixel baselines; 1 pretraining "
+                   "seed, 2 fine-tuning seeds; the full grids and test set); without it: the whole protocol "
+                   "(CPU-hours: split it with --arms/--shots and --merge). v1: its quick setting (10 and 100 shots, "
+                   "scratch, the primary arm and the arms marked quick, 5 seeds).")
 @click.option("--target", default="fashion-mnist", show_default=True,
               help="fashion-mnist (the IDX files of dataset-fashion-mnist), digits (scikit-learn) or "
                    "imagefolder:PATH (PATH/train + PATH/test class folders, or one ImageFolder split 80/20).")
 @click.option("--target-dir", default=None, type=click.Path(),
               help="Folder with the four Fashion-MNIST IDX files (.gz or raw) [default: /usr/share/datasets/fashion-mnist].")
 @click.option("--out", required=True, type=click.Path(), help="Folder for results.json, results.md and the plots.")
-@click.option("--seeds", type=int, default=None, help="Seeds at 10 and 100 shots (default: 5).")
+@click.option("--seeds", type=int, default=None, help="Fine-tuning seeds at 10 and 100 shots (default: v2 10, v1 5).")
 @click.option("--arms", default=None,
               help="Comma-separated arms (scratch is always run); every family brings its own (a wrong name lists "
                    "them; docs/training.md describes them) [default: the setting's].")
@@ -178,7 +179,11 @@ def experiment():
 @click.option("--merge", "merge", multiple=True, type=click.Path(),
               help="Copy the finished runs of another --out folder of the same study into --out first "
                    "(repeatable; e.g. arms run as separate processes).")
-def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only, merge):
+@click.option("--protocol", type=click.Choice(["v2", "v1"]), default="v2", show_default=True,
+              help="v2: docs/training.md's protocol v2 (steps x lr on validation, baselines, 3 pretraining x 10 "
+                   "fine-tuning seeds, the full test set; --quick: its smoke test); v1: the superseded protocol, "
+                   "to reproduce its records.")
+def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, threads, cached_only, merge, protocol):
     """Pretrain on each formula-driven arm, learn a real target from few labels, compare with scratch."""
     experiments = _library("experiments")
     start = time.perf_counter()
@@ -195,6 +200,15 @@ def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, thr
             bar.set_description(message)
             bar.update(1)
 
+        if protocol == "v2":
+            if no_scaling:
+                raise ConfigError("--no-scaling belongs to protocol v1 (v2 has no scaling study); drop it")
+            results = experiments.transfer_v2(out, target=target, quick=quick, target_dir=target_dir, arms=arm_list,
+                                              shots=shot_list, seeds=seeds, threads=threads,
+                                              cached_only=cached_only, on_step=on_step, merge=merge)
+            click.echo(experiments.v2_markdown(results))
+            click.echo(f"({time.perf_counter() - start:.0f} s) -> {out}/results.json, {out}/results.md")
+            return
         results = experiments.transfer_experiment(out, quick=quick, target=target, target_dir=target_dir,
                                                   seeds=seeds, arms=arm_list, shots=shot_list,
                                                   scaling=False if no_scaling else None, threads=threads, cached_only=cached_only,

@@ -181,7 +181,7 @@ def test_a_one_class_target_is_one_line_and_makes_no_out(tmp_path):
 
     root = tmp_path / "t"
     _imagefolder(root, ("only",), 10)
-    proc = run_process(["experiment", "transfer", "--quick", "--target", f"imagefolder:{root}", "--out",
+    proc = run_process(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", f"imagefolder:{root}", "--out",
                         tmp_path / "study", "--arms", "scratch", "--shots", "2", "--seeds", "1"], timeout=300)
     assert_one_line_error(proc.returncode, proc.stderr, "has 1 class")
     assert not (tmp_path / "study").exists()

@@ -271,7 +271,7 @@ def test_generate_keeps_a_hand_written_readme_with_a_note(tiny, tmp_path):
 
 # -- 5. the transfer study ----------------------------------------------------------------------
 
-STUDY = ["experiment", "transfer", "--quick", "--target", "digits", "--arms", "scratch", "--shots", "3",
+STUDY = ["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--arms", "scratch", "--shots", "3",
          "--seeds", "1", "--cached-only"]
 
 

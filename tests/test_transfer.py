@@ -133,7 +133,7 @@ def test_fashion_mnist_target_from_idx_files(tmp_path, gz):
 
 
 def test_missing_fashion_mnist_names_the_package(tmp_path):
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target-dir", tmp_path / "none",
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target-dir", tmp_path / "none",
                             "--out", tmp_path / "o"])
     line = assert_one_line_error(code, err)
     assert "apt-get install dataset-fashion-mnist" in line and "train-images-idx3-ubyte" in line
@@ -141,7 +141,7 @@ def test_missing_fashion_mnist_names_the_package(tmp_path):
 
 
 def test_unknown_target_is_one_line(tmp_path):
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "cifar", "--out", tmp_path / "o"])
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "cifar", "--out", tmp_path / "o"])
     assert "unknown --target 'cifar'" in assert_one_line_error(code, err)
 
 
@@ -203,7 +203,7 @@ def small_study(monkeypatch):
 
 @pytest.mark.slow
 def test_transfer_results_schema(small_study, tmp_path):
-    code, out, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path])
+    code, out, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", tmp_path])
     assert code == 0, err
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["rows"]
@@ -233,7 +233,7 @@ def test_transfer_results_schema(small_study, tmp_path):
     assert E.transfer_table(results) in out
     assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     # from the cache only: the same numbers; an arm never run is left out, not computed
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", tmp_path,
                             "--arms", "fractaldb,perlin", "--cached-only"])
     assert code == 0, err
     again = json.loads((tmp_path / "results.json").read_text())
@@ -241,7 +241,7 @@ def test_transfer_results_schema(small_study, tmp_path):
     assert not list((tmp_path / "cache").glob("pretrained-perlin-*"))
     # --merge: another folder's finished runs (here the whole study) tabulate there without training
     merged = tmp_path.parent / (tmp_path.name + "-merged")
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--merge", tmp_path, "--cached-only"])
     assert code == 0, err
     assert [r["per_seed"] for r in json.loads((merged / "results.json").read_text())["rows"]] == \
@@ -250,16 +250,16 @@ def test_transfer_results_schema(small_study, tmp_path):
     # a cache of other per-run settings is refused in one line, and so is a folder that holds none
     runs = tmp_path / "cache" / "runs.json"
     runs.write_text(json.dumps({**json.loads(runs.read_text()), "fingerprint": "0" * 16}))
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--merge", tmp_path, "--cached-only"])
     assert "other per-run settings" in assert_one_line_error(code, err)
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--merge", tmp_path / "nothing", "--cached-only"])
     assert "no readable" in assert_one_line_error(code, err)
     junk = tmp_path.parent / (tmp_path.name + "-junk")
     (junk / "cache").mkdir(parents=True)
     (junk / "cache" / "runs.json").write_text("[1, 2]")
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--merge", junk, "--cached-only"])
     assert "is not a transfer-study cache" in assert_one_line_error(code, err)
     # an entry of the wrong shape in the study's own cache is dropped (that run is left out), not a traceback
@@ -267,14 +267,14 @@ def test_transfer_results_schema(small_study, tmp_path):
     key = next(k for k in own["runs"] if "|linear|" in k)
     own["runs"][key] = {"per_seed": "x"}
     (merged / "cache" / "runs.json").write_text(json.dumps(own))
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", merged,
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--cached-only"])
     assert code == 0 and "Traceback" not in err, err
     assert len(json.loads((merged / "results.json").read_text())["rows"]) == len(rows) - 1
 
 
 def test_transfer_unknown_arm(tmp_path):
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--arms", "imagenet", "--out", tmp_path / "o"])
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--arms", "imagenet", "--out", tmp_path / "o"])
     assert "unknown arm 'imagenet'" in assert_one_line_error(code, err)
     assert not (tmp_path / "o").exists()
 
@@ -332,7 +332,7 @@ def test_exactly_one_primary_arm(monkeypatch, tmp_path):
     monkeypatch.setitem(perlin, "perlin", replace(perlin["perlin"], primary=True))
     with pytest.raises(ConfigError, match="exactly one primary arm .* found 2: fractaldb, perlin"):
         primary_arm(study_arms())
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path / "o"])
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", tmp_path / "o"])
     assert "found 2: fractaldb, perlin" in assert_one_line_error(code, err)
     assert not (tmp_path / "o").exists()
     # the study follows the primary arm: its quick and large arms, its scaling study
@@ -377,7 +377,7 @@ def test_an_out_of_tree_familys_arm_joins_the_study(registered, tmp_path):
     assert E.ARMS["test-arm"] == ("tiny", ["fractal.categories=2"], "two tiny categories")
     assert quick_arms(study_arms()) == ["scratch", "fractaldb", "perlin", "test-arm"]
     # --arms takes it: its preset resolves and the study goes on to load the target (here an unknown one)
-    code, _, err = run_cli(["experiment", "transfer", "--quick", "--arms", "test-arm", "--target", "cifar",
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--arms", "test-arm", "--target", "cifar",
                             "--out", tmp_path / "o"])
     assert "unknown --target 'cifar'" in assert_one_line_error(code, err)
 

@@ -39,9 +39,12 @@ from .targets import FASHION_MNIST_DIR as FASHION_MNIST_DIR
 from .targets import TARGETS as TARGETS
 from .targets import load_target as load_target
 from .transfer import transfer_experiment as transfer_experiment
+from .v2 import transfer_v2 as transfer_v2
+from .v2_tables import v2_markdown as v2_markdown
 
 __all__ = ["TRANSFER_SETTINGS", "ARMS", "PROTOCOLS", "TARGETS", "FASHION_MNIST_DIR", "RESULT_KEYS",
-           "load_target", "transfer_experiment", "transfer_table", "transfer_rows"]
+           "load_target", "transfer_experiment", "transfer_table", "transfer_rows",
+           "transfer_v2", "v2_markdown"]
 
 #: arm -> (preset, overrides, what it is): scratch and every registered family's ``study_arms``,
 #: read from the registry at each use (read-only: an arm is changed in its family's study.py).

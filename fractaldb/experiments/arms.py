@@ -127,3 +127,8 @@ class ArmTable(Mapping):
 
     def __repr__(self):
         return f"ArmTable({dict(self)!r})"
+
+
+def arm_families() -> dict:
+    """``{arm: family}`` of every family's study arm (the leave-one-family-out unit)."""
+    return {arm: family for family in list_families() for arm in get_family(family).study_arms}

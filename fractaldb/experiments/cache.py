@@ -35,7 +35,8 @@ _REPORT_KEYS = {"coverage_mean": "number", "separability_top1": "number or null"
                 "number or null", "near_empty": "int", "degenerate_variants": "int", "near_duplicate_pairs": "int"}
 
 #: Settings that do not change a single run: a narrower or wider rerun reuses every finished run.
-_NOT_PER_RUN = ("arms", "large_arms", "shots", "seeds", "seeds_large", "scaling", "cached_only")
+_NOT_PER_RUN = ("arms", "large_arms", "shots", "seeds", "seeds_large", "scaling", "cached_only", "pretrain_seeds",
+                "vit_arms", "vit_shots")
 
 
 class Missing(Exception):
@@ -73,6 +74,11 @@ def _valid_run(key, value) -> bool:
     """Whether a cache entry has the shape this module writes for its kind of key."""
     if not isinstance(key, str):
         return False
+    if key.startswith("v2|"):  # protocol v2: a run's score, or a selection with its validation scores
+        if key.endswith("|select"):
+            return (isinstance(value, dict) and isinstance(value.get("val"), dict)
+                    and all(_number(v) for v in value["val"].values()))
+        return _number(value)
     if key.endswith("|finetune|select"):
         return (isinstance(value, dict) and _number(value.get("lr")) and _number(value.get("test_seed0"))
                 and isinstance(value.get("epochs"), int) and isinstance(value.get("val"), dict)

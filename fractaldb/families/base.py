@@ -69,7 +69,8 @@ class StudyArm:
     ``primary`` marks the arm the study's primary claims are about (FractalDB);
     ``scaled(classes)``, where given, is the same arm with ``classes`` classes and
     the same number of images (the scaling study).  ``quick`` puts the arm in the
-    ``--quick`` study (besides scratch and the primary arm).
+    ``--quick`` study (besides scratch and the primary arm).  ``contrast`` asks protocol
+    v2 for a direct paired interval of the primary arm against this arm.
     """
 
     preset: str
@@ -78,6 +79,7 @@ class StudyArm:
     primary: bool = False
     scaled: Any = None
     quick: bool = False
+    contrast: bool = False
 
 
 @dataclass

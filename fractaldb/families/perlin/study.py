@@ -9,7 +9,7 @@ from ..base import StudyArm
 ARMS = {
     "perlin": StudyArm("perlin-tiny", ("shard_size=1000", "perlin.classes=32", "perlin.instances=100",
                                        "perlin.image_size=64"), "Perlin noise, 32 classes x 100 instances",
-                       quick=True),
+                       quick=True, contrast=True),
     "fractal+perlin": StudyArm("fractal+perlin", ("shard_size=1000", "fractal.categories=16", "fractal.image_size=64",
                                                   "fractal.points=20000", "fractal.patches=1", "perlin.classes=16",
                                                   "perlin.instances=100", "perlin.image_size=64"),

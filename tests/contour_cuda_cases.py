@@ -12,16 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numba import cuda
+from tinyset import cuda_case_marks
 
 from fractaldb.contours import orbits as O
 
-if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
-    pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+pytestmark = cuda_case_marks()
 
 from fractaldb.contours import kernels_cuda as KC  # noqa: E402
-
-pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:.*Grid size")]
 
 SIZE = 20
 

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numba import cuda
+from tinyset import cuda_case_marks
 
-if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
-    pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+pytestmark = cuda_case_marks()
 
 from fractaldb.families import create_renderer, get_family  # noqa: E402
 from fractaldb.families.base import settings_of  # noqa: E402
 from fractaldb.families.fractal3d import model as M  # noqa: E402
-
-pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:.*Grid size")]
 
 POINTS = 120
 DIVERGING = M.Fractal3DClass([[1e200, 0, 0, 0, 0.5, 0, 0, 0, 0.5, 1.0, 0.1, 0.1, 1.0]])  # whatever the factors

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numba import cuda
+from tinyset import cuda_case_marks
 
 from fractaldb.families import get_family
 from fractaldb.schema import defaults
 
-if not cuda.is_available():  # pragma: no cover - the driver test sets the simulator
-    pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
-
-pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-              pytest.mark.filterwarnings("ignore:.*Grid size")]
+pytestmark = cuda_case_marks()
 
 SIZE = 24
 RCDB_SIZE = 160

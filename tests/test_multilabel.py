@@ -16,6 +16,7 @@ from PIL import Image
 
 from fractaldb.config import resolve
 from fractaldb.dataset import generate
+from tinyset import load_webdataset_offline
 
 SECTION = {"classes": 6, "instances": 3, "image_size": 32, "render_size": 16, "points": 2000,
            "renders_per_class": 2}
@@ -84,16 +85,8 @@ def test_wids_reads_the_labels(multi, tmp_path):
 
 
 def test_huggingface_datasets_reads_the_labels(multi, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
     ds, manifest, labels = multi
-    files = [str(ds / e["name"]) for e in manifest["shards"]]
-    hf = datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
-                               cache_dir=str(tmp_path / "hf-cache"))
+    hf = load_webdataset_offline([ds / e["name"] for e in manifest["shards"]], tmp_path, monkeypatch)
     assert "labels.json" in hf.column_names
     got = {row["__key__"]: (int(row["cls"]), list(row["labels.json"])) for row in hf}
     assert got == labels

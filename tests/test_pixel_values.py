@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyset import TINY_SAMPLES, TINY_SHARDS, run_cli
+from tinyset import TINY_SAMPLES, TINY_SHARDS, load_webdataset_offline, run_cli
 
 
 def rendered(folder) -> dict:
@@ -146,15 +146,7 @@ def test_wids(tiny, pixels, tmp_path):
 
 
 def test_huggingface_datasets_with_and_without_torch_format(tiny, pixels, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    files = [str(tiny / n) for n in TINY_SHARDS]
-    ds = datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
-                               cache_dir=str(tmp_path / "hf-cache"))
+    ds = load_webdataset_offline([tiny / n for n in TINY_SHARDS], tmp_path, monkeypatch)
     for row in ds:
         _equal(row["png"], pixels[row["__key__"]])
     torch_rows = ds.with_format("torch")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyset import TINY_CLASSES, TINY_SAMPLES, TINY_SHARDS, run_cli
+from tinyset import TINY_CLASSES, TINY_SAMPLES, TINY_SHARDS, load_webdataset_offline, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +91,7 @@ def test_wids(tiny, expected, tmp_path):
 
 
 def test_huggingface_datasets(tiny, expected, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    files = [str(tiny / n) for n in TINY_SHARDS]
-    ds = datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
-                               cache_dir=str(tmp_path / "hf-cache"))
+    ds = load_webdataset_offline([tiny / n for n in TINY_SHARDS], tmp_path, monkeypatch)
     assert ds.num_rows == TINY_SAMPLES
     assert {"png", "cls", "__key__"} <= set(ds.column_names)
     got = Counter()

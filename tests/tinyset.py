@@ -252,3 +252,30 @@ def checked_to_torch(renderer, dev):
     assert t.is_cuda and tuple(t.shape) == tuple(dev.shape) and t.dtype == torch.uint8
     assert t.data_ptr() == dev.__cuda_array_interface__["data"][0]  # zero-copy
     return t
+
+
+def load_webdataset_offline(files, tmp_path, monkeypatch):
+    """Hugging Face ``datasets.load_dataset("webdataset", ...)`` of ``files`` with every hub
+    lookup off and every cache under ``tmp_path`` (skips when ``datasets`` is not installed)."""
+    import pytest
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    return datasets.load_dataset("webdataset", data_files={"train": [str(f) for f in files]}, split="train",
+                                 cache_dir=str(tmp_path / "hf-cache"))
+
+
+def cuda_case_marks() -> list:
+    """For a ``*_cuda_cases.py`` module: skip it unless CUDA runs (a GPU, or the simulator that
+    the driver test turns on), else return its ``pytestmark``: splitmix64 and friends wrap around
+    on purpose (NumPy scalars warn under the simulator) and tiny launches warn about occupancy."""
+    import pytest
+    from numba import cuda
+
+    if not cuda.is_available():  # pragma: no cover - the driver tests set the simulator
+        pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
+    return [pytest.mark.filterwarnings("ignore::RuntimeWarning"), pytest.mark.filterwarnings("ignore:.*Grid size")]

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .._jit import kernel
-from ..kernels.mt19937 import N, STATE_SIZE, next_u32, skip
+from ..kernels.mt19937 import N, STATE_SIZE, next_double, next_u32, skip
 
 __all__ = ["seed_state", "py_random", "py_uniform", "py_randint", "py_randint_counted", "py_expovariate", "skip", "fast_forward",
            "state_tuple", "bit_length", "STATE_SIZE"]
@@ -104,12 +104,9 @@ def bit_length(n):
     return k
 
 
-@kernel
-def py_random(st):
-    """``random.random()``: a 53-bit double in [0, 1) from two words."""
-    a = next_u32(st) >> np.uint32(5)
-    b = next_u32(st) >> np.uint32(6)
-    return (a * 67108864.0 + b) / 9007199254740992.0
+#: ``random.random()``: a 53-bit double in [0, 1) from two words -- the same law as NumPy's
+#: ``random_sample`` (only the seeding of the two generators differs).
+py_random = next_double
 
 
 @kernel

@@ -12,7 +12,7 @@ import yaml
 from fractaldb.config import resolve, shard_splits, val_shard_count
 from fractaldb.errors import ConfigError
 
-from tinyset import TINY_SHARDS, assert_one_line_error, run_cli
+from tinyset import TINY_SHARDS, assert_one_line_error, hf_offline, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +86,6 @@ def test_readers_see_the_two_splits(split_ds, tmp_path, monkeypatch):
         assert len(wids.ShardListDataset(str(split_ds / "wids-index-val.json"), cache_dir=str(tmp_path / "c"))) == 16
     timm_reader = pytest.importorskip("timm.data.readers.reader_wds")
     assert sum(1 for _ in timm_reader.ReaderWds(str(split_ds), split="val", is_training=False, batch_size=1)) == 16
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    datasets = hf_offline(tmp_path, monkeypatch)
     ds = datasets.load_dataset(str(split_ds), cache_dir=str(tmp_path / "hf-cache"))
     assert {k: v.num_rows for k, v in ds.items()} == {"train": 32, "validation": 16}

@@ -254,9 +254,9 @@ def checked_to_torch(renderer, dev):
     return t
 
 
-def load_webdataset_offline(files, tmp_path, monkeypatch):
-    """Hugging Face ``datasets.load_dataset("webdataset", ...)`` of ``files`` with every hub
-    lookup off and every cache under ``tmp_path`` (skips when ``datasets`` is not installed)."""
+def hf_offline(tmp_path, monkeypatch):
+    """Hugging Face ``datasets`` with every hub lookup off and ``HF_HOME`` under ``tmp_path``
+    (skips when it is not installed); returns the module."""
     import pytest
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -265,6 +265,13 @@ def load_webdataset_offline(files, tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    return datasets
+
+
+def load_webdataset_offline(files, tmp_path, monkeypatch):
+    """``datasets.load_dataset("webdataset", ...)`` of ``files`` through :func:`hf_offline`,
+    its cache under ``tmp_path``."""
+    datasets = hf_offline(tmp_path, monkeypatch)
     return datasets.load_dataset("webdataset", data_files={"train": [str(f) for f in files]}, split="train",
                                  cache_dir=str(tmp_path / "hf-cache"))
 

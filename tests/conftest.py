@@ -57,6 +57,11 @@ def _use_one_numba_cache() -> None:
 # Before any test module imports numba (numba reads NUMBA_CACHE_DIR when it is imported).
 _use_one_numba_cache()
 
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # the simulator runs: a block scheduler that sleeps
+    import simulator_poll
+
+    simulator_poll.install()
+
 from tinyset import (check_tiny_untouched, start_simulator_cases, stop_simulator_cases,  # noqa: E402
                      tiny_dataset)
 

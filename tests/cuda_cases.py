@@ -370,3 +370,49 @@ def test_to_torch() -> None:
     if t is not None:  # pragma: no cover - real GPU only
         np.testing.assert_array_equal(t.cpu().numpy(), cpu.render_block(0, IFS.from_rows(CAT_00002), 1).images)
 
+
+
+# -- the simulator's block scheduler of the test runs (tests/simulator_poll.py) --------------------
+
+@pytest.mark.skipif(not KC.SIMULATOR, reason="the simulator's scheduler")
+def test_the_simulator_runs_with_the_sleeping_scheduler():
+    from numba.cuda.simulator import kernel
+
+    import simulator_poll
+
+    assert kernel.BlockManager.run is simulator_poll._run
+
+
+@cuda.jit
+def _reverse_in_shared(values, out):
+    """Each thread writes one slot, waits for the block, then reads its mirror slot (twice)."""
+    shared = cuda.shared.array(16, dtype=np.int64)
+    i = cuda.threadIdx.x
+    shared[i] = values[cuda.blockIdx.x * 16 + i]
+    cuda.syncthreads()
+    mirrored = shared[15 - i]
+    cuda.syncthreads()
+    shared[i] = mirrored * 2
+    cuda.syncthreads()
+    out[cuda.blockIdx.x * 16 + i] = shared[15 - i]
+
+
+def test_syncthreads_orders_the_block():
+    values = np.arange(32, dtype=np.int64)
+    out = np.zeros(32, dtype=np.int64)
+    _reverse_in_shared[2, 16](values, out)
+    assert out.tolist() == (values * 2).tolist()
+
+
+@cuda.jit
+def _fail_in_thread_three(out):
+    if cuda.threadIdx.x == 3:
+        out[99] = 1  # out of bounds: the simulator raises IndexError in that thread
+    cuda.syncthreads()
+    out[cuda.threadIdx.x] = 1
+
+
+@pytest.mark.skipif(not KC.SIMULATOR, reason="only the simulator checks bounds")
+def test_an_error_in_one_thread_ends_the_launch():
+    with pytest.raises(IndexError, match="tid=\\[3, 0, 0\\]"):
+        _fail_in_thread_three[1, 8](np.zeros(8, dtype=np.int64))

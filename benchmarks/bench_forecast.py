@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-#: preset:classes per family.  Sized to take about 0.5-3 minutes each on 2 cores.
-CASES = ["fractaldb-1k:24", "mv-fractaldb-1k:6", "perlin-1k:2", "fractal+perlin:2", "visualatom-1k:20",
-         "rcdb-1k:20", "segrcdb-1k:20", "1p-frac:1", "color-fractaldb-1k:8"]
+#: preset:classes per family.  Sized to take about 1-3 minutes each on 2 cores.
+CASES = ["fractaldb-1k:300", "mv-fractaldb-1k:100", "perlin-1k:60", "fractal+perlin:30", "visualatom-1k:24",
+         "rcdb-1k:60", "segrcdb-1k:254", "color-fractal-1k:20"]
 
 
 def one(case: str, workers: int) -> dict:

@@ -18,16 +18,28 @@ from dataclasses import dataclass
 
 from .encode import FORMAT_NOTES, encode_image
 
-__all__ = ["Estimate", "estimate_dataset", "estimate_blocks", "worth_telling", "probe_parts", "segment_images",
-           "LONG_S", "LARGE_BYTES", "ROUNDS", "PROBE_S"]
+__all__ = ["Estimate", "estimate_dataset", "estimate_blocks", "worth_telling", "probe_parts", "probe_blocks",
+           "segment_images", "LONG_S", "LARGE_BYTES", "ROUNDS", "PROBE_S"]
 
 #: Jobs longer or larger than this get the estimate line.
 LONG_S = 60.0
 LARGE_BYTES = 1e9
-#: Images measured per family.
-PROBE = 8
-#: Per tar member: a 512-byte header and, on average, half a block of padding.
-_MEMBER = 512 + 256
+#: Places (row, block) measured per family: classes differ in cost and size (Perlin classes'
+#: JPEGs from 4 to 41 kB), so many; a family of large blocks gets fewer (:data:`PROBE_IMAGES`).
+PROBE = 64
+#: At most about this many images in a probe round of whole blocks.
+PROBE_IMAGES = 640
+
+
+def _tar_member(n: int) -> int:
+    """Bytes of an ``n``-byte tar member: a 512-byte header, the data padded to 512 bytes."""
+    return 512 + -(-n // 512) * 512
+
+
+#: A sample's ``.cls`` (a few digits) and ``.json`` (~200 bytes) members.
+_CLS_AND_JSON = _tar_member(8) + _tar_member(300)
+#: A shard's size is a multiple of this (tar's record; :func:`fractaldb.shards.tar_bytes`).
+_RECORD = 10240
 
 
 @dataclass(frozen=True)
@@ -75,26 +87,39 @@ def worth_telling(est: Estimate) -> bool:
     return (est.total_seconds is not None and est.total_seconds >= LONG_S) or est.bytes >= LARGE_BYTES
 
 
-#: Timed rounds of a probe (after one warm-up): at least this many, and more until they add up
-#: to :data:`PROBE_S` (at most :data:`MAX_ROUNDS`); their median is taken, so a burst of load on
-#: a shared machine moves the estimate less.
+#: Timed rounds of a probe (after one warm-up): this many, or fewer (at least one) once they
+#: add up to :data:`PROBE_S`; a thorough probe (a large job) goes on until both hold (at most
+#: :data:`MAX_ROUNDS`).  Their median is taken, so a burst of load on a shared machine moves the
+#: estimate less.
 ROUNDS = 3
 PROBE_S = 0.5
 MAX_ROUNDS = 25
 
 
 def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: int | None = None,
-           thorough: bool = False) -> tuple:
-    """``(seconds per image, bytes per sample, images)`` of ``render()`` (a list of images),
-    each image encoded as the job will encode it (``encoder``, the dataset's ``channels``):
-    the median of :data:`ROUNDS` timed rounds after a first call (which compiles and allocates);
-    ``thorough`` (a large job): more rounds, until they add up to :data:`PROBE_S` seconds."""
-    render()
+           thorough: bool = False, member=lambda n: n) -> tuple:
+    """``(seconds per image, bytes per sample, images)`` of ``render(r)`` (round ``r``'s list of
+    ``(image, bytes of the sample's other members made with it)``), each image encoded as
+    the job will encode it (``encoder``, the dataset's ``channels``) and stored (``member``:
+    the bytes an ``n``-byte file takes, e.g. in a tar): the median of the timed rounds
+    (:data:`ROUNDS`, ``r`` = 1, 2, ...) after a warm-up round (``r`` = 0: it compiles and
+    allocates, and a renderer that keeps its place in a stream finds it for round 1)."""
+    for img, _ in render(0):
+        encode_image(img, fmt, encoder=encoder, channels=channels)
     times, sizes = [], []
-    while len(times) < ROUNDS or (thorough and sum(times) < PROBE_S and len(times) < MAX_ROUNDS):
+
+    def more() -> bool:
+        if not times:
+            return True
+        if thorough:
+            return len(times) < MAX_ROUNDS and (len(times) < ROUNDS or sum(times) < PROBE_S)
+        return len(times) < ROUNDS and sum(times) < PROBE_S
+
+    while more():
         start = time.perf_counter()
-        images = render()
-        sizes = [len(encode_image(img, fmt, encoder=encoder, channels=channels)) for img in images]
+        images = render(len(times) + 1)
+        sizes = [member(len(encode_image(img, fmt, encoder=encoder, channels=channels))) + more
+                 for img, more in images]
         times.append(time.perf_counter() - start)
     n = max(len(images), 1)
     return sorted(times)[len(times) // 2] / n, sum(sizes) / n + extra_bytes, len(images)
@@ -107,14 +132,32 @@ def _parallel(workers: int) -> int:
     return max(1, min(workers, os.cpu_count() or 1))
 
 
+#: Blocks of at most this many images are probed whole (a part of one would carry the block's
+#: shared work on fewer images).
+WHOLE_BLOCK = 64
+
 #: Jobs of at least this many images get a thorough probe (:func:`_probe`).
 THOROUGH_IMAGES = 10_000
 
 
+def probe_blocks(rows: int, blocks: int, per_block: int) -> list:
+    """``[(row, block, images)]`` a probe renders of a part with ``rows`` rows of ``blocks``
+    blocks of ``per_block`` images: :data:`PROBE` picks spread over the rows (classes differ
+    in cost and size) and over the blocks of a row (later blocks may cost more: an official
+    stream is reached by skipping ahead), each pick a whole block where blocks are small (a
+    block's images share work: one orbit, flips, views), else a share of :data:`PROBE` images."""
+    rows, blocks = max(rows, 1), max(blocks, 1)
+    whole = per_block <= WHOLE_BLOCK
+    m = max(1, min(PROBE, PROBE_IMAGES // per_block)) if whole else PROBE
+    picks = list(dict.fromkeys((j * rows // m if rows >= m else j % rows, j * blocks // m) for j in range(m)))
+    n = per_block if whole else min(per_block, -(-m // len(picks)))
+    return [(k, b, n) for k, b in picks]
+
+
 def probe_parts(ds, thorough: bool = False) -> dict:
     """``{family: (seconds per image, bytes per sample, images probed)}`` of a dataset, each
-    measured on the first blocks of its first class (a few images), rendered on the CPU and
-    encoded with the dataset's encoder."""
+    measured on the blocks of :func:`probe_blocks`, rendered on the CPU and encoded with the
+    dataset's encoder."""
     encoder = ds.config["encoder"]
     channels = max((ds.part(name).channels for name in ds.parts), default=1)
     out = {}
@@ -122,20 +165,28 @@ def probe_parts(ds, thorough: bool = False) -> dict:
         if seg.family in out:
             continue
         p = ds.part(seg.family)
-        per_block = p.images_per_block
-        jobs, need, b = [], PROBE, 0
-        while need > 0 and b < p.blocks_per_class:
-            jobs.append((0, b, list(range(min(need, per_block)))))
-            need, b = need - min(need, per_block), b + 1
+        picks = probe_blocks(p.rows, p.blocks_per_class, p.images_per_block)
         renderer = ds.renderers("cpu")[seg.family]
 
-        def render(p=p, renderer=renderer, jobs=jobs):
-            return [im.copy() for rb in p.render_blocks(renderer, jobs)
-                    for im in rb.images]
+        def render(r, p=p, renderer=renderer, picks=picks):
+            # round r takes the block r after each pick, as a shard takes a class's blocks in turn
+            jobs = [(k, (b + r) % p.blocks_per_class, list(range(n))) for k, b, n in picks]
+            return [(im.copy(), _label_bytes(ds.label_kind, p, rb, i)) for rb in p.render_blocks(renderer, jobs)
+                    for i, im in enumerate(rb.images)]
 
-        # .cls (a few digits) and .json (~200 bytes) beside each image: three members a sample
-        out[seg.family] = _probe(render, p.image_format, 3 * _MEMBER + 200, encoder, channels, thorough)
+        out[seg.family] = _probe(render, p.image_format, _CLS_AND_JSON, encoder, channels, thorough, _tar_member)
     return out
+
+
+def _label_bytes(kind, part, rb, i) -> int:
+    """Bytes of the label kind's members of the ``i``-th sample of block ``rb`` (a mask PNG,
+    a list of labels; none for a plain label), made as the shard writer makes them."""
+    if kind.member is None:
+        return 0
+    local = part.sample_labels(rb.klass, rb.block, rb.offsets[i])
+    mask = None if rb.masks is None else rb.masks[i].copy()
+    return sum(_tar_member(len(data)) for _, data in kind.members("probe", 0, None if local is None else list(local),
+                                                               mask))
 
 
 def segment_images(ds, seg) -> int:
@@ -163,13 +214,36 @@ def estimate_dataset(ds, workers: int, device: str = "cpu", scale: dict | None =
         total_s += per_s * n
         total_b += per_b * n
         images += n
+    if images:  # full shards and a last one, each ending in two zero blocks, padded to tar's record
+        per_sample, size = total_b / images, max(int(ds.config.get("shard_size") or images), 1)
+        full, last = divmod(images, size)
+        total_b = sum(k * -(-(n * per_sample + 1024) // _RECORD) * _RECORD for k, n in ((full, size), (1, last)) if n)
+        total_s += total_b * _pack_seconds_per_byte()
     seconds = None if device != "cpu" else total_s / _parallel(workers)
     return Estimate(images, total_b, seconds, sum(k for _, _, k in probes.values()), workers, tuple(formats),
                     search_seconds, search_probed)
 
 
+def _pack_seconds_per_byte() -> float:
+    """Seconds per byte of what every shard's bytes go through after encoding, measured here:
+    joined into one tar (a copy), hashed (sha256) and handed to the file (a copy); the median
+    of three rounds over 16 MB."""
+    import hashlib
+
+    chunk = bytes(range(256)) * 1024
+    chunks = [chunk] * 64
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        data = b"".join(chunks)
+        hashlib.sha256(data).digest()
+        bytearray(data)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1] / (len(chunk) * len(chunks))
+
+
 def estimate_blocks(render_block, n_images: int, fmt: str, workers: int) -> Estimate:
     """Size and time of an ImageFolder render: ``render_block()`` renders one block (a list
     of images) of the job; each image is one file."""
-    per_s, per_b, k = _probe(render_block, fmt, 0)
+    per_s, per_b, k = _probe(lambda r: [(img, 0) for img in render_block()], fmt, 0)
     return Estimate(n_images, per_b * n_images, per_s * n_images / max(workers, 1), k, workers, (fmt,))

@@ -24,7 +24,7 @@ from .families import get_family
 __all__ = ["Forecast", "forecast", "PROBE_CLASSES"]
 
 #: Classes per family searched to measure the search.
-PROBE_CLASSES = 4
+PROBE_CLASSES = 64
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,10 @@ def forecast(cfg, workers: int, device: str = "cpu", search_progress=None) -> Fo
     if not whole:
         probe, search_s = _search(probe_cfg, workers)  # the first compiled and warmed up
     full = {n: cfg[n][get_family(n).count_key] for n in cfg["families"]}
-    have = {seg.family: seg.classes for seg in probe.plan.segments}
-    scale = {n: full[n] / max(have.get(n, 0), 1) for n in full}
+    have = {n: probe.part(n).n_classes for n in full}
+    # a family's images grow with its classes when its plan has a row per class; one whose
+    # images are counted on their own (a fixed image count over all classes: one row) keeps its count
+    scale = {n: full[n] / max(have[n], 1) if probe.part(n).rows == have[n] else 1.0 for n in full}
     searched = sum(have.values())
     est = estimate_dataset(probe, workers, device, scale=scale,
                            search_seconds=None if whole else search_s * sum(full.values()) / max(searched, 1),

@@ -4,7 +4,7 @@ The reference is the renderer itself: each sample of the dataset rendered again
 from its manifest (:func:`rendered`), not decoded from the shards.  The default
 encoder (``png3``) stores gray datasets as 8-bit ``L`` PNGs (gray levels, not
 palette indices) and a dataset with colour in one mode (gray images as RGB).
-timm skips where it is not installed.
+timm, Energon and DALI skip where they are not installed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyset import TINY_SAMPLES, TINY_SHARDS, load_webdataset_offline, run_cli
+from tinyset import TINY_SAMPLES, TINY_SHARDS, copy_tiny, load_webdataset_offline, run_cli
 
 
 def rendered(folder) -> dict:
@@ -189,3 +189,54 @@ def test_timm_wds_reader(tiny, pixels):
         assert any(np.array_equal(flat, want) for want in pixels.values())
         n += 1
     assert n == TINY_SAMPLES
+
+
+def test_energon_default_decoder(tmp_path_factory, tmp_path, pixels):
+    """Energon's default image decoder (``torchrgb``) hands float CHW tensors in [0, 1]: the levels / 255."""
+    energon = pytest.importorskip("megatron.energon", reason="megatron-energon is not installed")
+    from fractaldb.indexes import write_indexes
+
+    tiny = copy_tiny(tmp_path_factory, tmp_path / "tiny")  # the index files go beside the shards
+    import torch
+
+    write_indexes(str(tiny), ["energon"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pin_memory without an accelerator
+        ds = energon.get_train_dataset(str(tiny), batch_size=None, shuffle_buffer_size=None,
+                                       max_samples_per_sequence=None, repeat=False,
+                                       worker_config=energon.WorkerConfig(rank=0, world_size=1, num_workers=0))
+        keys = set()
+        for sample in energon.get_loader(ds):
+            levels = (sample.image * 255).round().to(dtype=torch.uint8).numpy()
+            _equal(levels, pixels[sample.__key__], chw=True)
+            keys.add(sample.__key__)
+    assert keys == set(pixels)
+
+
+def test_dali_default_decoder(tmp_path_factory, tmp_path, pixels):
+    """DALI's ``fn.decoders.image`` (RGB by default) on the CPU: a gray level in each channel."""
+    pytest.importorskip("nvidia.dali", reason="nvidia-dali is not installed")
+    from nvidia.dali import fn, pipeline_def
+
+    from fractaldb.indexes import write_indexes
+
+    tiny = copy_tiny(tmp_path_factory, tmp_path / "tiny")  # the index files go beside the shards
+    write_indexes(str(tiny), ["dali"])
+    paths = [str(tiny / n) for n in TINY_SHARDS]
+
+    @pipeline_def(batch_size=TINY_SAMPLES, num_threads=1, device_id=None)  # CPU only
+    def pipe():
+        img, key = fn.readers.webdataset(paths=paths, index_paths=[p[:-4] + ".idx" for p in paths],
+                                         ext=["png", "json"], missing_component_behavior="error",
+                                         random_shuffle=False)
+        return fn.decoders.image(img, device="cpu"), key
+
+    p = pipe()
+    p.build()
+    imgs, metas = p.run()
+    keys = set()
+    for i in range(TINY_SAMPLES):
+        key = json.loads(bytes(np.array(metas[i])))["key"]
+        _equal(np.array(imgs[i]), pixels[key])
+        keys.add(key)
+    assert keys == set(pixels)

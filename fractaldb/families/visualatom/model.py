@@ -246,6 +246,10 @@ def trig(V: int, n1: int, n2: int) -> np.ndarray:
     return out
 
 
+#: Classes whose stream position a renderer keeps (2.5 kB each).
+RESUME_CLASSES = 4096
+
+
 class VisualAtomRenderer(HostRenderer):
     """Renders VisualAtom instances on the calling thread; one renderer per thread
     (the shard executors run one per core)."""
@@ -254,6 +258,8 @@ class VisualAtomRenderer(HostRenderer):
         self.cfg = cfg
         self.gray = np.zeros((cfg.size, cfg.size), dtype=np.uint8)
         self._noidx = np.zeros((0, 0), dtype=np.int32)
+        #: id(class) -> (class, block, stream state): where its last official block left off (:meth:`grays`)
+        self._resume = {}
 
     def _scratch(self, cls: VisualAtomClass):
         V, K_ = cls.vertices, cls.orbits
@@ -277,15 +283,26 @@ class VisualAtomRenderer(HostRenderer):
             cx = K.keyed_centre(key, base + 1, cfg.size, cfg.start_pos)
             yield self._draw(cls, P, grays, cy, cx, xs, ys)
             return
-        st = state_array(cls.state)
-        skip(st, np.int64(cls.offsets[item.block]))
+        # Skipping ahead costs a twist per 624 words, so reaching block b from the class's
+        # start costs b blocks of words: start from where an earlier block of the class ended.
+        resume = self._resume.pop(id(cls), None)
+        if resume is not None and resume[0] is cls and resume[1] <= item.block:
+            st = resume[2]
+            skip(st, np.int64(cls.offsets[item.block] - cls.offsets[resume[1]]))
+        else:
+            st = state_array(cls.state)
+            skip(st, np.int64(cls.offsets[item.block]))
         cy, cx = cls.centres[item.block]
         for i in range(item.count):
             O.replay_draws(st, 0, 255, False, P, grays)
             yield self._draw(cls, P, grays, cy, cx, xs, ys)
-            if i + 1 < item.count:
-                cy = (cfg.size + py_randint(st, -cfg.start_pos, cfg.start_pos)) / 2
-                cx = (cfg.size + py_randint(st, -cfg.start_pos, cfg.start_pos)) / 2
+            cy = (cfg.size + py_randint(st, -cfg.start_pos, cfg.start_pos)) / 2
+            cx = (cfg.size + py_randint(st, -cfg.start_pos, cfg.start_pos)) / 2
+        # the next instance's centre is drawn: the stream stands at the next block's offset
+        if item.block + 1 < len(cls.offsets):
+            if len(self._resume) >= RESUME_CLASSES:
+                self._resume.pop(next(iter(self._resume)))
+            self._resume[id(cls)] = (cls, item.block + 1, st)
 
     def render_many(self, items):
         """Every item's images, in order, as ``(size, size, channels)`` arrays (new arrays)."""

@@ -195,7 +195,7 @@ def transfer(quick, target, target_dir, out, seeds, arms, shots, no_scaling, thr
             if s != "all" and not s.isdigit():
                 raise ConfigError(f"--shots takes positive integers or 'all', got {s!r}")
             shot_list.append(s if s == "all" else int(s))
-    with tqdm_bar(unit="step", desc="transfer") as bar:
+    with tqdm_bar(unit="task", desc="transfer") as bar:
         def on_step(message):
             bar.set_description(message)
             bar.update(1)

@@ -101,7 +101,8 @@ def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: 
     """``(seconds per image, bytes per sample, images)`` of ``render(r)`` (round ``r``'s list of
     ``(image, bytes of the sample's other members made with it)``), each image encoded as
     the job will encode it (``encoder``, the dataset's ``channels``) and stored (``member``:
-    the bytes an ``n``-byte file takes, e.g. in a tar): the median of the timed rounds
+    the bytes an ``n``-byte file takes, e.g. in a tar), the bytes averaged over every timed
+    round's images and the time per image the median of the timed rounds
     (:data:`ROUNDS`, ``r`` = 1, 2, ...) after a warm-up round (``r`` = 0: it compiles and
     allocates, and a renderer that keeps its place in a stream finds it for round 1)."""
     for img, _ in render(0):
@@ -118,11 +119,11 @@ def _probe(render, fmt: str, extra_bytes: int, encoder: str = "png1", channels: 
     while more():
         start = time.perf_counter()
         images = render(len(times) + 1)
-        sizes = [member(len(encode_image(img, fmt, encoder=encoder, channels=channels))) + others
-                 for img, others in images]
+        sizes += [member(len(encode_image(img, fmt, encoder=encoder, channels=channels))) + others
+                  for img, others in images]
         times.append(time.perf_counter() - start)
     n = max(len(images), 1)
-    return sorted(times)[len(times) // 2] / n, sum(sizes) / n + extra_bytes, len(images)
+    return sorted(times)[len(times) // 2] / n, sum(sizes) / max(len(sizes), 1) + extra_bytes, len(images)
 
 
 def _parallel(workers: int) -> int:

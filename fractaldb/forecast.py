@@ -1,8 +1,8 @@
 """What ``generate`` will make and what it will cost, said before any long phase.
 
 :func:`forecast` cuts the config to a few classes per family
-(:data:`PROBE_CLASSES`), searches those (once to compile and warm up, once
-timed, when the full search is larger), renders and encodes a few images of
+(:data:`PROBE_CLASSES`), searches those (timed, after a search of one class per
+family that compiles and warms up, when the full search is larger), renders and encodes a few images of
 them with the dataset's own encoder (:func:`fractaldb.estimate.probe_parts`),
 and scales both to the full dataset: the class search by its class count, the
 shards by their image count over the workers.  ``generate`` prints the line
@@ -64,9 +64,9 @@ def forecast(cfg, workers: int, device: str = "cpu", search_progress=None) -> Fo
     cfg = fconfig.resolve(cfg)
     probe_cfg, _ = fconfig.classes_per_family(cfg, PROBE_CLASSES)
     whole = all(probe_cfg[n][get_family(n).count_key] == cfg[n][get_family(n).count_key] for n in cfg["families"])
+    if not whole:  # compile and warm up on one class a family, then time the probe's search
+        _search(fconfig.classes_per_family(cfg, 1)[0], workers)
     probe, search_s = _search(probe_cfg, workers, search_progress if whole else None)
-    if not whole:
-        probe, search_s = _search(probe_cfg, workers)  # the first compiled and warmed up
     full = {n: cfg[n][get_family(n).count_key] for n in cfg["families"]}
     have = {n: probe.part(n).n_classes for n in full}
     # a family's images grow with its classes when its plan has a row per class; one whose

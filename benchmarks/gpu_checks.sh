@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU check of issue 24 in one call, inside the device tool's 10 minutes a command
-# (the step limits below add up to 540 s) on one H200 with 16 cores.
+# The GPU checks in one call, inside the device tool's 10 minutes a command, on one H200 with 16 cores.
 #
-#   bash benchmarks/gpu_checks.sh            # everything, from the repository root, on the GPU machine
-#   bash benchmarks/gpu_checks.sh tests      # only step 1;  ... bench: only steps 2 and 3
+#   bash benchmarks/gpu_checks.sh                 # issue 24's checks (tests,bench: limits add up to 540 s)
+#   bash benchmarks/gpu_checks.sh tests           # only step 1;  ... bench: only steps 2 and 3
+#   bash benchmarks/gpu_checks.sh contours,contour-bench   # issue 23's (C1 about 30 s, C2 at most 370 s)
+#
+# Parts run in this file's order whatever the order named: contours, contour-bench, tests, earlier, bench.
 #
 # Steps (each with its own time limit, so one that hangs cannot take the others with it;
 # everything goes to $OUT/gpu_checks.log, and the summary lines to $OUT/gpu_summary.txt):
@@ -18,13 +20,20 @@
 #      generate --device cuda through the pipeline and through threads, same manifests).
 #   3. the target: FractalDB-1k 362x362 into shards at >= 30,000 images/s, 64 categories
 #      (64,000 images), the pipeline on 16 worker processes.
+#   C1. the contour GPU twins on the hardware: tests/contour_cuda_cases.py (the rasteriser,
+#      VisualAtom's renderer, the keyed noise) and tests/rcdb_cuda_cases.py (RCDB, SegRCDB masks).
+#   C2. benchmarks/bench_gpu_family.py on VisualAtom-1k (official and modern), RCDB-1k (modern and
+#      official) and SegRCDB-1k slices at 512x512 (4,000 images in 16 shards each): parity, GPU render
+#      only, one CPU thread, and generate --device cuda against --device cpu on 16 workers (same shards).
+#      Seen on an H200 on 2026-12-04 (docs/gpu.md section 9): the official slices take longer than
+#      their limits (the host replays every image's noise before the first launch).
 #
 # Before the call, once, on a machine with pip and a registry (the GPU machine has neither):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#       -d .whl isal==1.9.1
-# and name .whl in the call's carry.
+#       -d .whl isal==1.9.1 numpy==2.4.6
+# and name .whl in the call's carry (numpy: the image's 2.5 breaks its numba-cuda 0.30.4).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-checks}
@@ -55,15 +64,17 @@ $PY -c "import sys, numpy, numba; print(sys.version.split()[0], 'numpy', numpy._
 $PY -c "import numba_cuda; print('numba-cuda', numba_cuda.__version__)" 2>/dev/null || true
 
 echo "=== 0. set-up"
-if ! $PY -c "import isal" 2>/dev/null; then
-    if ls .whl/isal-*.whl >/dev/null 2>&1; then
-        $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/isal-*.whl
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    else
-        echo "error: python-isal is missing and no .whl/isal-*.whl was carried (see the top of this script)"
-        exit 2
-    fi
+# Wheels carried in .whl/ go first on the path: python-isal (the image lacks it) and, since the image's
+# numpy 2.5 breaks its numba-cuda 0.30.4 (np.row_stack is gone), numpy 2.4.
+if ls .whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+if ! $PY -c "import isal" 2>/dev/null; then
+    echo "error: python-isal is missing and no .whl/isal-*.whl was carried (see the top of this script)"
+    exit 2
+fi
+$PY -c "import numpy; print('numpy', numpy.__version__)"
 $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . || { echo "error: cannot install fractaldb"; exit 2; }
 $PY -c "import fractaldb.encode as e; print('deflate', e.DEFLATE)"
 $PY -c "from numba import cuda; assert cuda.is_available(), 'no GPU'; print('GPU', cuda.get_current_device().name)" \
@@ -72,6 +83,23 @@ unset NUMBA_ENABLE_CUDASIM
 
 PARTS=${1:-tests,bench}
 PYTEST="$PY -m pytest -q -p no:cacheprovider -o addopts="
+if [[ ",$PARTS," == *",contours,"* ]]; then
+    echo "=== C1. contour GPU twins on the hardware"
+    step contour_cuda_cases 120 $PYTEST tests/contour_cuda_cases.py
+    step rcdb_cuda_cases 120 $PYTEST tests/rcdb_cuda_cases.py
+fi
+if [[ ",$PARTS," == *",contour-bench,"* ]]; then
+    echo "=== C2. contour families: GPU against CPU (16 workers)"
+    FAM="$PY benchmarks/bench_gpu_family.py --repeat 3 --workers 16 --set shard_size=250"  # 16 shards: every worker busy
+    step bench_rcdb_modern 60 $FAM --preset rcdb-1k --classes 4 --cpu-blocks 200 --check 16
+    step bench_segrcdb_modern 60 $FAM --preset segrcdb-1k --classes 254 --set segrcdb.images=4000 \
+        --cpu-blocks 200 --check 16
+    step bench_visualatom_modern 70 $FAM --preset visualatom-1k --classes 4 --set visualatom.compat=modern \
+        --cpu-blocks 200 --check 16
+    step bench_rcdb_official 70 $FAM --preset rcdb-1k --classes 10 --set rcdb.compat=official \
+        --set rcdb.instances=400 --cpu-blocks 1 --check 2
+    step bench_visualatom_official 110 $FAM --preset visualatom-1k --classes 4 --cpu-blocks 20
+fi
 if [[ ",$PARTS," == *",tests,"* ]]; then
     echo "=== 1. GPU twins on the hardware"
     step fractal3d_cuda_cases 110 $PYTEST tests/fractal3d_cuda_cases.py
@@ -90,6 +118,6 @@ if [[ ",$PARTS," == *",bench,"* ]]; then
         --skip-cpu --skip-stream --executors local
 fi
 
-grep -E "^(parity|[1-5]\.|ratio|MISMATCH)|passed|failed|error" "$LOG" >> "$SUMMARY" || true
+grep -E "^(parity|[1-5]\.|ratio|MISMATCH|#)|parity|[234]\. |passed|failed|error" "$LOG" >> "$SUMMARY" || true
 echo "=== summary"
 cat "$SUMMARY"

@@ -121,11 +121,14 @@ def _edges(rng, n, size):
     return pts
 
 
+@pytest.mark.parametrize("with_idx", [True, False], ids=["idx", "no-idx"])
 @pytest.mark.parametrize("size", [(17, 23), (40, 40)])
-def test_draw_line_equals_pillow(size):
+def test_draw_line_equals_pillow(size, with_idx):
+    """Both walks: the bounds-checked one (with an index array, or an edge leaving the frame) and
+    ``walk_inside`` (no index array, the edge inside the frame)."""
     h, w = size
     rng = np.random.default_rng(h)
-    idx = np.zeros((h, w), dtype=np.int32)
+    idx = np.zeros((h, w) if with_idx else (0, 0), dtype=np.int32)
     for n, (x0, y0, x1, y1) in enumerate(_edges(rng, 1500, max(size))):
         for a, b in (((x0, y0), (x1, y1)), ((x1, y1), (x0, y0))):  # both directions
             im = Image.new("L", (w, h), 0)
@@ -135,7 +138,8 @@ def test_draw_line_equals_pillow(size):
             idx[:] = 0
             L.draw_line(got, idx, a[0], a[1], b[0], b[1], 200, n + 1)
             assert np.array_equal(got, want), (a, b)
-            assert np.array_equal(idx != 0, want != 0) and set(np.unique(idx)) <= {0, n + 1}
+            if with_idx:
+                assert np.array_equal(idx != 0, want != 0) and set(np.unique(idx)) <= {0, n + 1}
 
 
 def test_draw_line_overwrites_and_skips_huge():

@@ -13,6 +13,14 @@
 
 Direction matters: A -> B and B -> A differ in general.
 
+Speed (the trace of one VisualAtom instance, docs/benchmarks.md): the kernels the orbit tracer
+calls per edge (``line_steps``, ``walk_inside``, ``plot``) are inlined into their callers at
+numba's IR level (``inline="always"``: called, they cost a call per edge), and the walks step
+the minor axis by multiplying with a 0/1 flag instead of branching on it (the branch goes
+either way as often as not).  Together 1.2-2.4x on four VisualAtom classes' traces.
+``draw_line``, the rare path of edges that leave the frame, stays a call: inlined, it made the
+tracer slower.
+
 Kernels (``img``: 2-D uint8 ``(H, W)``; ``idx``: an int32 array of the same shape, or
 ``(0, 0)`` for none; ``value`` a byte, ``index`` written into ``idx``):
 
@@ -37,7 +45,7 @@ __all__ = ["line_pixel", "line_steps", "draw_line", "walk_inside", "plot", "LIMI
 LIMIT = 2147483647.0
 
 
-@kernel
+@kernel(inline="always")
 def line_steps(X0, Y0, X1, Y1):
     """``(dx, dy, sx, sy, n)`` of the integer edge (X0, Y0) -> (X1, Y1); ``n = max(dx, dy)``."""
     dx = X1 - X0
@@ -61,7 +69,7 @@ def line_pixel(X0, Y0, dx, dy, sx, sy, i):
     return X0 + sx * ((2 * i * dx + dy) // (2 * dy)), Y0 + sy * i
 
 
-@kernel
+@kernel(inline="always")
 def plot(img, idx, x, y, value, index):
     """One pixel if inside the frame (and its index when ``idx`` is not empty)."""
     if 0 <= x < img.shape[1] and 0 <= y < img.shape[0]:
@@ -70,7 +78,7 @@ def plot(img, idx, x, y, value, index):
             idx[y, x] = index
 
 
-@kernel
+@kernel(inline="always")
 def walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, value):
     """:func:`draw_line`'s walk for an edge whose bounding box lies in the frame (no checks)."""
     x, y = X0, Y0
@@ -78,19 +86,17 @@ def walk_inside(img, X0, Y0, X1, Y1, dx, dy, sx, sy, n, value):
         e = 2 * dy - dx
         for _ in range(n):
             img[y, x] = value
-            if e >= 0:
-                y += sy
-                e -= 2 * dx
-            e += 2 * dy
+            m = np.int64(e >= 0)  # step the minor axis: as often as not, so no branch
+            y += sy * m
+            e += 2 * dy - 2 * dx * m
             x += sx
     else:
         e = 2 * dx - dy
         for _ in range(n):
             img[y, x] = value
-            if e >= 0:
-                x += sx
-                e -= 2 * dy
-            e += 2 * dx
+            m = np.int64(e >= 0)
+            x += sx * m
+            e += 2 * dx - 2 * dy * m
             y += sy
     img[Y1, X1] = value
 
@@ -119,18 +125,16 @@ def draw_line(img, idx, x0, y0, x1, y1, value, index):
         e = 2 * dy - dx
         for _ in range(n):
             plot(img, idx, x, y, value, index)
-            if e >= 0:
-                y += sy
-                e -= 2 * dx
-            e += 2 * dy
+            m = np.int64(e >= 0)
+            y += sy * m
+            e += 2 * dy - 2 * dx * m
             x += sx
     else:
         e = 2 * dx - dy
         for _ in range(n):
             plot(img, idx, x, y, value, index)
-            if e >= 0:
-                x += sx
-                e -= 2 * dy
-            e += 2 * dx
+            m = np.int64(e >= 0)
+            x += sx * m
+            e += 2 * dx - 2 * dy * m
             y += sy
     plot(img, idx, X1, Y1, value, index)

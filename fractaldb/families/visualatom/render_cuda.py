@@ -10,6 +10,8 @@ Imported only for ``device="cuda"``.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ...contours import orbits as O
@@ -62,15 +64,20 @@ class VisualAtomCUDARenderer(CUDARendererBase):
                 cx = (cfg.size + py_randint(st, -cfg.start_pos, cfg.start_pos)) / 2
 
     def render_many_device(self, items, out=None):
-        """All items' images in one device array ``(n, size, size, channels)`` uint8."""
+        """All items' images in one device array ``(n, size, size, channels)`` uint8.
+
+        Instances are made ``max_batch`` at a time, just before their launch: an official
+        instance's replayed noise is about 0.8 MB of float64 at the presets' sizes, so making
+        a pipeline group's 8,000 at once would hold gigabytes of host memory."""
         cuda, KC = self._cuda, self._k
-        instances = [d for item in items for d in self._instances(item)]
+        items = list(items)
         s, c = self.cfg.size, self.cfg.channels
-        n = len(instances)
+        n = sum(1 if item.block < 0 else item.count for item in items)
         if out is None:
             out = cuda.device_array((n, s, s, c), dtype=np.uint8)
+        instances = (d for item in items for d in self._instances(item))
         for start in range(0, n, self.max_batch):
-            part = instances[start:start + self.max_batch]
+            part = list(itertools.islice(instances, self.max_batch))
             for t, d in enumerate(part):
                 d["target"] = t
             gray = cuda.device_array((len(part), s, s), dtype=np.uint8)

@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_checks.sh                 # issue 24's checks (tests,bench: limits add up to 540 s)
 #   bash benchmarks/gpu_checks.sh tests           # only step 1;  ... bench: only steps 2 and 3
-#   bash benchmarks/gpu_checks.sh contours,contour-bench   # issue 23's (C1 about 30 s, C2 at most 370 s)
+#   bash benchmarks/gpu_checks.sh contours,contour-bench   # issue 23's (C1 about 30 s, C2 at most 420 s)
 #
 # Parts run in this file's order whatever the order named: contours, contour-bench, tests, earlier, bench.
 #
@@ -23,10 +23,10 @@
 #   C1. the contour GPU twins on the hardware: tests/contour_cuda_cases.py (the rasteriser,
 #      VisualAtom's renderer, the keyed noise) and tests/rcdb_cuda_cases.py (RCDB, SegRCDB masks).
 #   C2. benchmarks/bench_gpu_family.py on VisualAtom-1k (official and modern), RCDB-1k (modern and
-#      official) and SegRCDB-1k slices at 512x512 (4,000 images in 16 shards each): parity, GPU render
+#      official) and SegRCDB-1k slices at 512x512 (2,000-4,000 images, shards of 250): parity, GPU render
 #      only, one CPU thread, and generate --device cuda against --device cpu on 16 workers (same shards).
-#      Seen on an H200 on 2026-12-04 (docs/gpu.md section 9): the official slices take longer than
-#      their limits (the host replays every image's noise before the first launch).
+#      Sized after the H200 run of 2026-12-04 (docs/gpu.md section 9), where larger slices ran past
+#      their limits: official VisualAtom renders ~300 images/s on the GPU (host replay).
 #
 # Before the call, once, on a machine with pip and a registry (the GPU machine has neither):
 #   echo /.whl/ >> .git/info/exclude
@@ -90,15 +90,15 @@ if [[ ",$PARTS," == *",contours,"* ]]; then
 fi
 if [[ ",$PARTS," == *",contour-bench,"* ]]; then
     echo "=== C2. contour families: GPU against CPU (16 workers)"
-    FAM="$PY benchmarks/bench_gpu_family.py --repeat 3 --workers 16 --set shard_size=250"  # 16 shards: every worker busy
-    step bench_rcdb_modern 60 $FAM --preset rcdb-1k --classes 4 --cpu-blocks 200 --check 16
-    step bench_segrcdb_modern 60 $FAM --preset segrcdb-1k --classes 254 --set segrcdb.images=4000 \
+    FAM="$PY benchmarks/bench_gpu_family.py --workers 16 --set shard_size=250"  # 16 shards: every worker busy
+    step bench_rcdb_modern 60 $FAM --repeat 3 --preset rcdb-1k --classes 4 --cpu-blocks 200 --check 16
+    step bench_segrcdb_modern 90 $FAM --repeat 2 --preset segrcdb-1k --classes 254 --set segrcdb.images=2000 \
         --cpu-blocks 200 --check 16
-    step bench_visualatom_modern 70 $FAM --preset visualatom-1k --classes 4 --set visualatom.compat=modern \
-        --cpu-blocks 200 --check 16
-    step bench_rcdb_official 70 $FAM --preset rcdb-1k --classes 10 --set rcdb.compat=official \
-        --set rcdb.instances=400 --cpu-blocks 1 --check 2
-    step bench_visualatom_official 110 $FAM --preset visualatom-1k --classes 4 --cpu-blocks 20
+    step bench_visualatom_modern 90 $FAM --repeat 3 --preset visualatom-1k --classes 4 \
+        --set visualatom.compat=modern --cpu-blocks 200 --check 16
+    step bench_rcdb_official 70 $FAM --repeat 2 --preset rcdb-1k --classes 10 --set rcdb.compat=official \
+        --set rcdb.instances=200 --cpu-blocks 1 --check 2
+    step bench_visualatom_official 110 $FAM --repeat 2 --preset visualatom-1k --classes 2 --cpu-blocks 20
 fi
 if [[ ",$PARTS," == *",tests,"* ]]; then
     echo "=== 1. GPU twins on the hardware"

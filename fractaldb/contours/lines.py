@@ -17,7 +17,8 @@ Speed (the trace of one VisualAtom instance, docs/benchmarks.md): the kernels th
 calls per edge (``line_steps``, ``walk_inside``, ``plot``) are inlined into their callers at
 numba's IR level (``inline="always"``: called, they cost a call per edge), and the walks step
 the minor axis by multiplying with a 0/1 flag instead of branching on it (the branch goes
-either way as often as not).  Together 1.2-2.4x on four VisualAtom classes' traces.
+either way as often as not).  Together 1.2-2.2x on six VisualAtom classes' traces
+(benchmarks/bench_trace.py, A/B).
 ``draw_line``, the rare path of edges that leave the frame, stays a call: inlined, it made the
 tracer slower.
 

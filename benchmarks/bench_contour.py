@@ -53,41 +53,48 @@ def original_visualatom(args, thread: int, out: Path, instances: int) -> float:
     return _children_cpu() - before
 
 
-def ours_visualatom(args, thread: int) -> dict:
-    """CPU-s per image of official mode for the same class: render + PNG, RGB and gray."""
+def timed_arm(make_images) -> tuple:
+    """Render + encode every image ``make_images()`` yields (its set-up runs inside the timing):
+    ``(CPU-s per image, CPU-s per image after the first, CPU-s per image of the encode alone)``."""
     import numpy as np
 
     from fractaldb.encode import encode_image
-    from fractaldb.families.visualatom import model as M
 
+    t0 = time.process_time()
+    images = []
+    for img in make_images():
+        img = np.ascontiguousarray(img)
+        encode_image(img)
+        images.append(img)
+        if len(images) == 1:
+            t1 = time.process_time()
+    t2 = time.process_time()
+    for img in images:  # the encode alone, on the same images
+        encode_image(img)
+    return (t2 - t0) / len(images), (t2 - t1) / (len(images) - 1), (time.process_time() - t2) / len(images)
+
+
+def _arm(make_images) -> dict:
+    """``timed_arm`` for RGB then gray (``make_images(channels)``), keyed as ``main`` reads them."""
     out = {}
     for channels in (3, 1):
-        t0 = time.process_time()
-        cls = M._walk_worker(thread, thread, 1, args.instances, M.ClassRanges())[0]
-        r = M.VisualAtomRenderer(M.VisualAtomRenderConfig(compat="official", channels=channels))
-        B = M.block_size(args.instances)
-        images = []
-        for b in range(args.instances // B):
-            for img in r.render_many([M.Item(cls, block=b, count=B)]):
-                img = np.ascontiguousarray(img)
-                encode_image(img)
-                images.append(img)
-                if len(images) == 1:
-                    t1 = time.process_time()
-        out[channels] = (time.process_time() - t0) / len(images)
-        out[("marginal", channels)] = (time.process_time() - t1) / (len(images) - 1)
-        out[("encode", channels)] = encode_alone(images)
+        out[channels], out[("marginal", channels)], out[("encode", channels)] = timed_arm(
+            lambda: make_images(channels))
     return out
 
 
-def encode_alone(images) -> float:
-    """CPU-s per image of our PNG encode of ``images`` (already rendered), the encode alone."""
-    from fractaldb.encode import encode_image
+def ours_visualatom(args, thread: int) -> dict:
+    """CPU-s per image of official mode for the same class: render + PNG, RGB and gray."""
+    from fractaldb.families.visualatom import model as M
 
-    t0 = time.process_time()
-    for img in images:
-        encode_image(img)
-    return (time.process_time() - t0) / len(images)
+    def images(channels):
+        cls = M._walk_worker(thread, thread, 1, args.instances, M.ClassRanges())[0]
+        r = M.VisualAtomRenderer(M.VisualAtomRenderConfig(compat="official", channels=channels))
+        B = M.block_size(args.instances)
+        for b in range(args.instances // B):
+            yield from r.render_many([M.Item(cls, block=b, count=B)])
+
+    return _arm(images)
 
 
 def original_rcdb(args, thread: int, out: Path, instances: int) -> float:
@@ -105,7 +112,6 @@ def ours_rcdb(args, thread: int) -> dict:
     """CPU-s per image of official mode for the same class: render + PNG, RGB and gray."""
     import numpy as np
 
-    from fractaldb.encode import encode_image
     from fractaldb.families import get_family
     from fractaldb.families.rcdb.model import RCDBRenderer
     from fractaldb.schema import defaults
@@ -113,21 +119,12 @@ def ours_rcdb(args, thread: int) -> dict:
     fam = get_family("rcdb")
     d = defaults(fam.settings)
     d.update(classes=args.rounds, instances=args.instances, compat="official", workers=args.rounds)
-    out = {}
-    for channels in (3, 1):
-        t0 = time.process_time()
-        s = fam.configure(d, 1)
-        images = []
-        for img in RCDBRenderer(s).official(thread, range(args.instances)):
-            img = np.ascontiguousarray(np.repeat(img, 3, axis=2) if channels == 3 else img)
-            encode_image(img)
-            images.append(img)
-            if len(images) == 1:
-                t1 = time.process_time()
-        out[channels] = (time.process_time() - t0) / len(images)
-        out[("marginal", channels)] = (time.process_time() - t1) / (len(images) - 1)
-        out[("encode", channels)] = encode_alone(images)
-    return out
+
+    def images(channels):
+        for img in RCDBRenderer(fam.configure(d, 1)).official(thread, range(args.instances)):
+            yield np.repeat(img, 3, axis=2) if channels == 3 else img
+
+    return _arm(images)
 
 
 ARMS = {"visualatom": (original_visualatom, ours_visualatom), "rcdb": (original_rcdb, ours_rcdb)}

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ from .plan import Plan
 from .safety import check_workers
 from .shards import build_shard, pack_rendered, render_shards
 from .storage import Store
+
+log = logging.getLogger("fractaldb")
 
 __all__ = ["generate", "verify", "regenerate", "Dataset", "Part", "load_manifest", "ShardMismatch", "manifest_config",
            "MANIFEST_FORMAT", "MANIFEST_FORMATS", "DEVICES", "check_device"]
@@ -380,8 +383,12 @@ def generate(cfg: dict, out: str, workers: int | None = None, resume: bool = Fal
     cfg = dataset.config if dataset is not None else fconfig.resolve(cfg)
     if device == "cuda":
         for name in cfg.families:
-            if get_family(name).cuda_renderer is None:
+            fam = get_family(name)
+            if fam.cuda_renderer is None:
                 raise cpu_only(name)
+            note = fam.device_note(fconfig.family_settings(cfg, name), device)
+            if note:
+                log.warning("%s", note)
     job = _Job(cfg, Store(out), out, workers or default_workers(), resume, executor, scheduler, device, card,
                dataset, progress, search_progress, on_plan, on_dataset, on_workers, expect)
     job.store.check_writable()

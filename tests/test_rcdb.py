@@ -265,3 +265,13 @@ def test_segrcdb_modern_equals_a_keyed_reference():
                 R.draw_edge(draw, xs[j], ys[j], xs[n], ys[n], g)
     assert np.array_equal(img[:, :, 0], np.asarray(im)) and np.array_equal(mask, np.asarray(mk))
     assert mask.any()
+
+
+@pytest.mark.parametrize("name", ["rcdb", "segrcdb"])
+def test_device_note_on_the_gpu_only(name):
+    """Both families say the GPU adds little (host-built instances) for cuda, nothing for the CPU."""
+    fam = get_family(name)
+    settings = fam.configure(dict(fam.small), 1)
+    note = fam.device_note(settings, "cuda")
+    assert note.startswith(f"{name}: the GPU adds little") and "--device cpu" in note
+    assert fam.device_note(settings, "cpu") is None

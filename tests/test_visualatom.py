@@ -193,3 +193,33 @@ def test_published_class_table_is_the_replay():
                 c.vertices, c.orbits, c.radius, c.wave1, c.wave2]
             assert [float(row[n]) for n in ("noise", "line_width", "oval_x", "oval_y", "centre_y", "centre_x")] == [
                 c.noise, c.line_width, c.oval_x, c.oval_y, *c.centres[0]]
+
+
+def test_generate_on_the_gpu_says_official_mode_is_slow_there(tmp_path, monkeypatch):
+    """The family's device note reaches ``generate``'s log (a ``note:`` line on the command line)
+    once the GPU check passes, before any rendering; modern mode and the CPU say nothing."""
+    import logging
+
+    from fractaldb import config, dataset
+    from fractaldb.errors import FractalDBError
+
+    said = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("fractaldb").addHandler(handler)
+    monkeypatch.setattr(dataset, "check_device", lambda *a, **k: None)  # as if a GPU were there
+    try:
+        for compat in ("official", "modern"):
+            cfg = config.resolve(_preset(tmp_path, compat=compat, classes=2, threads=1, instances=2))
+            with pytest.raises(FractalDBError):  # no GPU here: the renderer cannot start
+                dataset.generate(cfg, str(tmp_path / compat), workers=1, device="cuda")
+        dataset.generate(config.resolve(_preset(tmp_path, compat="official", classes=2, threads=1, instances=2)),
+                         str(tmp_path / "cpu"), workers=1)
+    finally:
+        logging.getLogger("fractaldb").removeHandler(handler)
+    notes = [m for m in said if "slow on the GPU" in m]
+    assert len(notes) == 1 and "--device cpu" in notes[0], said

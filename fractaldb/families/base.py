@@ -295,6 +295,12 @@ class Family(ABC):
         """The renderers' config: ``settings.render_config()``; a render config as is."""
         return settings.render_config() if isinstance(settings, self.settings) else settings
 
+    def device_note(self, settings, device: str) -> str | None:
+        """One line ``generate`` says (a ``note:`` on the command line) before rendering
+        ``settings`` on ``device``, when this family knows something the user should about it
+        (its GPU path slower than the CPU's, say); None (the default) says nothing."""
+        return None
+
     def create_renderer(self, settings, device: str = "cpu", **options) -> Renderer:
         """A renderer for ``device`` (``cpu`` or ``cuda``) of ``settings`` (or a render
         config): one per thread.  ``options`` go to the GPU renderer (``max_batch``).

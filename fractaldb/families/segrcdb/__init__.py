@@ -221,6 +221,13 @@ class SegRCDBFamily(Family):
     cuda_renderer = ".render_cuda.SegRCDBCUDARenderer"
     bound = SegRCDBBound
 
+    def device_note(self, settings, device):
+        if device == "cuda":
+            return ("segrcdb: the GPU adds little: the host builds every image, as for RCDB, whose GPU ran at "
+                    "about two CPU cores' worth on an H200; with more cores, --device cpu is likely faster "
+                    "(docs/gpu.md section 9)")
+        return None
+
     def find_classes(self, settings, workers, progress=None):
         return class_table(settings)
 

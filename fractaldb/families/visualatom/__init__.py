@@ -178,6 +178,13 @@ class VisualAtomFamily(Family):
     cuda_renderer = ".render_cuda.VisualAtomCUDARenderer"
     bound = VisualAtomBound
 
+    def device_note(self, settings, device):
+        if device == "cuda" and settings.compat == "official":
+            return ("visualatom: official mode is slow on the GPU: the host replays each image's noise from "
+                    "CPython's sequential stream first (on an H200, 299 images/s, against about 600 per CPU core); "
+                    "--device cpu is faster on any machine (docs/gpu.md section 9)")
+        return None
+
     def find_classes(self, settings: VisualAtomSettings, workers: int, progress=None) -> list:
         if settings.compat == "official":
             return official_classes(settings.classes, settings.script_classes or settings.classes, settings.threads,

@@ -297,7 +297,7 @@ class Family(ABC):
 
     def device_note(self, settings, device: str) -> str | None:
         """One line ``generate`` says (a ``note:`` on the command line) before rendering
-        ``settings`` on ``device``, when this family knows something the user should about it
+        ``settings`` on ``device``, when the family has something the user should know
         (its GPU path slower than the CPU's, say); None (the default) says nothing."""
         return None
 

@@ -215,8 +215,10 @@ def test_generate_on_the_gpu_says_official_mode_is_slow_there(tmp_path, monkeypa
     try:
         for compat in ("official", "modern"):
             cfg = config.resolve(_preset(tmp_path, compat=compat, classes=2, threads=1, instances=2))
-            with pytest.raises(FractalDBError):  # no GPU here: the renderer cannot start
+            try:  # without a GPU the renderer cannot start; with one the tiny job runs
                 dataset.generate(cfg, str(tmp_path / compat), workers=1, device="cuda")
+            except FractalDBError:
+                pass
         dataset.generate(config.resolve(_preset(tmp_path, compat="official", classes=2, threads=1, instances=2)),
                          str(tmp_path / "cpu"), workers=1)
     finally:

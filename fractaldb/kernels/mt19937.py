@@ -113,23 +113,28 @@ def fill_words(st, out):
     """``out[:] =`` the next ``len(out)`` tempered words, block by block.
 
     Tempering a whole block at a time lets LLVM vectorise it; this is the hot
-    loop of the official search (200 000 words per candidate).
+    loop of the official search (200 000 words per candidate).  The block is
+    tempered from one contiguous slice into another: indexed as ``st[pos + k]``
+    and ``out[i + k]`` LLVM kept it scalar, 5x slower (benchmarks/bench_replay.py).
     """
     n = out.shape[0]
     pos = np.int64(st[N])
+    mt = st[:N]
     i = 0
     while i < n:
         if pos >= N:
             twist(st)
             pos = 0
         m = min(N - pos, n - i)
+        src = mt[pos:pos + m]
+        dst = out[i:i + m]
         for k in range(m):
-            y = st[pos + k]
+            y = src[k]
             y ^= y >> np.uint32(11)
             y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
             y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
             y ^= y >> np.uint32(18)
-            out[i + k] = y
+            dst[k] = y
         i += m
         pos += m
     st[N] = np.uint32(pos)

@@ -247,8 +247,23 @@ def test_transfer_results_schema(small_study, tmp_path):
     assert [r["per_seed"] for r in json.loads((merged / "results.json").read_text())["rows"]] == \
         [r["per_seed"] for r in rows]
     assert list((merged / "cache").glob("pretrained-fractaldb-*.pt"))
-    # a cache of other per-run settings is refused in one line, and so is a folder that holds none
+    # the same run with other numbers (another machine's PyTorch, say) is refused, not overwritten
     runs = tmp_path / "cache" / "runs.json"
+    other = tmp_path.parent / (tmp_path.name + "-other")
+    (other / "cache").mkdir(parents=True)
+    doc = json.loads(runs.read_text())
+    key = next(k for k, v in doc["runs"].items() if isinstance(v, dict) and isinstance(v.get("per_seed"), list))
+    first = doc["runs"][key]["per_seed"]
+    while isinstance(first[0], list):
+        first = first[0]
+    first[0] += 1.0
+    (other / "cache" / "runs.json").write_text(json.dumps(doc))
+    before = (merged / "cache" / "runs.json").read_text()
+    code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
+                            "--merge", other, "--cached-only"])
+    assert "other numbers" in assert_one_line_error(code, err, "another environment")
+    assert (merged / "cache" / "runs.json").read_text() == before
+    # a cache of other per-run settings is refused in one line, and so is a folder that holds none
     runs.write_text(json.dumps({**json.loads(runs.read_text()), "fingerprint": "0" * 16}))
     code, _, err = run_cli(["experiment", "transfer", "--protocol", "v1", "--quick", "--target", "digits", "--out", merged,
                             "--merge", tmp_path, "--cached-only"])

@@ -198,8 +198,10 @@ def merge_cache(src: Path, out: Path, fingerprint: str) -> None:
     mine = RunCache(out / "cache", fingerprint)
     for key, value in doc["runs"].items():
         if key in mine.runs and mine.runs[key] != value:
-            raise ConfigError(f"--merge {src}: run {key} has other numbers there than in {out}; "
-                              "the two folders are not runs of the same code")
+            raise ConfigError(f"--merge {src}: run {key} has other numbers there than in {out}; the two "
+                              "folders ran it with other code or in another environment (training is not "
+                              "bit-reproducible across PyTorch versions or processors); merge folders that "
+                              "split the study's cells instead of repeating them")
         mine.runs[key] = value
     mine.save()
     _copy_files(src, out, fingerprint)

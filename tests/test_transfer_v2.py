@@ -247,8 +247,12 @@ def test_tiny_v2_study(tiny_v2, tmp_path, monkeypatch):
                                  "--cached-only"])
     assert code == 0, err
     merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    whole = json.loads((tmp_path / "a" / "results.json").read_text())
     assert {json.dumps(r, sort_keys=True) for r in merged["rows"]} == {
-        json.dumps(r, sort_keys=True) for r in json.loads((tmp_path / "a" / "results.json").read_text())["rows"]}
+        json.dumps(r, sort_keys=True) for r in whole["rows"]}
+    # the arms' data reports come along from the cache, though no network was loaded
+    assert merged["config"]["arm_reports"] == whole["config"]["arm_reports"] and "fractaldb" in whole["config"]["arm_reports"]
+    assert merged["predictors"] == whole["predictors"]
     assert T.v2_markdown(merged) in stdout
 
 

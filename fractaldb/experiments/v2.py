@@ -309,6 +309,15 @@ class StudyV2(Study):
         return {"per_seed": table, "pretrain_seeds": [] if arm in (SCRATCH, *PIXEL_ARMS) else self.p_seeds(arm),
                 "hyper": {"C": sel["C"], "val_top1": sel["val"], "candidates": {"C": cs}}}
 
+    def kept_reports(self) -> None:
+        """The data report of every reported cell's arm, from the cache where it is not loaded yet
+        (an assembly from cached runs loads no network, and reports came with the networks)."""
+        for _, arm, _, _ in self.cells:
+            if arm not in self.reports and arm not in (SCRATCH, *PIXEL_ARMS):
+                kept = self.cache.read_report(arm)
+                if kept is not None:
+                    self.reports[arm] = kept
+
     def config(self) -> dict:
         """results.json's ``config``: settings, target, split sizes, arms, pretrained networks, versions."""
         table = study_arms()
@@ -377,6 +386,7 @@ def transfer_v2(out, target: str = "fashion-mnist", quick: bool = False, target_
         plan = study.plan()
 
         def assemble():
+            study.kept_reports()
             rows, contrasts = v2_rows(study.cells, primary, target)
             return write_v2(study.out, {
                 "protocol": "v2", "rows": rows, "contrasts": contrasts,

@@ -32,6 +32,12 @@ def _run(self, grid_point, *args):
         thread = BlockThread(lambda: self._f(*args), self, grid_point, block_point, self._debug)
         thread.start()
         threads.append(thread)
+    watch(threads)
+
+
+def watch(threads: list) -> None:
+    """Wait for a block's started threads: release them when every live one waits in
+    ``syncthreads``, and raise the first exception a thread raised (aborting the others)."""
 
     def abort_on(failed):
         for other in threads:
@@ -52,8 +58,12 @@ def _run(self, grid_point, *args):
                 t.syncthreads_event.set()
         elif live:
             # Block on the first running thread for a moment: the GIL goes to the
-            # threads with work, and a finished thread wakes us at once.
-            next(t for t in live if not t.syncthreads_blocked).join(POLL)
+            # threads with work, and a finished thread wakes us at once.  The threads
+            # run on meanwhile: the last one may have reached syncthreads since the
+            # test above, so there may be none to wait on (look again).
+            running = next((t for t in live if not t.syncthreads_blocked), None)
+            if running is not None:
+                running.join(POLL)
     failed = next((t for t in threads if t.exception), None)
     if failed is not None:
         raise failed.exception[0].with_traceback(failed.exception[1])

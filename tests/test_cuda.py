@@ -249,3 +249,37 @@ def test_contour_kernels_compile_for_the_gpu_without_fma(monkeypatch):
     ptx = compile_ptx(KC.scan_kernel.py_func, sigs["scan_kernel"])
     assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx
     assert not re.search(r"\bmul\.f64\b", ptx), "a product the assembler may fuse"
+
+
+class _BarrierThread:
+    """A simulator thread that is running when first looked at and waits in ``syncthreads`` from
+    the second look on, until it is released (then it finishes)."""
+
+    def __init__(self):
+        self.exception, self.looks, self.released, self.joined = None, 0, False, 0
+        self.syncthreads_event = type("Event", (), {"set": lambda _: setattr(self, "released", True)})()
+
+    def is_alive(self):
+        return not self.released
+
+    @property
+    def syncthreads_blocked(self):
+        self.looks += 1
+        return not self.released and self.looks > 1
+
+    @syncthreads_blocked.setter
+    def syncthreads_blocked(self, value):
+        pass
+
+    def join(self, timeout):
+        self.joined += 1
+
+
+def test_the_simulator_scheduler_survives_a_thread_reaching_the_barrier_between_two_looks():
+    """CI saw StopIteration: the last running thread reached syncthreads after the scheduler had
+    counted it as running, so there was no running thread left to wait on."""
+    import simulator_poll
+
+    thread = _BarrierThread()
+    simulator_poll.watch([thread])
+    assert thread.released and thread.looks >= 3

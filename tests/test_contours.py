@@ -208,6 +208,11 @@ def test_trace_orbits_equals_slow_reference(centre_first, alpha, wave, backgroun
         xs, ys = np.empty(V), np.empty(V)
         O.trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre_first, img, idx, 100, xs, ys)
         assert np.array_equal(img, want) and (img != background).any()
+        # without orbit numbers, edges wholly inside the frame take the unchecked walk: the same pixels
+        plain = np.full((size, size), background, dtype=np.uint8)
+        O.trace_orbits(P, grays, trig, cx, cy, r0, ox, oy, c, lam, alpha, wave, centre_first, plain,
+                       np.zeros((0, 0), dtype=np.int32), 100, xs, ys)
+        assert np.array_equal(plain, want)
         drawn = idx > 0  # the highest orbit covering a pixel gives its gray
         assert np.array_equal(img[drawn], np.minimum(grays[idx[drawn] - 101], 255).astype(np.uint8))
 

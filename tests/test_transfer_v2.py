@@ -181,6 +181,16 @@ def tiny_v2(monkeypatch):
     return settings
 
 
+def test_the_vit_runs_only_at_shots_the_target_holds(tiny_v2, tmp_path):
+    """A shot count no class can hold is dropped with a note; the ViT's cells at it go too."""
+    tiny_v2["shots"], tiny_v2["vit_shots"] = [3, 1000], [3, 1000]
+    code, _, err = run_cli(["experiment", "transfer", "--quick", "--target", "digits", "--out", tmp_path,
+                            "--cached-only"])
+    assert code == 0, err
+    pending = json.loads((tmp_path / "results.json").read_text())["pending"]
+    assert "vit/scratch/3/finetune" in pending and not [c for c in pending if "/1000/" in c]
+
+
 def _spy(monkeypatch):
     """Record every fine-tuning run's training images (per arm and seed) and its step count."""
     seen = []

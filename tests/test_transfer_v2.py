@@ -158,12 +158,10 @@ def test_the_plan_is_the_predeclared_order():
     assert len(plan) == len(set(plan))
 
 
-def test_digits_plans_the_vit_only_at_shots_it_has():
+def test_digits_plans_the_vit_only_at_shots_it_has(tmp_path):
     """Digits has 10 shots and all (no class holds 100 in its pool): its ViT cells are 10 shots only."""
-    class Bare:
-        settings = V2.v2_settings("digits", False)
-
-    vit = [c for c in V2.StudyV2.plan(Bare()) if c[0] == "vit"]
+    study = V2.StudyV2(V2.v2_settings("digits", False, cached_only=True), tmp_path / "out", "digits")
+    vit = [c for c in study.plan() if c[0] == "vit"]
     assert vit == [("vit", "scratch", 10, "finetune"), ("vit", "fractaldb", 10, "finetune")]
 
 

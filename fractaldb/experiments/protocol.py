@@ -144,7 +144,7 @@ class Study:
         self.tx, self.ty = data["test_x"][self.test_idx], data["test_y"][self.test_idx]
         self.vx, self.vy = data["train_x"][self.val_idx], data["train_y"][self.val_idx]
         settings["shots"] = fitting_shots(data["train_y"], self.pool, settings["shots"], self.target)
-        if "vit_shots" in settings:  # v2: the ViT only at shots that run
+        if "vit_shots" in settings:  # v2: the ViT only at shots that run (digits has no 100)
             settings["vit_shots"] = [x for x in settings["vit_shots"] if x in settings["shots"]]
         for s in settings["shots"]:
             if s != "all":

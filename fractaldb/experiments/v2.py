@@ -70,8 +70,7 @@ def v2_settings(target: str, quick: bool, arms=None, shots=None, seeds=None, cac
         s["arms"] = [a for a in every if a in {SCRATCH, *arms}]
         s["vit_arms"] = [a for a in s["vit_arms"] if a in s["arms"]]
     if shots is not None:
-        s["shots"] = list(shots)
-    s["vit_shots"] = [x for x in s["vit_shots"] if x in s["shots"]]  # digits has no 100-shot cells
+        s["shots"] = list(shots)  # the ViT's shots follow when the study fits them to the target
     if seeds is not None:
         if seeds <= 1:
             raise ConfigError(f"--seeds must be at least 2 (an interval needs two), got {seeds}")

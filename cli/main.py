@@ -520,6 +520,13 @@ def _notes() -> None:
         log.addHandler(_Note())
         log.setLevel(logging.WARNING)
         log.propagate = False
+    # asyncio reports a storage client's abandoned request (a server gone mid-run: "Task exception
+    # was never retrieved") with a traceback on stderr, beside the one-line error that already names
+    # the fault; the error is the user's message, the abandoned task is not.
+    quiet = logging.getLogger("asyncio")
+    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -264,6 +265,37 @@ def test_a_server_dying_mid_run_is_one_line_and_resume_completes(tmp_path):
         assert got == snapshot(local)
     finally:
         server.stop()
+
+
+_ABANDONED_TASK = """
+import asyncio, gc, sys
+if sys.argv[1] == "cli":
+    from cli.main import _notes
+    _notes()
+
+async def put():  # a storage client's request whose server went away
+    raise ConnectionResetError("Cannot write to closing transport")
+
+loop = asyncio.new_event_loop()
+task = loop.create_task(put())
+loop.run_until_complete(asyncio.sleep(0.01))
+del task
+gc.collect()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("setup", ["cli", "bare"])
+def test_an_abandoned_storage_request_prints_no_traceback_beside_the_error(setup):
+    # The CI fault of 2026-12-04: a server dying mid-run left aiohttp's unretrieved task to asyncio,
+    # whose report (with a traceback) reached stderr beside the one-line error.
+    proc = subprocess.run([sys.executable, "-c", _ABANDONED_TASK, setup], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
+    if setup == "cli":
+        assert proc.stderr == ""
+    else:  # the control: without the CLI's setup asyncio does print it
+        assert "Task exception was never retrieved" in proc.stderr and "Traceback" in proc.stderr
 
 
 # -- round 2 (issue 27): interrupts while an output is put in place; a server frozen mid-run ------

@@ -520,13 +520,13 @@ def _notes() -> None:
         log.addHandler(_Note())
         log.setLevel(logging.WARNING)
         log.propagate = False
-    # asyncio reports a storage client's abandoned request (a server gone mid-run: "Task exception
-    # was never retrieved") with a traceback on stderr, beside the one-line error that already names
-    # the fault; the error is the user's message, the abandoned task is not.
-    quiet = logging.getLogger("asyncio")
-    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
+    # Other libraries' log records (asyncio's report of a storage request abandoned when the server
+    # went away -- "Task exception was never retrieved", with a traceback --, urllib3's retries) would
+    # reach stderr through logging's last-resort handler, beside the one-line error that already names
+    # the fault. A handler on the root logger keeps them off it: stderr carries our lines only.
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,6 +125,21 @@ def _decode(sample: dict, transform, kind=CLASS, num_classes: int | None = None)
     return (transform or to_tensor)(img), target(kind.decode(sample, label, num_classes, where))
 
 
+def _closing_streams(sources):
+    """webdataset's opened shards (dicts with a ``stream``), each stream closed when the next is
+    asked for (the reader is done with it then) or when the iteration ends or is abandoned."""
+    stream = None
+    try:
+        for source in sources:
+            if stream is not None:
+                stream.close()
+            stream = source.get("stream")
+            yield source
+    finally:
+        if stream is not None:
+            stream.close()
+
+
 def _handler(handler):
     """The error handler for ``handler=``: ``"raise"`` (a damaged shard or sample is one
     :class:`~fractaldb.errors.InputError` naming it), ``"warn"`` (warn and skip it, like
@@ -235,7 +250,12 @@ class ShardStream(IterableDataset):
             shards = self._resampled(urls)
         else:
             shards = wds.split_by_worker(wds.split_by_node(iter(wds.SimpleShardList(urls))))
-        return wds.tarfile_to_samples(handler=self.on_error)(shards)
+        # webdataset's tarfile_to_samples, with each shard's file closed once it is read (it leaves
+        # them to the garbage collector: a ResourceWarning per shard).
+        from webdataset import tariterators as tars
+
+        opened = _closing_streams(tars.url_opener(shards, handler=self.on_error))
+        return tars.group_by_keys(tars.tar_file_expander(opened, handler=self.on_error), handler=self.on_error)
 
     def _resampled(self, urls):
         """Shards drawn with replacement, seeded per (seed, epoch, rank, worker).

@@ -82,6 +82,22 @@ def test_rows_pair_subsets_and_mark_only_holm_significant():
                         "config": {"target": "t", "test": 1, "val": 1, "pool": 1, "settings": {"shots": [10]}}})
     assert "**65.50" in md and "↑" in md and "Not finished" in md
     assert "↑" not in md.split("| perlin |")[1].split("\n")[0]  # +0.5 over noisy subsets: no mark
+    assert "**Pretraining**" not in md  # no network pretrained: no table
+
+
+def test_a_pretraining_that_stayed_at_chance_is_marked():
+    # The ViT's FractalDB pretraining of 2026-12-04 ended at 2.8-3.1 % top-1 of 32 classes (chance 3.1).
+    info = lambda top1: {"classes": 32, "final_top1": top1, "epochs": 6}  # noqa: E731
+    cfg = {"target": "t", "test": 1, "val": 1, "pool": 1, "settings": {"shots": [10]},
+           "pretrained": {"fractaldb.p0": info(50.2), "fractaldb.p1": info(3.0), "vit.fractaldb.p0": info(2.8),
+                          "vit.fractaldb.p1": info(3.1), "vit.fractaldb.p2": info(4.6)}}
+    md = T.v2_markdown({"rows": [], "contrasts": [], "predictors": [], "pending": [], "config": cfg})
+    table = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ") and "fractaldb" in ln}
+    assert "50.2, 3.0" in table["fractaldb"] and "not learned" not in table["fractaldb"]  # one seed learned
+    assert "2.8, 3.1, 4.6" in table["vit.fractaldb"] and "*not learned*" in table["vit.fractaldb"]
+    cfg["pretrained"]["vit.fractaldb.p2"] = info(4.7)  # 1.5 x 3.125 = 4.6875: that seed learned
+    md = T.v2_markdown({"rows": [], "contrasts": [], "predictors": [], "pending": [], "config": cfg})
+    assert not [ln for ln in md.splitlines() if ln.startswith("| ") and "not learned" in ln]
 
 
 # -- the docs say what the code does -------------------------------------------------------------

@@ -156,9 +156,38 @@ def v2_markdown(results: dict) -> str:
             lines.append(f"| {p['shots']} | {p['protocol']} | {p['predictor']} | {p['n']} | "
                          f"{p['spearman_rho']:+.2f} | {rng} |")
         lines.append("")
+    lines += _pretraining_lines(cfg.get("pretrained") or {})
     if results["pending"]:
         lines += ["Not finished (no number reported): " + ", ".join(results["pending"]) + ".", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+#: A pretrained network whose every seed ends below this multiple of chance (its final training
+#: top-1) is marked as not having learned its pretraining task.
+LEARNED_OVER_CHANCE = 1.5
+
+
+def _pretraining_lines(pretrained: dict) -> list:
+    """Each pretrained network's final training top-1 per seed against chance (1 / classes): a
+    pretraining that did not learn makes its arm's cells a comparison of initialisations, not of data."""
+    nets = {}
+    for name, info in pretrained.items():
+        net, _, seed = name.rpartition(".p")
+        if net and seed.isdigit() and isinstance(info, dict) and info.get("classes"):
+            nets.setdefault(net, {})[int(seed)] = info
+    if not nets:
+        return []
+    lines = [f"**Pretraining** (final training top-1 % per pretraining seed; chance = 100 / classes; "
+             f"*not learned*: every seed below {LEARNED_OVER_CHANCE}x chance)", "",
+             "| network | classes | final top-1 by seed | chance | |", "|---|---|---|---|---|"]
+    for net, seeds in sorted(nets.items()):
+        classes = seeds[min(seeds)]["classes"]
+        chance = 100.0 / classes
+        tops = [seeds[p].get("final_top1", float("nan")) for p in sorted(seeds)]
+        learned = any(t >= LEARNED_OVER_CHANCE * chance for t in tops)
+        lines.append(f"| {net} | {classes} | {', '.join(f'{t:.1f}' for t in tops)} | {chance:.1f} | "
+                     f"{'' if learned else '*not learned*'} |")
+    return lines + [""]
 
 
 def _p(p) -> str:

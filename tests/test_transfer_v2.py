@@ -96,8 +96,11 @@ def test_a_pretraining_that_stayed_at_chance_is_marked():
     assert "50.2, 3.0" in table["fractaldb"] and "not learned" not in table["fractaldb"]  # one seed learned
     assert "2.8, 3.1, 4.6" in table["vit.fractaldb"] and "*not learned*" in table["vit.fractaldb"]
     cfg["pretrained"]["vit.fractaldb.p2"] = info(4.7)  # 1.5 x 3.125 = 4.6875: that seed learned
+    cfg["pretrained"]["fractaldb.p1"] = info(None)  # a NaN top-1, written as null, reads as nan
+    cfg["pretrained"]["odd"] = {"classes": "32"}  # not a network's record: left out
     md = T.v2_markdown({"rows": [], "contrasts": [], "predictors": [], "pending": [], "config": cfg})
     assert not [ln for ln in md.splitlines() if ln.startswith("| ") and "not learned" in ln]
+    assert "| fractaldb | 32 | 50.2, nan |" in md and "odd" not in md
 
 
 # -- the docs say what the code does -------------------------------------------------------------

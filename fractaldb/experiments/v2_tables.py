@@ -173,7 +173,8 @@ def _pretraining_lines(pretrained: dict) -> list:
     nets = {}
     for name, info in pretrained.items():
         net, _, seed = name.rpartition(".p")
-        if net and seed.isdigit() and isinstance(info, dict) and info.get("classes"):
+        classes = info.get("classes") if isinstance(info, dict) else None
+        if net and seed.isdigit() and isinstance(classes, int) and not isinstance(classes, bool) and classes > 0:
             nets.setdefault(net, {})[int(seed)] = info
     if not nets:
         return []
@@ -183,7 +184,8 @@ def _pretraining_lines(pretrained: dict) -> list:
     for net, seeds in sorted(nets.items()):
         classes = seeds[min(seeds)]["classes"]
         chance = 100.0 / classes
-        tops = [seeds[p].get("final_top1", float("nan")) for p in sorted(seeds)]
+        tops = [float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else math.nan
+                for t in (seeds[p].get("final_top1") for p in sorted(seeds))]  # a NaN is stored as null
         learned = any(t >= LEARNED_OVER_CHANCE * chance for t in tops)
         lines.append(f"| {net} | {classes} | {', '.join(f'{t:.1f}' for t in tops)} | {chance:.1f} | "
                      f"{'' if learned else '*not learned*'} |")

@@ -208,6 +208,29 @@ def test_the_vit_runs_only_at_shots_the_target_holds(tiny_v2, tmp_path):
     assert "vit/scratch/3/finetune" in pending and not [c for c in pending if "/1000/" in c]
 
 
+@pytest.mark.slow
+def test_a_pretraining_at_chance_is_said_when_it_ends(tiny_v2, tmp_path, monkeypatch, caplog):
+    """A network that ends its pretraining below LEARNED_OVER_CHANCE x chance gets a note then, not
+    only a mark in the tables; one that learned gets none."""
+    real, forced = V2.fit, []
+
+    def fit(cfg, rt, model, src):
+        res = real(cfg, rt, model, src)
+        res["last"]["top1"] = forced[-1](src.num_classes)
+        return res
+
+    monkeypatch.setattr(V2, "fit", fit)
+    study = V2.StudyV2(V2.v2_settings("digits", True), tmp_path / "out", "digits")
+    with caplog.at_level("WARNING", logger="fractaldb"):
+        forced.append(lambda n: 100.0 / n)  # exactly chance
+        study.pretrained_net("resnet", "fractaldb", 0)
+        forced.append(lambda n: 1.6 * 100.0 / n)  # above the line
+        study.pretrained_net("resnet", "fractaldb", 1)
+    said = [r.getMessage() for r in caplog.records if "did not learn" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("fractaldb.p0: pretraining ended at")
+    assert T.learned(4.7, 32) and not T.learned(4.6, 32) and not T.learned(float("nan"), 32)
+
+
 def _spy(monkeypatch):
     """Record every fine-tuning run's training images (per arm and seed) and its step count."""
     seen = []

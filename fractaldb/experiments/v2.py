@@ -13,6 +13,7 @@ as rows by :mod:`.v2_tables` only when every run of the cell exists.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 
 import torch
@@ -192,6 +193,13 @@ class StudyV2(Study):
                      "final_top1": res["last"]["top1"], "final_loss": res["last"]["loss"],
                      "seconds": round(time.perf_counter() - t, 1)}
             self.cache.save_weights(name, saved)
+            from .v2_tables import learned
+
+            if not learned(saved["final_top1"], src.num_classes):  # said now, not only in the tables
+                logging.getLogger("fractaldb").warning(
+                    f"{name}: pretraining ended at {saved['final_top1']:.1f} % training top-1 on {src.num_classes} "
+                    f"classes (chance {100 / src.num_classes:.1f} %): it did not learn, so its cells compare "
+                    "initialisations, not data")
         self.pre_info[name] = {k: v for k, v in saved.items() if k != "state"}
         self.nets = {name: saved}  # one network in memory at a time
         return saved

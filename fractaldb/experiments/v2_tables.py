@@ -167,6 +167,12 @@ def v2_markdown(results: dict) -> str:
 LEARNED_OVER_CHANCE = 1.5
 
 
+def learned(top1: float, classes: int) -> bool:
+    """Whether a pretraining that ends at ``top1`` % training top-1 on ``classes`` classes learned
+    its task: at least :data:`LEARNED_OVER_CHANCE` times chance (a NaN top-1 did not)."""
+    return top1 >= LEARNED_OVER_CHANCE * 100.0 / classes
+
+
 def _pretraining_lines(pretrained: dict) -> list:
     """Each pretrained network's final training top-1 per seed against chance (1 / classes): a
     pretraining that did not learn makes its arm's cells a comparison of initialisations, not of data."""
@@ -186,9 +192,8 @@ def _pretraining_lines(pretrained: dict) -> list:
         chance = 100.0 / classes
         tops = [float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else math.nan
                 for t in (seeds[p].get("final_top1") for p in sorted(seeds))]  # a NaN is stored as null
-        learned = any(t >= LEARNED_OVER_CHANCE * chance for t in tops)
-        lines.append(f"| {net} | {classes} | {', '.join(f'{t:.1f}' for t in tops)} | {chance:.1f} | "
-                     f"{'' if learned else '*not learned*'} |")
+        mark = "" if any(learned(t, classes) for t in tops) else "*not learned*"
+        lines.append(f"| {net} | {classes} | {', '.join(f'{t:.1f}' for t in tops)} | {chance:.1f} | {mark} |")
     return lines + [""]
 
 
